@@ -1,0 +1,31 @@
+"""``python -m aegis_service``: exit 0 on clean shutdown, 1 on a startup/runtime failure, 2 on bad config."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+EXIT_CONFIG = 2
+
+
+def main() -> int:
+    from aegis_service.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"aegis-service: configuration error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+
+    from aegis_service.app import ServiceApp
+    from aegis_service.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.instance_id)
+    try:
+        return asyncio.run(ServiceApp(settings).run())
+    except KeyboardInterrupt:  # a signal that arrived before handlers were installed
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Wiring and lifecycle: start everything, announce READY on stdout, stop gracefully on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import TextIO
+
+from aegis_service.backoff import full_jitter
+from aegis_service.breaker import CircuitBreaker
+from aegis_service.connection import ConnectError, NatsConnection, describe_error
+from aegis_service.definitions import DefinitionRepository
+from aegis_service.errors import Unavailable
+from aegis_service.health import HealthMonitor, HealthResponder
+from aegis_service.http_server import HttpBindError, HttpServer, bind_socket
+from aegis_service.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, KvGateway
+from aegis_service.registration import Registrar
+from aegis_service.registry_api import create_app
+from aegis_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+READY_PREFIX = "AEGIS-SERVICE READY "
+SHUTDOWN_STEP_TIMEOUT = 1.0
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+class StartupError(Exception):
+    """Startup could not complete; the message is one line for the operator."""
+
+
+class ServiceApp:
+    def __init__(self, settings: Settings, stdout: TextIO | None = None) -> None:
+        self.settings = settings
+        self._stdout = stdout or sys.stdout
+        self._stop = asyncio.Event()
+        self.connection = NatsConnection(settings)
+        self.breaker = CircuitBreaker(
+            "nats-publish", settings.breaker_failure_threshold, settings.breaker_reset_timeout
+        )
+        self.gateway = KvGateway(self.connection, self.breaker, settings.request_timeout)
+        self.registrar = Registrar(settings, self.gateway)
+        self.monitor = HealthMonitor(settings, self.connection, self.registrar, self.breaker)
+        self.responder = HealthResponder(self.monitor, self.connection, settings)
+        self.http: HttpServer | None = None
+        self._sock: socket.socket | None = None
+        self._registered = False
+
+    # -- entry -------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            return await self._run()
+        finally:
+            await self._shutdown()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self._stop.is_set():
+            logger.info("received %s, shutting down", sig.name)
+        self._stop.set()
+
+    async def _run(self) -> int:
+        startup = asyncio.create_task(self._startup(), name="startup")
+        stopped = asyncio.create_task(self._stop.wait(), name="stop-wait")
+        await asyncio.wait({startup, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not startup.done():
+            startup.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await startup
+            logger.info("stopped before becoming ready")
+            return EXIT_OK
+        try:
+            startup.result()
+        except StartupError as exc:
+            stopped.cancel()
+            logger.error("startup failed: %s", exc)
+            return EXIT_FAILURE
+        self._announce_ready()
+
+        assert self.http is not None and self.http.task is not None
+        lost = asyncio.create_task(self.connection.lost.wait(), name="nats-lost")
+        waiters = {stopped, lost, self.http.task}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stopped, lost):
+            waiter.cancel()
+        if self._stop.is_set():
+            return EXIT_OK
+        if self.connection.lost.is_set():
+            logger.error("NATS connection lost for good; exiting")
+        else:
+            logger.error("HTTP server stopped unexpectedly; exiting")
+        return EXIT_FAILURE
+
+    # -- startup -----------------------------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        s = self.settings
+        deadline = time.monotonic() + s.connect_timeout
+        try:
+            self._sock = bind_socket(s.http_host, s.http_port)
+        except HttpBindError as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            await self.connection.connect(deadline)
+        except ConnectError as exc:
+            raise StartupError(str(exc)) from None
+        self.connection.on_reconnected(self.registrar.trigger)
+
+        await self._until(deadline, "open KV buckets", self._open_buckets)
+        await self.responder.start()
+
+        self.http = HttpServer(
+            create_app(DefinitionRepository(self.gateway), self.monitor.report),
+            self._sock,
+            access_log=s.log_level == "DEBUG",
+        )
+        await self.http.start()
+
+        self.registrar.set_metadata(
+            {
+                "httpUrl": self.http.url,
+                "healthSubject": s.health_subject,
+                "pid": os.getpid(),
+                "hostname": socket.gethostname(),
+            }
+        )
+        await self._until(deadline, "register instance", self.registrar.register)
+        self._registered = True
+        self.registrar.start()
+
+    async def _open_buckets(self) -> None:
+        async def opened(_kv: object) -> None:
+            return None
+
+        for bucket in (INSTANCES_BUCKET, DEFINITIONS_BUCKET):
+            await self.gateway.run(bucket, opened, f"open KV bucket {bucket}")
+
+    async def _until(self, deadline: float, what: str, step: object) -> None:
+        """Retry async ``step`` on :class:`Unavailable` with jittered backoff until ``deadline``."""
+        assert callable(step)
+        attempt = 0
+        while True:
+            try:
+                await step()
+                return
+            except Unavailable as exc:
+                attempt += 1
+                delay = full_jitter(attempt - 1, 0.1, 2.0)
+                remaining = deadline - time.monotonic()
+                if delay >= remaining:
+                    raise StartupError(
+                        f"cannot {what} within AEGIS_CONNECT_TIMEOUT={self.settings.connect_timeout:g}s: "
+                        f"{exc.message} (is JetStream enabled on the server?)"
+                    ) from None
+                logger.warning("cannot %s yet (%s); retrying in %.2fs", what, exc.message, delay)
+                await asyncio.sleep(delay)
+            except Exception as exc:
+                raise StartupError(f"cannot {what}: {describe_error(exc)}") from exc
+
+    def _announce_ready(self) -> None:
+        assert self.http is not None
+        payload = {
+            "instanceId": self.settings.instance_id,
+            "httpUrl": self.http.url,
+            "serviceName": self.settings.service_name,
+            "healthSubject": self.settings.health_subject,
+        }
+        self._stdout.write(READY_PREFIX + json.dumps(payload) + "\n")
+        self._stdout.flush()
+        logger.info("ready: %s", payload)
+
+    # -- shutdown ----------------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        started = time.monotonic()
+        await self.registrar.stop()
+        if self._registered:
+            try:
+                await asyncio.wait_for(self.registrar.deregister(), SHUTDOWN_STEP_TIMEOUT)
+            except Exception as exc:
+                logger.warning(
+                    "could not remove registry entry %s: %s", self.registrar.key, describe_error(exc)
+                )
+        if self.http is not None:
+            await self.http.stop(SHUTDOWN_STEP_TIMEOUT)
+        elif self._sock is not None:
+            self._sock.close()
+        await self.connection.drain(SHUTDOWN_STEP_TIMEOUT)
+        logger.info("stopped in %.2fs", time.monotonic() - started)

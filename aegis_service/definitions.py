@@ -1,0 +1,147 @@
+"""Service definitions stored as JSON in KV bucket ``service-definitions`` (key = serviceName), with
+optimistic locking on the KV revision."""
+
+from __future__ import annotations
+
+import logging
+
+import nats.js.errors
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
+from aegis_service.errors import Conflict, CorruptEntry, NotFound
+from aegis_service.kv import DEFINITIONS_BUCKET, KvGateway, is_wrong_last_sequence
+from aegis_service.models import (
+    ServiceDefinition,
+    ServiceDefinitionInput,
+    ServiceDefinitionOut,
+    ServiceDefinitionUpdate,
+    utc_now,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _decode(raw: bytes | None, revision: int, key: str) -> ServiceDefinitionOut:
+    try:
+        stored = ServiceDefinition.model_validate_json(raw or b"")
+    except ValidationError:
+        raise CorruptEntry(f"stored definition '{key}' (revision {revision}) is not valid") from None
+    return ServiceDefinitionOut(**stored.model_dump(), revision=revision)
+
+
+def _encode(definition: ServiceDefinition) -> bytes:
+    return definition.model_dump_json().encode()
+
+
+class DefinitionRepository:
+    def __init__(self, gateway: KvGateway) -> None:
+        self._gateway = gateway
+
+    async def list(self) -> list[ServiceDefinitionOut]:
+        """All live definitions, sorted by name. Keys come from the stream's subject index (no consumer is
+        created, so frequent listing cannot exhaust JetStream's consumer limits); deleted keys are skipped."""
+        prefix = f"$KV.{DEFINITIONS_BUCKET}."
+
+        async def collect(kv: KeyValue) -> list[ServiceDefinitionOut]:
+            info = await self._gateway.js.stream_info(
+                f"KV_{DEFINITIONS_BUCKET}", subjects_filter=f"{prefix}>"
+            )
+            keys = sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))
+            items: list[ServiceDefinitionOut] = []
+            for key in keys:
+                try:
+                    entry = await kv.get(key)
+                except nats.js.errors.KeyNotFoundError:  # deleted (marker) or gone meanwhile
+                    continue
+                if entry.revision is None:
+                    continue
+                try:
+                    items.append(_decode(entry.value, entry.revision, key))
+                except CorruptEntry as exc:
+                    logger.warning("skipping %s", exc)
+            return items
+
+        return await self._gateway.run(DEFINITIONS_BUCKET, collect, "list service definitions")
+
+    async def get(self, name: str) -> ServiceDefinitionOut:
+        async def read(kv: KeyValue) -> KeyValue.Entry:
+            return await kv.get(name)
+
+        try:
+            entry = await self._gateway.run(DEFINITIONS_BUCKET, read, f"read service '{name}'")
+        except nats.js.errors.KeyNotFoundError:  # also covers deleted keys
+            raise NotFound(f"service '{name}' not found") from None
+        assert entry.revision is not None
+        return _decode(entry.value, entry.revision, name)
+
+    async def create(self, body: ServiceDefinitionInput) -> ServiceDefinitionOut:
+        now = utc_now()
+        definition = ServiceDefinition(
+            service_name=body.service_name,
+            owner=body.owner,
+            description=body.description,
+            version=body.version,
+            created_at=now,
+            updated_at=now,
+        )
+        name = definition.service_name
+
+        async def write(kv: KeyValue) -> int:
+            return await kv.create(name, _encode(definition))
+
+        try:
+            revision = await self._gateway.run(DEFINITIONS_BUCKET, write, f"create service '{name}'")
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise Conflict(f"service '{name}' already exists") from None
+        return ServiceDefinitionOut(**definition.model_dump(), revision=revision)
+
+    async def update(
+        self, name: str, body: ServiceDefinitionUpdate, if_match: int | None
+    ) -> ServiceDefinitionOut:
+        """Replace ``name``; ``if_match=None`` means "whatever the current revision is" (``If-Match: *``)."""
+        current = await self.get(name)
+        expected = current.revision if if_match is None else if_match
+        if expected != current.revision:
+            raise Conflict(
+                f"service '{name}' was modified: revision {expected} is stale, current is {current.revision}"
+            )
+        definition = ServiceDefinition(
+            service_name=name,
+            owner=body.owner,
+            description=body.description,
+            version=body.version,
+            created_at=current.created_at,
+            updated_at=utc_now(),
+        )
+
+        async def write(kv: KeyValue) -> int:
+            return await kv.update(name, _encode(definition), last=expected)
+
+        try:
+            revision = await self._gateway.run(DEFINITIONS_BUCKET, write, f"update service '{name}'")
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise Conflict(
+                f"service '{name}' was modified concurrently: revision {expected} is stale"
+            ) from None
+        return ServiceDefinitionOut(**definition.model_dump(), revision=revision)
+
+    async def delete(self, name: str, if_match: int | None) -> None:
+        current = await self.get(name)
+        expected = current.revision if if_match is None else if_match
+        if expected != current.revision:
+            raise Conflict(
+                f"service '{name}' was modified: revision {expected} is stale, current is {current.revision}"
+            )
+
+        async def remove(kv: KeyValue) -> bool:
+            return await kv.delete(name, last=expected)
+
+        try:
+            await self._gateway.run(DEFINITIONS_BUCKET, remove, f"delete service '{name}'")
+        except nats.js.errors.APIError as exc:
+            if is_wrong_last_sequence(exc):
+                raise Conflict(
+                    f"service '{name}' was modified concurrently: revision {expected} is stale"
+                ) from None
+            raise

@@ -1,0 +1,35 @@
+"""pytest-aegis: real, secured NATS servers (auth + TLS) as pytest fixtures.
+
+Load the plugin with ``pytest -p pytest_aegis``.  Helpers for tests::
+
+    from pytest_aegis import (
+    assert_connection_rejected,
+    assert_permission_denied,
+    assert_permitted,
+)
+"""
+
+from __future__ import annotations
+
+from pytest_aegis.assertions.security import (
+    assert_connection_rejected,
+    assert_permission_denied,
+    assert_permitted,
+)
+from pytest_aegis.certs import AegisCA
+from pytest_aegis.fixtures import nats_server_fixture
+from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.nats_spec import NatsSpec
+
+# `pytest -p pytest_aegis` registers this module; it pulls in the hooks and fixtures.
+pytest_plugins = ("pytest_aegis.plugin", "pytest_aegis.fixtures")
+
+__all__ = [
+    "AegisCA",
+    "NatsServer",
+    "NatsSpec",
+    "assert_connection_rejected",
+    "assert_permission_denied",
+    "assert_permitted",
+    "nats_server_fixture",
+]

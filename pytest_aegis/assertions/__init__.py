@@ -1,0 +1,1 @@
+"""Assertion helpers, importable from :mod:`pytest_aegis`."""

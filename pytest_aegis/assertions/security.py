@@ -1,0 +1,282 @@
+"""Negative security assertions: a connection is rejected *for the stated
+reason*, a subject is denied *by the server*.
+
+A negative test that passes for the wrong reason is security theater: a
+"wrong password" test that really failed on TLS proves nothing about auth.
+So each helper classifies what happened and fails with what it actually saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import nats.errors
+from nats.aio.client import Client
+
+from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.waiting import WaitTimeout, async_wait_until
+
+Reason = Literal["auth", "tls", "protocol", "reset"]
+REASONS: dict[str, str] = {
+    "auth": "authorization violation (bad or missing credentials, expired or unknown identity)",
+    "tls": "certificate verification or TLS handshake failure",
+    "protocol": "protocol error sent by the server (e.g. maximum control line exceeded)",
+    "reset": "the server dropped the connection mid-handshake without a reason (e.g. oversized input)",
+}
+_AUTH_TEXT = re.compile(r"authorization violation|authentication (expired|revoked)|user authentication", re.I)
+_TLS_TEXT = re.compile(r"secure connection - tls required|tls", re.I)
+
+
+class PlaintextRejected(ConnectionError):
+    """A plaintext client was turned away by a server that requires TLS."""
+
+
+class TLSRejectedByServer(ConnectionError):
+    """The server aborted the TLS handshake; the message carries its logged reason.
+
+    With TLS 1.3 the client finishes its half of the handshake before the
+    server checks the client certificate, so a rejected client sometimes sees
+    only a reset.  The server's own log line then says why.
+    """
+
+
+def classify(error: BaseException) -> str:
+    """``auth``, ``tls``, ``protocol`` or ``other`` for a connection error."""
+    if isinstance(error, ssl.SSLError | PlaintextRejected | TLSRejectedByServer):
+        return "tls"
+    if isinstance(error, nats.errors.AuthorizationError):
+        return "auth"
+    if isinstance(error, nats.errors.Error) and not isinstance(error, nats.errors.TimeoutError):
+        text = str(error)
+        if _AUTH_TEXT.search(text):
+            return "auth"
+        if "Secure Connection - TLS Required" in text:
+            return "tls"
+        return "protocol"
+    if isinstance(error, ConnectionResetError | BrokenPipeError | nats.errors.UnexpectedEOF):
+        return "reset"
+    return "other"
+
+
+def _describe(error: BaseException | None) -> str:
+    return "no error" if error is None else f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+
+
+def _server_log_since(server: NatsServer, offset: int) -> str:
+    text = server.logs().encode()[offset:].decode(errors="replace").strip()
+    return f"\nserver log during the attempt:\n{text}" if text else ""
+
+
+async def _tls_reason_from_log(server: NatsServer, offset: int, error: BaseException) -> BaseException:
+    """Turn a bare reset into the server's logged TLS handshake error, if it logged one."""
+
+    async def handshake_error() -> str | None:
+        text = server.logs().encode()[offset:].decode(errors="replace")
+        return next((line for line in text.splitlines() if "TLS handshake error" in line), None)
+
+    try:
+        line = await async_wait_until(handshake_error, "the server to log its TLS handshake error", timeout=1.0)
+    except WaitTimeout:
+        return error
+    return TLSRejectedByServer(f"{error}; the server logged: {line.split('[ERR] ', 1)[-1]}")
+
+
+async def _attempt(server: NatsServer, timeout: float, overrides: dict[str, Any]) -> BaseException | None:
+    if overrides.get("tls") is False:
+        return await _plaintext_attempt(server, timeout)
+    seen: list[BaseException] = []
+
+    async def on_error(error: Exception) -> None:
+        seen.append(error)
+
+    kwargs = server.connect_kwargs(**overrides) | {
+        "allow_reconnect": False,
+        "max_reconnect_attempts": 0,
+        "connect_timeout": timeout,
+        "error_cb": on_error,
+    }
+    client = Client()
+    try:
+        await client.connect(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - classified by the caller
+        _abort(client)
+        return exc
+    await client.close()
+    return None
+
+
+def _abort(client: Client) -> None:
+    """Drop a client whose connect failed.
+
+    ``Client.close()`` can hang forever after a failed TLS upgrade (the
+    writer's ``wait_closed`` never resolves), so abort the socket instead.
+    """
+    writer = getattr(getattr(client, "_transport", None), "_io_writer", None)
+    if writer is not None:
+        writer.transport.abort()
+
+
+async def _plaintext_attempt(server: NatsServer, timeout: float) -> BaseException | None:
+    """Speak plaintext NATS to a TLS server (nats-py refuses to, so we do it raw)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(server.host, server.port), timeout)
+    try:
+        info_line = await asyncio.wait_for(reader.readline(), timeout)
+        info = json.loads(info_line.decode().removeprefix("INFO ")) if info_line.startswith(b"INFO ") else {}
+        creds = server.credentials
+        connect = {"verbose": False, "pedantic": False, "lang": "python", "version": "aegis", "protocol": 1}
+        connect |= {key: creds[src] for key, src in (("user", "user"), ("pass", "password"), ("auth_token", "token"))
+                    if src in creds}
+        writer.write(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+        await writer.drain()
+        try:
+            reply = await asyncio.wait_for(reader.read(4096), timeout)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            reply = f"connection reset ({exc})".encode()
+        if b"PONG" in reply:
+            return None
+        text = reply.decode(errors="replace").strip() or "connection closed by the server"
+        return PlaintextRejected(f"plaintext client rejected (server INFO tls_required={info.get('tls_required')}): {text}")
+    finally:
+        writer.close()
+
+
+async def assert_connection_rejected(
+    server: NatsServer,
+    *,
+    reason: Reason | tuple[Reason, ...],
+    match: str | None = None,
+    timeout: float = 5.0,
+    **overrides: Any,
+) -> BaseException:
+    """Assert that connecting to ``server`` with ``overrides`` fails for ``reason``.
+
+    ``overrides`` change :meth:`NatsServer.connect_kwargs` (``password="wrong"``,
+    ``token=None``, ``tls=other_context``; ``tls=False`` means a plaintext
+    client).  ``reason`` is ``"auth"`` (authorization violation), ``"tls"``
+    (certificate verification or handshake failure) or ``"protocol"`` (another
+    protocol error from the server).  ``match`` is a regex the error text must
+    contain (e.g. ``"certificate has expired"``).
+
+    Returns the error.  Fails, saying what actually happened, if the connection
+    succeeded or failed for another reason.
+    """
+    wanted = (reason,) if isinstance(reason, str) else tuple(reason)
+    if not wanted or any(r not in REASONS for r in wanted):
+        raise ValueError(f"reason must be one of {', '.join(REASONS)} (or a tuple of them); got {reason!r}")
+    expected = " or ".join(f"{r!r} ({REASONS[r]})" for r in wanted)
+    offset = server.log_size()
+    error = await _attempt(server, timeout, overrides)
+    if error is None:
+        raise AssertionError(
+            f"expected {server.name} to reject the connection for reason {expected}, but it was accepted "
+            f"with overrides {sorted(overrides)}" + _server_log_since(server, offset)
+        )
+    actual = classify(error)
+    if actual == "reset" and "tls" in wanted and server.spec.tls:
+        error = await _tls_reason_from_log(server, offset, error)
+        actual = classify(error)
+    if actual not in wanted:
+        raise AssertionError(
+            f"expected {server.name} to reject the connection for reason {expected}, "
+            f"but it failed for reason {actual!r}: {_describe(error)}" + _server_log_since(server, offset)
+        )
+    if match is not None and not re.search(match, str(error), re.I):
+        raise AssertionError(
+            f"{server.name} rejected the connection for reason {actual!r} as expected, but the error does not "
+            f"match {match!r}: {_describe(error)}"
+        )
+    return error
+
+
+class _ErrorTap:
+    """Collects the async errors the server sends a connection while installed."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.errors: list[Exception] = []
+        self.arrived = asyncio.Event()
+
+    async def __aenter__(self) -> _ErrorTap:
+        self._original = self.nc._error_cb
+
+        async def collect(error: Exception) -> None:
+            self.errors.append(error)
+            self.arrived.set()
+
+        self.nc._error_cb = collect
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.nc._error_cb = self._original
+
+    def violation(self, subject: str, action: str) -> Exception | None:
+        verb = "publish to" if action == "publish" else "subscription to"
+        wanted = f'permissions violation for {verb} "{subject}"'
+        return next((e for e in self.errors if wanted in str(e).lower()), None)
+
+    def seen(self) -> str:
+        return "; ".join(_describe(e) for e in self.errors) or "no error at all"
+
+
+async def _act(nc: Client, subject: str, action: str) -> Any:
+    """Publish or subscribe, then flush; returns the subscription, if any."""
+    if action not in ("publish", "subscribe"):
+        raise ValueError(f"action must be 'publish' or 'subscribe'; got {action!r}")
+    sub = None
+    if action == "publish":
+        await nc.publish(subject, b"aegis permission probe")
+    else:
+        sub = await nc.subscribe(subject)
+    await nc.flush()
+    return sub
+
+
+async def assert_permission_denied(
+    nc: Client, subject: str, action: Literal["publish", "subscribe"] = "publish", *, timeout: float = 2.0
+) -> Exception:
+    """Assert the server denies ``action`` on ``subject`` for this connection.
+
+    Publishes (or subscribes), flushes, and waits (up to ``timeout``) for the
+    server's ``Permissions Violation``; it usually arrives before the flush
+    returns, but not always (operator mode can answer the PONG first).
+    Returns the error; fails listing the errors it saw instead.
+    """
+    async with _ErrorTap(nc) as tap:
+        sub = await _act(nc, subject, action)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (found := tap.violation(subject, action)) is None:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            tap.arrived.clear()
+            try:
+                await asyncio.wait_for(tap.arrived.wait(), remaining)
+            except TimeoutError:
+                break
+    if sub is not None:
+        await sub.unsubscribe()
+    if found is None:
+        raise AssertionError(
+            f"expected the server to deny {action} on {subject!r} (Permissions Violation), "
+            f"but it was allowed (waited {timeout:.1f}s); errors seen: {tap.seen()}"
+        )
+    return found
+
+
+async def assert_permitted(nc: Client, subject: str, action: Literal["publish", "subscribe"] = "publish") -> None:
+    """The positive twin of :func:`assert_permission_denied`: the server allows it.
+
+    Two flush round trips after the action give a late violation time to arrive.
+    """
+    async with _ErrorTap(nc) as tap:
+        sub = await _act(nc, subject, action)
+        await nc.flush()
+    if sub is not None:
+        await sub.unsubscribe()
+    if tap.errors:
+        raise AssertionError(f"expected {action} on {subject!r} to be allowed, but the server sent: {tap.seen()}")

@@ -1,0 +1,31 @@
+"""The interface every backend implements (local processes, docker, external)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from pytest_aegis.nats_config import NatsMaterial
+from pytest_aegis.nats_server import NatsRuntime
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run here; the message says what is missing and how to get it."""
+
+
+class Backend(Protocol):
+    """Starts servers for the fixtures.  One instance per pytest session (per xdist worker)."""
+
+    name: str
+
+    def describe(self) -> str:
+        """One line for the report header, e.g. ``local (nats-server 2.15.1 at /venv/bin/nats-server)``."""
+        ...
+
+    def start_nats(self, material: NatsMaterial, *, name: str, directory: Path) -> NatsRuntime:
+        """Start a nats-server for ``material`` and return once it accepts clients."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds (servers are stopped by their fixtures)."""
+        ...

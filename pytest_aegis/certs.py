@@ -1,0 +1,186 @@
+"""Certificates made fresh for each session, with trustme.  Nothing is checked in.
+
+:class:`AegisCA` is what the ``aegis_ca`` fixture returns: the session's CA,
+certificates it issues, SSL contexts that trust it, and ready-made *bad*
+material for negative tests (an untrusted CA, expired and not-yet-valid
+certificates, a certificate for the wrong host).  Keys and certificates are
+written only into the session's private temporary directory (mode 0600).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import trustme
+
+SERVER_HOSTS = ("127.0.0.1", "localhost", "::1")
+WRONG_HOST = "wrong-host.aegis.invalid"
+ServerCertKind = Literal["valid", "expired", "not_yet_valid", "wrong_host", "untrusted"]
+SERVER_CERT_KINDS: tuple[ServerCertKind, ...] = ("valid", "expired", "not_yet_valid", "wrong_host", "untrusted")
+
+
+@dataclass(frozen=True)
+class CertFiles:
+    """A certificate chain and its private key on disk, as servers want them."""
+
+    cert: Path
+    key: Path
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _expired_window() -> tuple[dt.datetime, dt.datetime]:
+    return _now() - dt.timedelta(days=30), _now() - dt.timedelta(days=1)
+
+
+def _future_window() -> tuple[dt.datetime, dt.datetime]:
+    return _now() + dt.timedelta(days=1), _now() + dt.timedelta(days=30)
+
+
+class AegisCA:
+    """The session's certificate authority (a wrapped :class:`trustme.CA`).
+
+    >>> ca = AegisCA(tmp_path)
+    >>> ctx = ca.client_ssl_context()                 # trusts the session CA
+    >>> files = ca.server_cert_files("expired")       # for a negative test
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        #: The session CA, as a :class:`trustme.CA`.
+        self.ca = trustme.CA(organization_name="pytest-aegis session CA")
+        #: The CA certificate as a PEM file (give it to servers and services).
+        self.ca_path = self._write_pem("ca.pem", self.ca.cert_pem.bytes())
+
+    # -- issuing -----------------------------------------------------------
+
+    def issue_server_cert(
+        self,
+        *hosts: str,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        ca: trustme.CA | None = None,
+    ) -> trustme.LeafCert:
+        """A server certificate for ``hosts`` (default: 127.0.0.1, localhost, ::1)."""
+        issuer = ca or self.ca
+        return issuer.issue_cert(*(hosts or SERVER_HOSTS), not_before=not_before, not_after=not_after)
+
+    def issue_client_cert(
+        self,
+        name: str,
+        *,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        ca: trustme.CA | None = None,
+    ) -> trustme.LeafCert:
+        """A client certificate whose common name is ``name`` (for mTLS)."""
+        issuer = ca or self.ca
+        return issuer.issue_cert(
+            f"{name}.clients.aegis.invalid", common_name=name, not_before=not_before, not_after=not_after
+        )
+
+    # -- contexts ----------------------------------------------------------
+
+    def client_ssl_context(self, client_cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+        """A client context that verifies servers against the session CA
+        (hostname checking on), presenting ``client_cert`` if given."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self.ca.configure_trust(ctx)
+        if client_cert is not None:
+            client_cert.configure_cert(ctx)
+        return ctx
+
+    def untrusting_ssl_context(self, client_cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+        """A verifying client context that trusts only :attr:`untrusted_ca`,
+        i.e. *not* the session CA: for "client does not trust the CA" tests."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self.untrusted_ca.configure_trust(ctx)
+        if client_cert is not None:
+            client_cert.configure_cert(ctx)
+        return ctx
+
+    # -- bad material for negative tests -------------------------------------
+
+    @functools.cached_property
+    def untrusted_ca(self) -> trustme.CA:
+        """A second CA that nothing in the session trusts."""
+        return trustme.CA(organization_name="pytest-aegis untrusted CA")
+
+    @functools.cached_property
+    def expired_cert(self) -> trustme.LeafCert:
+        """A server certificate (right hosts, session CA) that expired yesterday."""
+        not_before, not_after = _expired_window()
+        return self.issue_server_cert(not_before=not_before, not_after=not_after)
+
+    @functools.cached_property
+    def not_yet_valid_cert(self) -> trustme.LeafCert:
+        """A server certificate (right hosts, session CA) valid from tomorrow."""
+        not_before, not_after = _future_window()
+        return self.issue_server_cert(not_before=not_before, not_after=not_after)
+
+    @functools.cached_property
+    def wrong_host_cert(self) -> trustme.LeafCert:
+        """A server certificate from the session CA for a host we never connect to."""
+        return self.issue_server_cert(WRONG_HOST)
+
+    @functools.cached_property
+    def untrusted_server_cert(self) -> trustme.LeafCert:
+        """A server certificate for the right hosts, issued by :attr:`untrusted_ca`."""
+        return self.issue_server_cert(ca=self.untrusted_ca)
+
+    @functools.cached_property
+    def expired_client_cert(self) -> trustme.LeafCert:
+        """A client certificate from the session CA that expired yesterday."""
+        not_before, not_after = _expired_window()
+        return self.issue_client_cert("expired-client", not_before=not_before, not_after=not_after)
+
+    @functools.cached_property
+    def untrusted_client_cert(self) -> trustme.LeafCert:
+        """A client certificate issued by :attr:`untrusted_ca`."""
+        return self.issue_client_cert("foreign-client", ca=self.untrusted_ca)
+
+    @functools.cached_property
+    def client_cert(self) -> trustme.LeafCert:
+        """The default, valid client certificate for mTLS servers."""
+        return self.issue_client_cert("aegis-client")
+
+    # -- files ---------------------------------------------------------------
+
+    def server_cert_files(self, kind: ServerCertKind = "valid") -> CertFiles:
+        """Server certificate files of the given kind, written once per session."""
+        return self._server_files(kind)
+
+    @functools.cache  # noqa: B019 - one CA per session; the cache lives as long as it
+    def _server_files(self, kind: ServerCertKind) -> CertFiles:
+        leaf = {
+            "valid": lambda: self.issue_server_cert(),
+            "expired": lambda: self.expired_cert,
+            "not_yet_valid": lambda: self.not_yet_valid_cert,
+            "wrong_host": lambda: self.wrong_host_cert,
+            "untrusted": lambda: self.untrusted_server_cert,
+        }[kind]()
+        return self.write_leaf(leaf, f"server-{kind}")
+
+    def write_leaf(self, leaf: trustme.LeafCert, name: str) -> CertFiles:
+        """Write ``leaf``'s chain and key as ``<name>.pem`` / ``<name>.key`` (0600)."""
+        chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+        return CertFiles(
+            cert=self._write_pem(f"{name}.pem", chain),
+            key=self._write_pem(f"{name}.key", leaf.private_key_pem.bytes()),
+        )
+
+    def _write_pem(self, name: str, data: bytes) -> Path:
+        path = self.directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return path

@@ -1,0 +1,60 @@
+"""The session-wide state of the plugin: config, session dir, backend, CA, servers.
+
+One :class:`Harness` per pytest process, kept in ``config.stash``.  Everything
+heavy is made on first use, so a session that uses no fixture starts nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from pytest_aegis.backends import Backend, select_backend
+from pytest_aegis.certs import AegisCA
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.nats_pool import NatsPool
+from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.reporting import LogSource
+from pytest_aegis.session import SessionState, SweepReport
+
+HARNESS = pytest.StashKey["Harness"]()
+
+
+class Harness:
+    def __init__(self, config: AegisConfig) -> None:
+        self.config = config
+        self.session = SessionState()
+        self.kept: list[NatsServer] = []
+        self.swept: SweepReport | None = None
+
+    @functools.cached_property
+    def backend(self) -> Backend:
+        return select_backend(self.config, self.session)
+
+    @functools.cached_property
+    def ca(self) -> AegisCA:
+        return AegisCA(self.session.new_dir("ca"))
+
+    @functools.cached_property
+    def nats(self) -> NatsPool:
+        return NatsPool(self.backend, self.session, lambda: self.ca, keep=self.config.keep)
+
+    def log_sources(self) -> list[LogSource]:
+        if "nats" not in self.__dict__:
+            return []
+        return [server for server in self.nats.servers if server.is_running]
+
+    def close(self) -> None:
+        """Stop what is running (unless kept) and remove the session directory."""
+        if "nats" in self.__dict__:
+            self.kept += self.nats.close()
+        if "backend" in self.__dict__:
+            self.backend.close()
+        if self.kept:
+            self.session.keep()
+        self.session.close()
+
+
+def get_harness(config: pytest.Config) -> Harness:
+    return config.stash[HARNESS]

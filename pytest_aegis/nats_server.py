@@ -1,0 +1,210 @@
+"""The :class:`NatsServer` handle that the NATS fixtures return.
+
+It is the same for every backend: a backend supplies a :class:`NatsRuntime`
+(the running server: its ports, log and lifecycle) and the handle adds what a
+test needs on top: URLs, the matching client credentials and TLS context, and
+``connect()`` with overrides for negative tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import nats
+from nats.aio.client import Client
+
+from pytest_aegis.nats_config import NatsMaterial
+from pytest_aegis.nats_spec import NatsSpec
+
+CLIENT_DEFAULTS: Mapping[str, Any] = {
+    "connect_timeout": 2,
+    "reconnect_time_wait": 0.05,
+    "max_reconnect_attempts": 100,
+}
+
+
+class NatsRuntime(Protocol):
+    """A running nats-server as a backend provides it."""
+
+    name: str
+    host: str
+    port: int
+    monitor_port: int | None
+    version: str
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def is_running(self) -> bool: ...
+    def logs(self) -> str: ...
+    def log_size(self) -> int: ...
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def restart(self) -> None: ...
+    def keep_instructions(self) -> str: ...
+
+
+class NatsServer:
+    """A real nats-server started for the tests.
+
+    >>> nc = await nats_secure.connect()                       # valid credentials and TLS
+    >>> await nats_secure.connect(password="wrong")            # override for a negative test
+    >>> nats_secure.connect_kwargs(tls=None)                   # drop an argument: None removes it
+    """
+
+    def __init__(self, runtime: NatsRuntime, material: NatsMaterial) -> None:
+        self._runtime = runtime
+        self.material = material
+
+    # -- identity ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._runtime.name
+
+    @property
+    def spec(self) -> NatsSpec:
+        return self.material.spec
+
+    @property
+    def host(self) -> str:
+        return self._runtime.host
+
+    @property
+    def port(self) -> int:
+        return self._runtime.port
+
+    @property
+    def url(self) -> str:
+        """``nats://host:port``, or ``tls://host:port`` when the server requires TLS."""
+        scheme = "tls" if self.spec.tls else "nats"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def monitor_url(self) -> str | None:
+        """The HTTP monitoring endpoint (``/varz``, ``/healthz``, ``/jsz``)."""
+        port = self._runtime.monitor_port
+        return f"http://{self.host}:{port}" if port else None
+
+    @property
+    def version(self) -> str:
+        return self._runtime.version
+
+    @property
+    def pid(self) -> int | None:
+        return self._runtime.pid
+
+    @property
+    def is_running(self) -> bool:
+        return self._runtime.is_running
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA bundle clients must trust (``None`` without TLS)."""
+        return self.material.ca_file
+
+    @property
+    def credentials(self) -> Mapping[str, Any]:
+        """The default user's ``nats.connect`` keywords (user/password, token, nkeys_seed or user_credentials)."""
+        return dict(self.material.default.connect_kwargs)
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """The names of the extra users (``connect(as_user=name)``)."""
+        return tuple(self.material.users)
+
+    # -- connecting ----------------------------------------------------------
+
+    def connect_kwargs(self, *, as_user: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for :func:`nats.connect` that succeed against this server.
+
+        ``as_user`` picks one of the extra users of the spec.  ``overrides`` replace
+        arguments; an override of ``None`` removes the argument (``password=None``:
+        send no password; ``tls=None``: no session-CA context, so nats-py falls
+        back to the system trust store, which does not trust the session CA).
+        """
+        kwargs: dict[str, Any] = {"servers": [self.url], "name": f"aegis-test:{self.name}", **CLIENT_DEFAULTS}
+        if self.material.client_tls is not None:
+            kwargs["tls"] = self.material.client_tls
+        kwargs.update(self.material.identity(as_user).connect_kwargs)
+        kwargs.update(overrides)
+        return {key: value for key, value in kwargs.items() if value is not None}
+
+    async def connect(self, *, as_user: str | None = None, **overrides: Any) -> Client:
+        """A connected nats-py client (see :meth:`connect_kwargs`); close it yourself."""
+        return await nats.connect(**self.connect_kwargs(as_user=as_user, **overrides))
+
+    def env(self, prefix: str = "AEGIS_NATS_") -> dict[str, str]:
+        """Environment variables that point a service at this server (as the
+        reference service reads them): URL, credentials, CA and client cert."""
+        out = {f"{prefix}URL": self.url}
+        creds = self.material.default.connect_kwargs
+        names = {
+            "user": "USER",
+            "password": "PASSWORD",
+            "token": "TOKEN",
+            "nkeys_seed": "NKEY_SEED_FILE",
+            "user_credentials": "CREDS_FILE",
+        }
+        out |= {f"{prefix}{names[key]}": str(value) for key, value in creds.items() if key in names}
+        if self.material.ca_file is not None:
+            out[f"{prefix}TLS_CA"] = str(self.material.ca_file)
+        if self.material.client_cert_files is not None:
+            out[f"{prefix}TLS_CERT"] = str(self.material.client_cert_files.cert)
+            out[f"{prefix}TLS_KEY"] = str(self.material.client_cert_files.key)
+        return out
+
+    # -- JWT helpers for negative tests -----------------------------------------
+
+    def issue_user_creds(
+        self,
+        name: str,
+        *,
+        permissions: Mapping[str, Any] | None = None,
+        expires_at: dt.datetime | None = None,
+        foreign: bool = False,
+    ) -> Path:
+        """(``auth="jwt"`` only) Write a ``.creds`` file for a new user and return its path.
+
+        ``expires_at`` in the past gives an expired user; ``foreign=True`` a user
+        signed by an account this server's operator never signed.
+        """
+        operator = self.material.operator
+        if operator is None:
+            raise ValueError(f"issue_user_creds needs auth='jwt'; this server has auth={self.spec.auth!r}")
+        if foreign:
+            creds = operator.issue_foreign_user(name)
+        else:
+            creds = operator.issue_user(name, permissions=dict(permissions) if permissions else None,
+                                        expires_at=expires_at)
+        return creds.write(self.material.directory / f"{name}.creds")
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def logs(self) -> str:
+        """The server's log so far (all of its starts)."""
+        return self._runtime.logs()
+
+    def log_size(self) -> int:
+        return self._runtime.log_size()
+
+    def stop(self) -> None:
+        """Graceful shutdown (SIGTERM)."""
+        self._runtime.stop()
+
+    def kill(self) -> None:
+        """``kill -9``: no graceful shutdown, as a crash."""
+        self._runtime.kill()
+
+    def restart(self) -> None:
+        """Stop if running, then start again on the same port with the same JetStream store."""
+        self._runtime.restart()
+
+    def keep_instructions(self) -> str:
+        return self._runtime.keep_instructions()
+
+    def __repr__(self) -> str:
+        return f"<NatsServer {self.name} {self.url} ({self.spec.label})>"

@@ -1,0 +1,122 @@
+"""pytest hooks and options.  Load with ``pytest -p pytest_aegis``."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_aegis import reporting
+from pytest_aegis.backends import BackendUnavailable
+from pytest_aegis.config import SETTINGS, AegisConfig, ConfigError, Setting
+from pytest_aegis.fixtures import MARKER, spec_for
+from pytest_aegis.harness import HARNESS, Harness, get_harness
+from pytest_aegis.nats_spec import SpecError
+from pytest_aegis.session import sweep
+
+MARKERS = (
+    f"{MARKER}(auth='userpass', tls=True, mtls=False, server_cert='valid', permissions=None, users=(), "
+    "jetstream=True): run the test against a secured NATS server of this spec (fixtures nats_secure, "
+    "nats_client). auth: none|userpass|token|nkey|jwt; server_cert: valid|expired|not_yet_valid|wrong_host|"
+    "untrusted.",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aegis", "pytest-aegis: real secured servers as fixtures")
+    for setting in SETTINGS:
+        if setting.kind == "bool":
+            group.addoption(setting.flag, dest=setting.dest, action="store_const", const="true",
+                            default=None, help=f"{setting.help} (ini {setting.ini}, env {setting.env})")
+        else:
+            group.addoption(setting.flag, dest=setting.dest, default=None,
+                            help=f"{setting.help} (ini {setting.ini}, env {setting.env}, "
+                                 f"default {setting.default or 'none'})")
+        parser.addini(setting.ini, f"{setting.help} (default {setting.default or 'none'})",
+                      type="string", default="")
+
+
+def _lookup(config: pytest.Config) -> Any:
+    def lookup(setting: Setting) -> Any:
+        value = config.getoption(setting.dest)
+        return value if value is not None else config.getini(setting.ini)
+
+    return lookup
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    try:
+        settings = AegisConfig.resolve(_lookup(config))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[HARNESS] = Harness(settings)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    get_harness(session.config).swept = sweep()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    harness = get_harness(config)
+    try:
+        backend = harness.backend.describe()
+    except BackendUnavailable as exc:
+        backend = f"{harness.config.backend} (unavailable: {str(exc).splitlines()[0]})"
+    lines = [f"aegis: backend {backend}; keep={harness.config.keep}"]
+    swept = harness.swept
+    if swept:
+        lines.append(f"aegis: swept {len(swept.sessions)} dead session(s), killed {len(swept.killed)} process(es)")
+    return lines
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Validate every nats_secure marker up front: a bad one is a usage error, not N failures."""
+    problems = []
+    for item in items:
+        try:
+            spec_for(item)
+        except SpecError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reporting.note_offsets(item, get_harness(item.config).log_sources())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if report.failed:
+        for title, text in reporting.log_sections(item):
+            report.sections.append((title, text))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    get_harness(session.config).close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    kept = get_harness(config).kept
+    if not kept:
+        return
+    terminalreporter.section("aegis: servers left running (--aegis-keep)")
+    for server in kept:
+        terminalreporter.write_line(f"{server.name}: {server.url}  {server.keep_instructions()}")
+        for key, value in server.env().items():
+            terminalreporter.write_line(f"    {key}={value}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    harness = config.stash.get(HARNESS, None)
+    if harness is not None:
+        harness.close()

@@ -1,0 +1,233 @@
+"""A child process whose readiness comes from its own output.
+
+:class:`ManagedProcess` starts a server, drains its merged stdout/stderr on a
+background thread into a log file (so the pipe never fills and the log is
+there for failure reports), and returns from :meth:`ManagedProcess.start` the
+moment the caller's ``ready`` predicate matches a line: no sleeps, no polling.
+If the process exits first, or the timeout passes, the error carries the
+process's fatal lines, its last log lines and a hint.
+
+On Linux every child gets ``PR_SET_PDEATHSIG(SIGKILL)``: when pytest dies,
+however it dies, the kernel kills its servers.  Note the kernel ties this to
+the *thread* that started the child, so start servers from long-lived threads
+(pytest's main thread, as fixtures do).  Children are also registered in the
+:class:`~pytest_aegis.session.SessionState` for the next session's sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+from pytest_aegis.session import SessionState
+
+_PR_SET_PDEATHSIG = 1
+FATAL_MARKERS = ("[FTL]", "[ERR]", "FATAL", "PANIC", "Error", "error:", "panic:")
+
+
+class ServerStartError(RuntimeError):
+    """A server did not become ready: it exited, or the timeout passed."""
+
+    def __init__(
+        self,
+        name: str,
+        reason: str,
+        log_tail: Sequence[str],
+        hint: str | None = None,
+        fatal_markers: Sequence[str] = FATAL_MARKERS,
+    ) -> None:
+        fatal = [line for line in log_tail if any(marker in line for marker in fatal_markers)]
+        parts = [f"{name} did not start: {reason}"]
+        if fatal:
+            parts += ["fatal lines:", *(f"  {line}" for line in fatal[-10:])]
+        parts += [f"last {len(log_tail)} log lines:", *(f"  {line}" for line in log_tail)]
+        if hint:
+            parts.append(f"hint: {hint}")
+        super().__init__("\n".join(parts))
+        self.reason = reason
+        self.fatal_lines = fatal
+
+
+def _die_with_parent_preexec(parent_pid: int) -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class ManagedProcess:
+    """One child process with a log and readiness from its output.
+
+    ``ready(line)`` is called for each output line until it returns ``True``;
+    the lines seen up to then are in :attr:`startup_lines` for the caller to
+    parse (ports, version).  ``die_with_parent=False`` is for ``--aegis-keep``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        ready: Callable[[str], bool],
+        log_path: Path,
+        session: SessionState | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        die_with_parent: bool = True,
+        hint: str | None = None,
+        user: int | None = None,
+        group: int | None = None,
+        fatal_markers: Sequence[str] = FATAL_MARKERS,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._ready_predicate = ready
+        self._session = session
+        self._env = env
+        self._cwd = cwd
+        self._die_with_parent = die_with_parent and sys.platform == "linux"
+        self._hint = hint
+        self._user, self._group = user, group
+        self._fatal_markers = tuple(fatal_markers)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._tail: list[str] = []
+        self._ready_seen = False
+        self.startup_lines: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Spawn and block until ready; raise :class:`ServerStartError` otherwise."""
+        self._ready.clear()
+        self._ready_seen = False
+        self.startup_lines = []
+        self._tail = []
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the reader thread
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                cwd=self._cwd,
+                start_new_session=True,  # Ctrl-C goes to pytest, which tears down in order
+                preexec_fn=_die_with_parent_preexec(os.getpid()) if self._die_with_parent else None,
+                user=self._user,
+                group=self._group,
+            )
+        except OSError as exc:
+            log.close()
+            raise self._error(f"could not execute {self.argv[0]}: {exc}") from exc
+        if self._session is not None:
+            self._session.register_process(self._proc.pid, self.name)
+        assert self._proc.stdout is not None
+        self._reader = threading.Thread(
+            target=self._drain, args=(self._proc.stdout, log), name=f"aegis-log-{self.name}", daemon=True
+        )
+        self._reader.start()
+        if not self._ready.wait(timeout):
+            self.kill()
+            raise self._error(f"not ready after {timeout:.1f}s")
+        if not self._ready_seen:  # the reader hit EOF: the process exited
+            code = self._reap()
+            raise self._error(f"exited with code {code} before it was ready")
+
+    def _error(self, reason: str) -> ServerStartError:
+        return ServerStartError(self.name, reason, self.tail(40), self._hint, self._fatal_markers)
+
+    def _drain(self, stream: IO[bytes], log: IO[bytes]) -> None:
+        with log:
+            for raw in iter(stream.readline, b""):
+                log.write(raw)
+                log.flush()  # logs() reads the file: never leave lines in a buffer
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                with self._lock:
+                    self._tail.append(line)
+                    if len(self._tail) > 400:
+                        del self._tail[:200]
+                if not self._ready.is_set():
+                    self.startup_lines.append(line)
+                    if self._ready_predicate(line):
+                        self._ready_seen = True
+                        self._ready.set()
+        stream.close()
+        self._ready.set()  # EOF: the process is gone; wake start() to report it
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL.  Returns the exit code."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return self._reap()
+
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash would: no graceful shutdown."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        return self._reap()
+
+    def _reap(self) -> int | None:
+        proc = self._proc
+        assert proc is not None
+        code = proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self._session is not None:
+            self._session.unregister_process(proc.pid)
+        return code
+
+    # -- inspection --------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def tail(self, lines: int = 50) -> list[str]:
+        with self._lock:
+            return self._tail[-lines:]
+
+    def logs(self) -> str:
+        """The whole log of this process (all its starts), as text."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+

@@ -1,0 +1,190 @@
+"""Per-session state on disk, and the sweep that reclaims what killed sessions left.
+
+Every pytest process that starts something (the xdist controller and each
+worker separately) owns one *session directory* under a per-user root::
+
+    $TMPDIR/pytest-aegis-<uid>/s-<pid>-<token>/
+        lock        held with flock(LOCK_EX) for the life of the process
+        procs/      one JSON file per child process we started
+        ...         server dirs: configs, certs, JetStream stores, logs
+
+The kernel drops the flock when the owner dies, however it dies (``kill -9``
+included), so "can I take the lock?" is an exact, PID-reuse-proof liveness
+test.  The next session sweeps every directory whose lock it can take: it kills
+the processes recorded there (checking their start time so a recycled PID is
+never hit) and deletes the directory.
+
+Children are also started with ``PR_SET_PDEATHSIG`` (see
+:mod:`pytest_aegis.process`), so in practice they die with pytest; the sweep
+is the second line of defence and the one that reclaims the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pytest_aegis.waiting import WaitTimeout, wait_until
+
+KEEP_MARKER = "KEEP"
+
+
+def default_root() -> Path:
+    """The per-user root: ``$AEGIS_STATE_DIR`` or ``$TMPDIR/pytest-aegis-<uid>``."""
+    env = os.environ.get("AEGIS_STATE_DIR")
+    if env:
+        return Path(env)
+    return Path(tempfile.gettempdir()) / f"pytest-aegis-{os.getuid()}"
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot, ``None`` if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its parent can reap it
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class SessionState:
+    """The session directory of this process (created on first use)."""
+
+    root: Path = field(default_factory=default_root)
+    _dir: Path | None = None
+    _lock: IO[str] | None = None
+
+    @property
+    def dir(self) -> Path:
+        if self._dir is None:
+            self._open()
+        assert self._dir is not None
+        return self._dir
+
+    def _open(self) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"s-{os.getpid()}-{secrets.token_hex(3)}"
+        # Build it under a name sweeps ignore and publish it locked, so no sweeper
+        # can ever see this directory without its owner's lock held.
+        staging = self.root / f".new-{name}"
+        staging.mkdir(mode=0o700)
+        (staging / "procs").mkdir()
+        lock = open(staging / "lock", "w")  # noqa: SIM115 - held for the process's lifetime
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write(json.dumps({"pid": os.getpid(), "started": time.time()}))
+        lock.flush()
+        path = self.root / name
+        staging.rename(path)
+        self._dir, self._lock = path, lock
+
+    def new_dir(self, prefix: str) -> Path:
+        """A fresh private directory inside the session directory."""
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.dir))
+
+    def register_process(self, pid: int, name: str) -> None:
+        """Record a child so a later session can kill it if we die first."""
+        record = {"pid": pid, "name": name, "start_time": process_start_time(pid)}
+        (self.dir / "procs" / str(pid)).write_text(json.dumps(record))
+
+    def unregister_process(self, pid: int) -> None:
+        if self._dir is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self._dir / "procs" / str(pid)).unlink()
+
+    def keep(self) -> None:
+        """Mark the directory as kept (``--aegis-keep``): sweeps leave it alone."""
+        (self.dir / KEEP_MARKER).write_text("kept by --aegis-keep; remove with: python -m pytest_aegis sweep --kept\n")
+
+    def close(self) -> None:
+        """Remove the session directory, unless it is kept."""
+        if self._dir is None:
+            return
+        if not (self._dir / KEEP_MARKER).exists():
+            shutil.rmtree(self._dir, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()
+        self._dir, self._lock = None, None
+
+
+@dataclass
+class SweepReport:
+    """What a sweep reclaimed."""
+
+    sessions: list[Path] = field(default_factory=list)
+    killed: list[tuple[int, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sessions)
+
+
+def _try_lock(path: Path) -> IO[str] | None:
+    try:
+        handle = open(path)  # noqa: SIM115 - returned to the caller
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def _kill_recorded(procs_dir: Path, report: SweepReport) -> None:
+    victims: list[int] = []
+    for record_path in procs_dir.glob("*"):
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            continue
+        pid, start_time = int(record["pid"]), record.get("start_time")
+        if start_time is None or process_start_time(pid) != start_time:
+            continue  # already gone, or the PID now belongs to someone else
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            victims.append(pid)
+            report.killed.append((pid, str(record.get("name", "?"))))
+    for pid in victims:
+        with contextlib.suppress(WaitTimeout):
+            wait_until(lambda pid=pid: process_start_time(pid) is None, f"pid {pid} to exit", timeout=5)
+
+
+def sweep(root: Path | None = None, *, include_kept: bool = False) -> SweepReport:
+    """Reclaim the session directories of dead owners under ``root``.
+
+    Safe to run concurrently from several processes (xdist workers): the lock
+    decides who sweeps a directory, and a live session is never touched.
+    """
+    root = root or default_root()
+    report = SweepReport()
+    if not root.is_dir():
+        return report
+    for session_dir in sorted(root.glob("s-*")):
+        if (session_dir / KEEP_MARKER).exists() and not include_kept:
+            continue
+        lock = _try_lock(session_dir / "lock")
+        if lock is None:
+            continue
+        try:
+            if not session_dir.exists():  # swept by a concurrent sweeper meanwhile
+                continue
+            _kill_recorded(session_dir / "procs", report)
+            shutil.rmtree(session_dir, ignore_errors=True)
+            report.sessions.append(session_dir)
+        finally:
+            lock.close()
+    return report
