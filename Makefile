@@ -16,7 +16,7 @@ venv: $(VENV)/.installed
 
 ## The main job: the reference service's integration suite on the embedded (local) backend.
 integration: $(VENV)/.installed
-	$(PY) -m pytest tests/integration -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/service -n 2 $(PYTEST_ARGS)
 
 ## Every test (unit + integration), in parallel as CI runs it.
 test: $(VENV)/.installed

@@ -16,6 +16,14 @@ from pytest_aegis.assertions.security import (
     assert_permission_denied,
     assert_permitted,
 )
+from pytest_aegis.app import AppProcess, AppSpec
+from pytest_aegis.assertions.service import (
+    ServiceInstance,
+    assert_health_check,
+    assert_instance_registered,
+    assert_registration_expires,
+    assert_registry_roundtrip,
+)
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.fixtures import nats_server_fixture
 from pytest_aegis.nats_server import NatsServer
@@ -26,6 +34,13 @@ pytest_plugins = ("pytest_aegis.plugin", "pytest_aegis.fixtures")
 
 __all__ = [
     "AegisCA",
+    "AppProcess",
+    "AppSpec",
+    "ServiceInstance",
+    "assert_health_check",
+    "assert_instance_registered",
+    "assert_registration_expires",
+    "assert_registry_roundtrip",
     "NatsServer",
     "NatsSpec",
     "assert_connection_rejected",

@@ -50,6 +50,12 @@ SETTINGS: tuple[Setting, ...] = (
             "false", "bool"),
     Setting("--aegis-start-timeout", "aegis_start_timeout", "AEGIS_START_TIMEOUT",
             "seconds a server may take to become ready before the test errors", "20"),
+    Setting("--aegis-app-command", "aegis_app_command", "AEGIS_APP_COMMAND",
+            "command line of the service under test for aegis_app (default: the reference service)"),
+    Setting("--aegis-app-health-subject", "aegis_app_health_subject", "AEGIS_APP_HEALTH_SUBJECT",
+            "subject the service under test answers health checks on", "health.check"),
+    Setting("--aegis-app-env", "aegis_app_env", "AEGIS_APP_ENV",
+            "rename the harness's env vars for your app: 'APP_NATS_URL=AEGIS_NATS_URL APP_CA=AEGIS_NATS_TLS_CA'"),
 )
 
 
@@ -61,6 +67,9 @@ class AegisConfig:
     nats_bin: Path | None = None
     keep: bool = False
     start_timeout: float = 20.0
+    app_command: str | None = None
+    app_health_subject: str = "health.check"
+    app_env: str | None = None
 
     @classmethod
     def resolve(cls, lookup: Callable[[Setting], Any]) -> AegisConfig:
@@ -79,6 +88,9 @@ class AegisConfig:
             nats_bin=Path(raw["aegis_nats_bin"]) if raw["aegis_nats_bin"] else None,
             keep=_bool(raw["aegis_keep"], "aegis_keep"),
             start_timeout=_positive_float(raw["aegis_start_timeout"], "aegis_start_timeout"),
+            app_command=raw["aegis_app_command"],
+            app_health_subject=raw["aegis_app_health_subject"] or "health.check",
+            app_env=raw["aegis_app_env"],
         )
 
 

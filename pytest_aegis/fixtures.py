@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
+from pytest_aegis.app import AppProcess, AppSpec
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.harness import get_harness
@@ -82,14 +84,21 @@ def nats_server_factory(request: pytest.FixtureRequest) -> Callable[..., NatsSer
     return start
 
 
-@pytest_asyncio.fixture
-async def nats_client(request: pytest.FixtureRequest) -> AsyncIterator[Client]:
-    """A connected nats-py client: to ``nats_secure`` when the test carries the
-    marker, else to ``nats_server``.  Drained and closed after the test."""
+@pytest.fixture
+def aegis_nats(request: pytest.FixtureRequest) -> NatsServer:
+    """The NATS server this test targets: ``nats_secure`` when the test carries
+    the marker, else ``nats_server``.  ``nats_client`` and ``aegis_app`` use it."""
     fixture = "nats_secure" if request.node.get_closest_marker(MARKER) else "nats_server"
     server: NatsServer = request.getfixturevalue(fixture)
     mark_used(request.node, server)
-    nc = await server.connect()
+    return server
+
+
+@pytest_asyncio.fixture
+async def nats_client(aegis_nats: NatsServer) -> AsyncIterator[Client]:
+    """A connected nats-py client: to ``nats_secure`` when the test carries the
+    marker, else to ``nats_server``.  Drained and closed after the test."""
+    nc = await aegis_nats.connect()
     try:
         yield nc
     finally:
@@ -112,3 +121,50 @@ def nats_server_fixture(*, scope: str = "session", name: str | None = None, **sp
         return get_harness(pytestconfig).nats.get(built)
 
     return _fixture
+
+
+@pytest.fixture(scope="session")
+def aegis_app_spec(aegis_config: AegisConfig) -> AppSpec:
+    """How ``aegis_app`` runs the service under test.  Override this fixture
+    (or set ``aegis_app_command`` / ``aegis_app_health_subject`` / ``aegis_app_env``)
+    to test your own service."""
+    try:
+        return AppSpec.from_settings(aegis_config.app_command, aegis_config.app_health_subject, aegis_config.app_env)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture
+def aegis_app_factory(
+    request: pytest.FixtureRequest, aegis_app_spec: AppSpec, aegis_nats: NatsServer
+) -> Iterator[Callable[..., AppProcess]]:
+    """Start instances of the service under test, wired to the test's NATS server:
+    ``aegis_app_factory(service_name=None, instance_id=None, env=None, nats=None)``.
+    All instances of one test share a service name unless told otherwise; all
+    are stopped after the test."""
+    harness = get_harness(request.config)
+    default_name = f"svc-{secrets.token_hex(3)}"
+    started: list[AppProcess] = []
+
+    def start(
+        *, service_name: str | None = None, instance_id: str | None = None,
+        env: dict[str, str] | None = None, nats: NatsServer | None = None,
+    ) -> AppProcess:
+        app = AppProcess(aegis_app_spec, nats or aegis_nats, session=harness.session,
+                         service_name=service_name or default_name, instance_id=instance_id, env=env,
+                         keep=harness.config.keep)
+        started.append(app)
+        mark_used(request.node, app)
+        return app.start()
+
+    yield start
+    for app in started:
+        if not harness.config.keep:
+            app.stop()
+
+
+@pytest.fixture
+def aegis_app(aegis_app_factory: Callable[..., AppProcess]) -> AppProcess:
+    """The service under test, started against the test's NATS server (per its
+    ``nats_secure`` marker, else ``nats_server``) and answering its health check."""
+    return aegis_app_factory()

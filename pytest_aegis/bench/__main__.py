@@ -26,6 +26,8 @@ from pytest_aegis.bench import Suite
 #: Suite name -> module (imported only when the suite is selected).
 SUITES: dict[str, str] = {
     "nats": "pytest_aegis.bench.nats_ready",
+    "health": "pytest_aegis.bench.health_rtt",
+    "registry": "pytest_aegis.bench.registry_load",
 }
 DEFAULT_REPS = 40
 MIN_REPS = 30

@@ -1,0 +1,270 @@
+"""Round-trip assertions for a NATS service: health check, registration, registry API.
+
+Each fails with a message naming the step that diverged and what was seen:
+the replies that came back but did not match, the last registry entry, the
+HTTP status and body at the step that went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import secrets
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from pytest_aegis.waiting import Poll
+
+INSTANCES_BUCKET = "service-instances"
+DEFINITIONS_BUCKET = "service-definitions"
+
+
+class ServiceInstance(BaseModel):
+    """A registry entry as services write it to KV ``service-instances`` (camelCase JSON)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    service_name: str
+    instance_id: str
+    version: str
+    status: str = Field(pattern="^(ACTIVE|UNHEALTHY|STANDBY)$")
+    last_heartbeat: AwareDatetime
+    metadata: dict[str, Any] | None = None
+
+
+# -- health check ------------------------------------------------------------------
+
+
+async def assert_health_check(
+    nc: Client,
+    subject: str = "health.check",
+    *,
+    service: str | None = None,
+    status: str | None = "healthy",
+    within: float = 0.1,
+) -> dict[str, Any]:
+    """Request a health check on ``subject`` and assert a reply arrives within
+    ``within`` seconds from ``service`` (any service if ``None``) with ``status``.
+
+    Every responder's reply is considered, so a shared subject works; returns
+    the matching reply.  On failure, lists the replies that did not match.
+    """
+    inbox = nc.new_inbox()
+    replies: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def collect(msg: Any) -> None:
+        replies.put_nowait(msg)
+
+    sub = await nc.subscribe(inbox, cb=collect)
+    near_misses: list[str] = []
+    try:
+        await nc.publish(subject, b"{}", reply=inbox)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                msg = await asyncio.wait_for(replies.get(), remaining)
+            except TimeoutError:
+                break
+            if not msg.data and (msg.headers or {}).get("Status") == "503":
+                near_misses.append("no responders: the server says nobody is subscribed to this subject")
+                continue
+            verdict, doc = _judge_health(msg.data, service, status)
+            if verdict is None:
+                return doc
+            near_misses.append(verdict)
+    finally:
+        await sub.unsubscribe()
+    wanted = f"service={service!r} " if service else ""
+    seen = "\n  ".join(near_misses) if near_misses else "no reply at all (no responder, or too slow)"
+    raise AssertionError(
+        f"health check on {subject!r}: expected a reply from {wanted}with status={status!r} within "
+        f"{within * 1000:.0f} ms; replies seen:\n  {seen}"
+    )
+
+
+def _judge_health(raw: bytes, service: str | None, status: str | None) -> tuple[str | None, dict[str, Any]]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return f"not JSON: {raw[:200]!r}", {}
+    if not isinstance(doc, dict):
+        return f"not a JSON object: {doc!r}", {}
+    problems = []
+    if service is not None and doc.get("service") != service:
+        problems.append(f"service={doc.get('service')!r}")
+    if status is not None and doc.get("status") != status:
+        problems.append(f"status={doc.get('status')!r} checks={doc.get('checks')!r}")
+    return ("; ".join(problems) + f" (instance {doc.get('instanceId')!r})" if problems else None), doc
+
+
+# -- registration ------------------------------------------------------------------
+
+
+async def _instances(nc: Client, service_name: str) -> dict[str, ServiceInstance | str]:
+    """The current entries under ``<service_name>.`` in the registry bucket (invalid ones as text)."""
+    js = nc.jetstream()
+    kv = await js.key_value(INSTANCES_BUCKET)
+    # Stream info lists the subjects with live messages; unlike kv.keys() it
+    # creates no consumer, so polling it is cheap.
+    prefix = f"$KV.{INSTANCES_BUCKET}."
+    info = await js.stream_info(f"KV_{INSTANCES_BUCKET}", subjects_filter=f"{prefix}{service_name}.>")
+    keys = sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))
+    found: dict[str, ServiceInstance | str] = {}
+    for key in keys:
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            continue  # expired, deleted or purged (a marker) between listing and reading
+        try:
+            found[key] = ServiceInstance.model_validate_json(entry.value or b"")
+        except ValidationError as exc:
+            found[key] = f"invalid entry {entry.value!r}: {exc.errors()[0]['msg']}"
+    return found
+
+
+async def _instances_or_none(nc: Client, service_name: str) -> dict[str, ServiceInstance | str] | None:
+    try:
+        return await _instances(nc, service_name)
+    except (nats.js.errors.BucketNotFoundError, nats.errors.TimeoutError):
+        return None
+
+
+async def assert_instance_registered(
+    nc: Client, service_name: str, instance_id: str | None = None, *, within: float = 1.0
+) -> ServiceInstance:
+    """Assert an ACTIVE-or-otherwise valid entry for ``service_name`` (and
+    ``instance_id``, if given) appears in the registry within ``within`` seconds.
+
+    Returns the parsed :class:`ServiceInstance`.
+    """
+    key = f"{service_name}.{instance_id}" if instance_id else None
+    last: dict[str, ServiceInstance | str] | None = None
+    async for _ in Poll(within, interval=0.005, max_interval=0.05).aiter():
+        last = await _instances_or_none(nc, service_name)
+        for found_key, entry in (last or {}).items():
+            if isinstance(entry, ServiceInstance) and (key is None or found_key == key):
+                return entry
+    what = f"instance {instance_id!r} of {service_name!r}" if instance_id else f"any instance of {service_name!r}"
+    seen = "bucket missing" if last is None else (last or "no entries")
+    raise AssertionError(
+        f"registration: expected {what} in KV {INSTANCES_BUCKET!r} within {within:.2f}s; seen: {seen}"
+    )
+
+
+async def assert_registration_expires(nc: Client, service_name: str, instance_id: str, *, within: float) -> None:
+    """Assert the entry of ``instance_id`` is gone from the registry within ``within`` seconds."""
+    key = f"{service_name}.{instance_id}"
+    last: Any = None
+    poll = Poll(within, interval=0.01, max_interval=0.1)
+    async for _ in poll.aiter():
+        last = (await _instances_or_none(nc, service_name) or {}).get(key)
+        if last is None:
+            return
+    raise AssertionError(
+        f"registration: expected {key!r} to expire from KV {INSTANCES_BUCKET!r} within {within:.2f}s, "
+        f"but it is still there after {poll.elapsed:.2f}s: {last!r}"
+    )
+
+
+# -- registry API -----------------------------------------------------------------
+
+
+def default_definition() -> dict[str, Any]:
+    return {
+        "serviceName": f"aegis-rt-{secrets.token_hex(4)}",
+        "owner": "pytest-aegis",
+        "description": "registry round-trip probe",
+        "version": "1.0.0",
+    }
+
+
+def _step(step: str, response: Any, expected: int) -> None:
+    if response.status_code != expected:
+        raise AssertionError(
+            f"registry round trip, step {step!r}: expected HTTP {expected}, got {response.status_code}; "
+            f"body: {response.text[:500]}"
+        )
+
+
+def _revision(response: Any, step: str) -> int:
+    etag = response.headers.get("etag", "")
+    try:
+        return int(etag.removeprefix("W/").strip('"'))
+    except ValueError:
+        raise AssertionError(f"registry round trip, step {step!r}: no usable ETag header (got {etag!r})") from None
+
+
+def _iso_aware(value: Any, field: str, step: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise AssertionError(f"registry round trip, step {step!r}: {field}={value!r} is not ISO 8601 with a timezone")
+    return parsed
+
+
+async def assert_registry_roundtrip(http_url: str, nc: Client, definition: dict[str, Any] | None = None) -> None:
+    """Create, read back, check the KV entry and its revision, update with the
+    right revision, confirm a stale revision gets 409, delete, and confirm the
+    KV entry is gone.  Needs ``httpx`` (the ``service`` extra)."""
+    import httpx  # noqa: PLC0415 - optional dependency
+
+    body = definition or default_definition()
+    name = body["serviceName"]
+    async with httpx.AsyncClient(base_url=http_url, timeout=5) as http:
+        created = await http.post("/api/services", json=body)
+        _step("create", created, 201)
+        if created.headers.get("location", "").rstrip("/") != f"/api/services/{name}":
+            raise AssertionError(f"registry round trip, step 'create': Location is {created.headers.get('location')!r}")
+        revision = _revision(created, "create")
+        _iso_aware(created.json().get("createdAt"), "createdAt", "create")
+
+        fetched = await http.get(f"/api/services/{name}")
+        _step("read back", fetched, 200)
+        doc = fetched.json()
+        for field in ("owner", "description", "version"):
+            if doc.get(field) != body.get(field):
+                raise AssertionError(f"registry round trip, step 'read back': {field}={doc.get(field)!r}, "
+                                     f"sent {body.get(field)!r}")
+        if _revision(fetched, "read back") != revision:
+            raise AssertionError("registry round trip, step 'read back': ETag differs from the one create returned")
+
+        kv = await nc.jetstream().key_value(DEFINITIONS_BUCKET)
+        entry = await kv.get(name)
+        if entry.revision != revision:
+            raise AssertionError(f"registry round trip, step 'KV entry': KV revision {entry.revision}, "
+                                 f"API said {revision}")
+        stored = json.loads(entry.value or b"{}")
+        if stored.get("owner") != body["owner"]:
+            raise AssertionError(f"registry round trip, step 'KV entry': stored {stored!r}")
+
+        changed = {**body, "description": "updated by the round trip"}
+        updated = await http.put(f"/api/services/{name}", json=changed, headers={"If-Match": f'"{revision}"'})
+        _step("update with the current revision", updated, 200)
+        new_revision = _revision(updated, "update")
+        if new_revision <= revision or updated.json().get("description") != changed["description"]:
+            raise AssertionError(f"registry round trip, step 'update': revision {revision} -> {new_revision}, "
+                                 f"body {updated.text[:300]}")
+
+        stale = await http.put(f"/api/services/{name}", json=body, headers={"If-Match": f'"{revision}"'})
+        _step("update with a stale revision", stale, 409)
+        if "error" not in stale.json():
+            raise AssertionError(f"registry round trip, step 'stale update': 409 without an error body: {stale.text}")
+
+        deleted = await http.delete(f"/api/services/{name}")
+        _step("delete", deleted, 204)
+        gone = await http.get(f"/api/services/{name}")
+        _step("read after delete", gone, 404)
+    try:
+        leftover = await kv.get(name)
+    except nats.js.errors.KeyNotFoundError:
+        return
+    raise AssertionError(f"registry round trip, step 'KV after delete': entry still there: {leftover.value!r}")

@@ -1,0 +1,17 @@
+"""Short TTLs and heartbeats so registration tests run in seconds."""
+
+from __future__ import annotations
+
+import pytest
+
+FAST = {"AEGIS_REGISTRATION_TTL": "2", "AEGIS_HEARTBEAT_INTERVAL": "0.25", "AEGIS_CONNECT_TIMEOUT": "10"}
+
+
+@pytest.fixture
+def fast_app(aegis_app_factory):
+    """Start instances with a 2 s registration TTL and 0.25 s heartbeats."""
+
+    def start(**kwargs):
+        return aegis_app_factory(env={**FAST, **kwargs.pop("env", {})}, **kwargs)
+
+    return start
