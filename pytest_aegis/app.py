@@ -92,6 +92,10 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     return result["value"]  # type: ignore[no-any-return]
 
 
+class _Exited(Exception):
+    """The app's process ended while we waited for it to become healthy."""
+
+
 class AppProcess:
     """One running instance of the service under test."""
 
@@ -136,6 +140,10 @@ class AppProcess:
         self._read_ready_line()
         try:
             run_sync(self._wait_healthy)
+        except _Exited:
+            code = self._process.kill()
+            raise ServerStartError(self.name, f"exited with code {code} before answering its health check",
+                                   self._process.tail(40)) from None
         except AssertionError as exc:
             self._process.kill()
             raise ServerStartError(self.name, f"never answered its health check: {exc}",
@@ -159,7 +167,7 @@ class AppProcess:
         try:
             async def probe() -> bool:
                 if not self._process.is_running:
-                    raise AssertionError("the process exited")
+                    raise _Exited  # not transient: stop waiting at once
                 await assert_health_check(nc, self.spec.health_subject, service=self.service_name, within=0.5)
                 return True
 

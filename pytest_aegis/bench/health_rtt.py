@@ -276,9 +276,11 @@ async def _measure(
         for block in range(blocks):
             for name in order if block % 2 == 0 else reversed(order):
                 await _round_trips(nc, contenders[name], block_size, keep=True)
-            progress(f"[{NAME}] block {block + 1}/{blocks}: " + ", ".join(
-                f"{name} median {stats.to_ms(stats.median(c.samples)):.3f} ms" for name, c in contenders.items()
-            ))
+            medians = ", ".join(
+                f"{name} {stats.to_ms(stats.median(c.samples[-block_size:])):.3f} ms"
+                for name, c in contenders.items()
+            )
+            progress(f"[{NAME}] block {block + 1}/{blocks} medians: {medians}")
     finally:
         await nc.close()
 

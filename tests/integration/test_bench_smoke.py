@@ -52,3 +52,56 @@ def test_bench_nats_quick_prints_json(tmp_path):
     assert isinstance(suite["configs"]["tls_userpass_js"]["meets_targets"], bool)
     assert suite["configs"]["plain_js"]["meets_targets"] is None
     assert suite["configs"]["mtls_userpass_js"]["meets_targets"] is None
+
+
+def _run_bench(*args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_aegis.bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def _assert_summary(summary, n):
+    assert summary["n"] == n
+    for key in STATS:
+        assert isinstance(summary[key], numbers.Real), (key, summary)
+    assert 0 < summary["min_ms"] <= summary["median_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+
+
+def test_bench_health_quick_prints_json():
+    document = _run_bench("--only", "health", "--quick")
+    assert document["metadata"]["suites"] == ["health"]
+    suite = document["suites"]["health"]
+    assert "error" not in suite
+    assert suite["targets"] == {"service_p99_ms": 2.0, "p99_ratio_max": 2.0}
+    assert suite["requests_per_contender"] == 200
+    assert suite["errors"] == {"service": 0, "bare": 0}
+    for contender in ("service", "bare"):
+        _assert_summary(suite[contender], 200)
+    assert suite["subjects"]["service"].startswith("health.check.")
+    assert suite["service_status"] == "healthy"
+    assert isinstance(suite["p99_ratio"], numbers.Real)
+    assert isinstance(suite["median_ratio"], numbers.Real)
+    assert isinstance(suite["meets_targets"], bool)
+
+
+def test_bench_registry_quick_prints_json():
+    document = _run_bench("--only", "registry", "--quick")
+    assert document["metadata"]["suites"] == ["registry"]
+    suite = document["suites"]["registry"]
+    assert "error" not in suite
+    assert suite["targets"] == {"p99_ms": 50, "errors": 0}
+    assert suite["clients"] == 100
+    assert suite["requests_planned"] == 400
+    for run in (suite, suite["httpx_reference"]):
+        assert run["errors"] == 0, run["error_samples"]
+        assert run["requests"] == 400
+        _assert_summary(run["overall"], 400)
+        for operation in ("create", "read", "update", "delete"):
+            _assert_summary(run["operations"][operation], 100)
+        assert run["throughput_rps"] > 0
+    assert isinstance(suite["meets_targets"], bool)
