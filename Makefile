@@ -24,6 +24,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check pytest_aegis aegis_service tests
+	$(VENV)/bin/mypy pytest_aegis
 
 ## Full benchmarks (on demand; CI runs only a quick smoke of them).
 bench: $(VENV)/.installed

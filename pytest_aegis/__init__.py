@@ -11,12 +11,12 @@ Load the plugin with ``pytest -p pytest_aegis``.  Helpers for tests::
 
 from __future__ import annotations
 
+from pytest_aegis.app import AppProcess, AppSpec
 from pytest_aegis.assertions.security import (
     assert_connection_rejected,
     assert_permission_denied,
     assert_permitted,
 )
-from pytest_aegis.app import AppProcess, AppSpec
 from pytest_aegis.assertions.service import (
     ServiceInstance,
     assert_health_check,
@@ -36,15 +36,15 @@ __all__ = [
     "AegisCA",
     "AppProcess",
     "AppSpec",
-    "ServiceInstance",
-    "assert_health_check",
-    "assert_instance_registered",
-    "assert_registration_expires",
-    "assert_registry_roundtrip",
     "NatsServer",
     "NatsSpec",
+    "ServiceInstance",
     "assert_connection_rejected",
+    "assert_health_check",
+    "assert_instance_registered",
     "assert_permission_denied",
     "assert_permitted",
+    "assert_registration_expires",
+    "assert_registry_roundtrip",
     "nats_server_fixture",
 ]

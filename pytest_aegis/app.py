@@ -20,11 +20,10 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pytest_aegis.nats_server import NatsServer
-from pytest_aegis.process import ManagedProcess, ServerStartError
+from pytest_aegis.process import ManagedProcess, ProcessBacked, ServerStartError
 from pytest_aegis.session import SessionState
 
 T = TypeVar("T")
@@ -81,7 +80,7 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     def target() -> None:
         try:
             result["value"] = asyncio.run(make())  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             result["error"] = exc
 
     thread = threading.Thread(target=target, name="aegis-run-sync")
@@ -96,12 +95,19 @@ class _Exited(Exception):
     """The app's process ended while we waited for it to become healthy."""
 
 
-class AppProcess:
+class AppProcess(ProcessBacked):
     """One running instance of the service under test."""
 
     def __init__(
-        self, spec: AppSpec, nats: NatsServer, *, session: SessionState, service_name: str,
-        instance_id: str | None = None, env: Mapping[str, str] | None = None, keep: bool = False,
+        self,
+        spec: AppSpec,
+        nats: NatsServer,
+        *,
+        session: SessionState,
+        service_name: str,
+        instance_id: str | None = None,
+        env: Mapping[str, str] | None = None,
+        keep: bool = False,
     ) -> None:
         self.spec = spec
         self.nats = nats
@@ -114,9 +120,12 @@ class AppProcess:
         self._directory = session.new_dir(f"app-{service_name}")
         ready = re.compile(spec.ready_pattern) if spec.ready_pattern else None
         self._process = ManagedProcess(
-            self.name, spec.command,
+            self.name,
+            spec.command,
             ready=(lambda line: bool(ready.search(line))) if ready else None,
-            log_path=self._directory / "app.log", session=session, env={**os.environ, **self.env},
+            log_path=self._directory / "app.log",
+            session=session,
+            env={**os.environ, **self.env},
             die_with_parent=not keep,
             hint=f"command: {shlex.join(spec.command)}; the app's environment is in AppProcess.env",
         )
@@ -142,12 +151,16 @@ class AppProcess:
             run_sync(self._wait_healthy)
         except _Exited:
             code = self._process.kill()
-            raise ServerStartError(self.name, f"exited with code {code} before answering its health check",
-                                   self._process.tail(40)) from None
+            raise ServerStartError(
+                self.name,
+                f"exited with code {code} before answering its health check",
+                self._process.tail(40),
+            ) from None
         except AssertionError as exc:
             self._process.kill()
-            raise ServerStartError(self.name, f"never answered its health check: {exc}",
-                                   self._process.tail(40)) from None
+            raise ServerStartError(
+                self.name, f"never answered its health check: {exc}", self._process.tail(40)
+            ) from None
         return self
 
     def _read_ready_line(self) -> None:
@@ -160,20 +173,26 @@ class AppProcess:
             self.instance_id = self.ready_info.get("instanceId", self.instance_id)
 
     async def _wait_healthy(self) -> None:
-        from pytest_aegis.assertions.service import assert_health_check  # noqa: PLC0415 - avoids a cycle
-        from pytest_aegis.waiting import async_wait_until  # noqa: PLC0415
+        from pytest_aegis.assertions.service import assert_health_check
+        from pytest_aegis.waiting import async_wait_until
 
         nc = await self.nats.connect()
         try:
+
             async def probe() -> bool:
                 if not self._process.is_running:
                     raise _Exited  # not transient: stop waiting at once
                 await assert_health_check(nc, self.spec.health_subject, service=self.service_name, within=0.5)
                 return True
 
-            await async_wait_until(probe, f"{self.name} to answer on {self.spec.health_subject}",
-                                   timeout=self.spec.start_timeout, transient=(AssertionError,),
-                                   interval=0.01, max_interval=0.2)
+            await async_wait_until(
+                probe,
+                f"{self.name} to answer on {self.spec.health_subject}",
+                timeout=self.spec.start_timeout,
+                transient=(AssertionError,),
+                interval=0.01,
+                max_interval=0.2,
+            )
         finally:
             await nc.close()
 
@@ -189,26 +208,6 @@ class AppProcess:
         """Stop if running, start again with the same instance id and environment."""
         self._process.stop()
         return self.start()
-
-    # -- inspection --------------------------------------------------------------
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
-    def is_running(self) -> bool:
-        return self._process.is_running
-
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
-    def logs(self) -> str:
-        return self._process.logs()
-
-    def log_size(self) -> int:
-        return self._process.log_size()
 
     def __repr__(self) -> str:
         return f"<AppProcess {self.name} http={self.http_url} nats={self.nats.url}>"

@@ -22,7 +22,13 @@ import trustme
 SERVER_HOSTS = ("127.0.0.1", "localhost", "::1")
 WRONG_HOST = "wrong-host.aegis.invalid"
 ServerCertKind = Literal["valid", "expired", "not_yet_valid", "wrong_host", "untrusted"]
-SERVER_CERT_KINDS: tuple[ServerCertKind, ...] = ("valid", "expired", "not_yet_valid", "wrong_host", "untrusted")
+SERVER_CERT_KINDS: tuple[ServerCertKind, ...] = (
+    "valid",
+    "expired",
+    "not_yet_valid",
+    "wrong_host",
+    "untrusted",
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class CertFiles:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _expired_window() -> tuple[dt.datetime, dt.datetime]:

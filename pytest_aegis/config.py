@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 BackendName = Literal["auto", "local", "docker", "external"]
 BACKENDS: tuple[BackendName, ...] = ("auto", "local", "docker", "external")
@@ -41,21 +41,53 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("--aegis-backend", "aegis_backend", "AEGIS_BACKEND",
-            "where servers run: auto (local if binaries are found) | local | docker | external", "auto"),
-    Setting("--aegis-nats-bin", "aegis_nats_bin", "AEGIS_NATS_SERVER_BIN",
-            "path to the nats-server binary (local backend)"),
-    Setting("--aegis-keep", "aegis_keep", "AEGIS_KEEP",
-            "leave servers running after the session and print how to connect and stop them",
-            "false", "bool"),
-    Setting("--aegis-start-timeout", "aegis_start_timeout", "AEGIS_START_TIMEOUT",
-            "seconds a server may take to become ready before the test errors", "20"),
-    Setting("--aegis-app-command", "aegis_app_command", "AEGIS_APP_COMMAND",
-            "command line of the service under test for aegis_app (default: the reference service)"),
-    Setting("--aegis-app-health-subject", "aegis_app_health_subject", "AEGIS_APP_HEALTH_SUBJECT",
-            "subject the service under test answers health checks on", "health.check"),
-    Setting("--aegis-app-env", "aegis_app_env", "AEGIS_APP_ENV",
-            "rename the harness's env vars for your app: 'APP_NATS_URL=AEGIS_NATS_URL APP_CA=AEGIS_NATS_TLS_CA'"),
+    Setting(
+        "--aegis-backend",
+        "aegis_backend",
+        "AEGIS_BACKEND",
+        "where servers run: auto (local if binaries are found) | local | docker | external",
+        "auto",
+    ),
+    Setting(
+        "--aegis-nats-bin",
+        "aegis_nats_bin",
+        "AEGIS_NATS_SERVER_BIN",
+        "path to the nats-server binary (local backend)",
+    ),
+    Setting(
+        "--aegis-keep",
+        "aegis_keep",
+        "AEGIS_KEEP",
+        "leave servers running after the session and print how to connect and stop them",
+        "false",
+        "bool",
+    ),
+    Setting(
+        "--aegis-start-timeout",
+        "aegis_start_timeout",
+        "AEGIS_START_TIMEOUT",
+        "seconds a server may take to become ready before the test errors",
+        "20",
+    ),
+    Setting(
+        "--aegis-app-command",
+        "aegis_app_command",
+        "AEGIS_APP_COMMAND",
+        "command line of the service under test for aegis_app (default: the reference service)",
+    ),
+    Setting(
+        "--aegis-app-health-subject",
+        "aegis_app_health_subject",
+        "AEGIS_APP_HEALTH_SUBJECT",
+        "subject the service under test answers health checks on",
+        "health.check",
+    ),
+    Setting(
+        "--aegis-app-env",
+        "aegis_app_env",
+        "AEGIS_APP_ENV",
+        "rename the harness's env vars for your app: 'APP_NATS_URL=AEGIS_NATS_URL APP_CA=AEGIS_NATS_TLS_CA'",
+    ),
 )
 
 
@@ -107,7 +139,7 @@ def _choice(value: str | None, ini: str, valid: tuple[BackendName, ...]) -> Back
     value = (value or "").strip().lower()
     if value not in valid:
         raise ConfigError(f"{_where(ini)}: invalid value {value!r}; valid values: {', '.join(valid)}")
-    return cast(BackendName, value)
+    return value
 
 
 def _bool(value: str | None, ini: str) -> bool:

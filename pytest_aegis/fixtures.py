@@ -116,7 +116,7 @@ def nats_server_fixture(*, scope: str = "session", name: str | None = None, **sp
     """
     built = build_spec(spec, where=f"nats_server_fixture({name or ''})")
 
-    @pytest.fixture(scope=scope, name=name)  # type: ignore[call-overload]
+    @pytest.fixture(scope=scope, name=name)  # type: ignore[call-overload, untyped-decorator]
     def _fixture(pytestconfig: pytest.Config) -> NatsServer:
         return get_harness(pytestconfig).nats.get(built)
 
@@ -129,7 +129,9 @@ def aegis_app_spec(aegis_config: AegisConfig) -> AppSpec:
     (or set ``aegis_app_command`` / ``aegis_app_health_subject`` / ``aegis_app_env``)
     to test your own service."""
     try:
-        return AppSpec.from_settings(aegis_config.app_command, aegis_config.app_health_subject, aegis_config.app_env)
+        return AppSpec.from_settings(
+            aegis_config.app_command, aegis_config.app_health_subject, aegis_config.app_env
+        )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -147,12 +149,21 @@ def aegis_app_factory(
     started: list[AppProcess] = []
 
     def start(
-        *, service_name: str | None = None, instance_id: str | None = None,
-        env: dict[str, str] | None = None, nats: NatsServer | None = None,
+        *,
+        service_name: str | None = None,
+        instance_id: str | None = None,
+        env: dict[str, str] | None = None,
+        nats: NatsServer | None = None,
     ) -> AppProcess:
-        app = AppProcess(aegis_app_spec, nats or aegis_nats, session=harness.session,
-                         service_name=service_name or default_name, instance_id=instance_id, env=env,
-                         keep=harness.config.keep)
+        app = AppProcess(
+            aegis_app_spec,
+            nats or aegis_nats,
+            session=harness.session,
+            service_name=service_name or default_name,
+            instance_id=instance_id,
+            env=env,
+            keep=harness.config.keep,
+        )
         started.append(app)
         mark_used(request.node, app)
         return app.start()

@@ -86,7 +86,10 @@ def _userpass(spec: NatsSpec) -> tuple[Identity, dict[str, Identity], dict[str, 
 def _nkey(spec: NatsSpec, directory: Path) -> tuple[Identity, dict[str, Identity], dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     identities: dict[str, Identity] = {}
-    for name, permissions in [(DEFAULT_USER, spec.permissions), *((u.name, u.permissions) for u in spec.users)]:
+    for name, permissions in [
+        (DEFAULT_USER, spec.permissions),
+        *((u.name, u.permissions) for u in spec.users),
+    ]:
         key = nats_auth.new_nkey_user()
         seed_file = _write_secret(directory / f"{name}.nk", key.seed + "\n")
         entries.append({"nkey": key.public_key, **_perm_block(permissions)})
@@ -100,7 +103,10 @@ def _jwt(
 ) -> tuple[Identity, dict[str, Identity], dict[str, Any], nats_auth.OperatorTrust]:
     trust = nats_auth.OperatorTrust.create()
     identities: dict[str, Identity] = {}
-    for name, permissions in [(DEFAULT_USER, spec.permissions), *((u.name, u.permissions) for u in spec.users)]:
+    for name, permissions in [
+        (DEFAULT_USER, spec.permissions),
+        *((u.name, u.permissions) for u in spec.users),
+    ]:
         creds = trust.issue_user(name, permissions=permissions.to_config() if permissions else None)
         identities[name] = Identity(name, {"user_credentials": str(creds.write(directory / f"{name}.creds"))})
     default = identities.pop(DEFAULT_USER)
@@ -115,7 +121,11 @@ def prepare(spec: NatsSpec, directory: Path, ca: AegisCA | None) -> NatsMaterial
         default, users, auth_config = _userpass(spec)
     elif spec.auth == "token":
         token = secrets.token_urlsafe(24)
-        default, users, auth_config = Identity("token", {"token": token}), {}, {"authorization": {"token": token}}
+        default, users, auth_config = (
+            Identity("token", {"token": token}),
+            {},
+            {"authorization": {"token": token}},
+        )
     elif spec.auth == "nkey":
         default, users, auth_config = _nkey(spec, directory)
     elif spec.auth == "jwt":

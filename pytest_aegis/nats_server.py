@@ -108,7 +108,7 @@ class NatsServer:
 
     @property
     def credentials(self) -> Mapping[str, Any]:
-        """The default user's ``nats.connect`` keywords (user/password, token, nkeys_seed or user_credentials)."""
+        """The default user's ``nats.connect`` keywords (password, token, nkeys seed or creds)."""
         return dict(self.material.default.connect_kwargs)
 
     @property
@@ -178,8 +178,9 @@ class NatsServer:
         if foreign:
             creds = operator.issue_foreign_user(name)
         else:
-            creds = operator.issue_user(name, permissions=dict(permissions) if permissions else None,
-                                        expires_at=expires_at)
+            creds = operator.issue_user(
+                name, permissions=dict(permissions) if permissions else None, expires_at=expires_at
+            )
         return creds.write(self.material.directory / f"{name}.creds")
 
     # -- lifecycle -----------------------------------------------------------

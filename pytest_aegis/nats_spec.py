@@ -53,7 +53,9 @@ class SubjectRules(_Frozen):
     def _subjects_are_valid(cls, subjects: tuple[str, ...]) -> tuple[str, ...]:
         for subject in subjects:
             if not subject or any(ch.isspace() for ch in subject) or '"' in subject:
-                raise ValueError(f"invalid subject {subject!r}: subjects are non-empty, without spaces or quotes")
+                raise ValueError(
+                    f"invalid subject {subject!r}: subjects are non-empty, without spaces or quotes"
+                )
         return subjects
 
     def to_config(self) -> dict[str, list[str]]:
@@ -124,7 +126,9 @@ class NatsSpec(_Frozen):
             )
         names = [user.name for user in self.users]
         if DEFAULT_USER in names or len(set(names)) != len(names):
-            raise ValueError(f"user names must be unique and not {DEFAULT_USER!r} (the default user): {names}")
+            raise ValueError(
+                f"user names must be unique and not {DEFAULT_USER!r} (the default user): {names}"
+            )
         if self.auth != "userpass" and any(user.password for user in self.users):
             raise ValueError(f"a user password only applies to auth='userpass', not auth={self.auth!r}")
         return self
@@ -161,7 +165,8 @@ def build_spec(kwargs: Mapping[str, Any], *, where: str = "@pytest.mark.nats_sec
             problems.append(f"  {loc}: {_explain(err)}")
         valid = (
             "valid keywords: auth (none|userpass|token|nkey|jwt), tls (bool), mtls (bool), "
-            "server_cert (valid|expired|not_yet_valid|wrong_host|untrusted), permissions, users, jetstream (bool)"
+            "server_cert (valid|expired|not_yet_valid|wrong_host|untrusted), permissions, users, "
+            "jetstream (bool)"
         )
         raise SpecError(f"{where}: invalid arguments\n" + "\n".join(problems) + f"\n{valid}") from None
 

@@ -27,14 +27,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("aegis", "pytest-aegis: real secured servers as fixtures")
     for setting in SETTINGS:
         if setting.kind == "bool":
-            group.addoption(setting.flag, dest=setting.dest, action="store_const", const="true",
-                            default=None, help=f"{setting.help} (ini {setting.ini}, env {setting.env})")
+            group.addoption(
+                setting.flag,
+                dest=setting.dest,
+                action="store_const",
+                const="true",
+                default=None,
+                help=f"{setting.help} (ini {setting.ini}, env {setting.env})",
+            )
         else:
-            group.addoption(setting.flag, dest=setting.dest, default=None,
-                            help=f"{setting.help} (ini {setting.ini}, env {setting.env}, "
-                                 f"default {setting.default or 'none'})")
-        parser.addini(setting.ini, f"{setting.help} (default {setting.default or 'none'})",
-                      type="string", default="")
+            group.addoption(
+                setting.flag,
+                dest=setting.dest,
+                default=None,
+                help=f"{setting.help} (ini {setting.ini}, env {setting.env}, "
+                f"default {setting.default or 'none'})",
+            )
+        parser.addini(
+            setting.ini, f"{setting.help} (default {setting.default or 'none'})", type="string", default=""
+        )
 
 
 def _lookup(config: pytest.Config) -> Any:
@@ -70,7 +81,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"aegis: backend {backend}; keep={harness.config.keep}"]
     swept = harness.swept
     if swept:
-        lines.append(f"aegis: swept {len(swept.sessions)} dead session(s), killed {len(swept.killed)} process(es)")
+        lines.append(
+            f"aegis: swept {len(swept.sessions)} dead session(s), killed {len(swept.killed)} process(es)"
+        )
     return lines
 
 

@@ -136,7 +136,7 @@ class ManagedProcess:
         self._ready_seen = False
         self.startup_lines = []
         self._tail = []
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the reader thread
+        log = open(self.log_path, "ab")
         argv, preexec = _die_with_parent(self.argv) if self._die_with_parent else (self.argv, None)
         try:
             self._proc = subprocess.Popen(
@@ -252,3 +252,27 @@ class ManagedProcess:
         except FileNotFoundError:
             return 0
 
+
+class ProcessBacked:
+    """Mixin for handles whose lifetime is one :class:`ManagedProcess` (``self._process``)."""
+
+    _process: ManagedProcess
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def is_running(self) -> bool:
+        return self._process.is_running
+
+    @property
+    def log_path(self) -> Path:
+        return self._process.log_path
+
+    def logs(self) -> str:
+        """The process's whole log (all its starts)."""
+        return self._process.logs()
+
+    def log_size(self) -> int:
+        return self._process.log_size()

@@ -41,7 +41,8 @@ def mark_used(item: pytest.Item, source: LogSource) -> None:
 
 
 def used_sources(item: pytest.Item) -> list[LogSource]:
-    found: list[LogSource] = list(item.stash.get(USED, []))
+    recorded: list[LogSource] = item.stash.get(USED, [])
+    found = list(recorded)
     funcargs = getattr(item, "funcargs", {}) or {}
     for value in funcargs.values():
         if isinstance(value, LogSource) and all(value is not seen for seen in found):

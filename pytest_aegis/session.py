@@ -30,6 +30,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -83,7 +84,7 @@ class SessionState:
         staging = self.root / f".new-{name}"
         staging.mkdir(mode=0o700)
         (staging / "procs").mkdir()
-        lock = open(staging / "lock", "w")  # noqa: SIM115 - held for the process's lifetime
+        lock = open(staging / "lock", "w")
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         lock.write(json.dumps({"pid": os.getpid(), "started": time.time()}))
         lock.flush()
@@ -107,7 +108,9 @@ class SessionState:
 
     def keep(self) -> None:
         """Mark the directory as kept (``--aegis-keep``): sweeps leave it alone."""
-        (self.dir / KEEP_MARKER).write_text("kept by --aegis-keep; remove with: python -m pytest_aegis sweep --kept\n")
+        (self.dir / KEEP_MARKER).write_text(
+            "kept by --aegis-keep; remove with: python -m pytest_aegis sweep --kept\n"
+        )
 
     def close(self) -> None:
         """Remove the session directory, unless it is kept."""
@@ -133,7 +136,7 @@ class SweepReport:
 
 def _try_lock(path: Path) -> IO[str] | None:
     try:
-        handle = open(path)  # noqa: SIM115 - returned to the caller
+        handle = open(path)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return None
     try:
@@ -158,9 +161,13 @@ def _kill_recorded(procs_dir: Path, report: SweepReport) -> None:
             os.kill(pid, signal.SIGKILL)
             victims.append(pid)
             report.killed.append((pid, str(record.get("name", "?"))))
-    for pid in victims:
+    for victim in victims:
         with contextlib.suppress(WaitTimeout):
-            wait_until(lambda pid=pid: process_start_time(pid) is None, f"pid {pid} to exit", timeout=5)
+            wait_until(_exited(victim), f"pid {victim} to exit", timeout=5)
+
+
+def _exited(pid: int) -> Callable[[], bool]:
+    return lambda: process_start_time(pid) is None
 
 
 def sweep(root: Path | None = None, *, include_kept: bool = False) -> SweepReport:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import ssl
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import nats.errors
@@ -80,10 +79,12 @@ async def _tls_reason_from_log(server: NatsServer, offset: int, error: BaseExcep
         return next((line for line in text.splitlines() if "TLS handshake error" in line), None)
 
     try:
-        line = await async_wait_until(handshake_error, "the server to log its TLS handshake error", timeout=1.0)
+        line = await async_wait_until(
+            handshake_error, "the server to log its TLS handshake error", timeout=1.0
+        )
     except WaitTimeout:
         return error
-    return TLSRejectedByServer(f"{error}; the server logged: {line.split('[ERR] ', 1)[-1]}")
+    return TLSRejectedByServer(f"{error}; the server logged: {str(line).split('[ERR] ', 1)[-1]}")
 
 
 async def _attempt(server: NatsServer, timeout: float, overrides: dict[str, Any]) -> BaseException | None:
@@ -103,7 +104,7 @@ async def _attempt(server: NatsServer, timeout: float, overrides: dict[str, Any]
     client = Client()
     try:
         await client.connect(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - classified by the caller
+    except Exception as exc:
         _abort(client)
         return exc
     await client.close()
@@ -129,8 +130,11 @@ async def _plaintext_attempt(server: NatsServer, timeout: float) -> BaseExceptio
         info = json.loads(info_line.decode().removeprefix("INFO ")) if info_line.startswith(b"INFO ") else {}
         creds = server.credentials
         connect = {"verbose": False, "pedantic": False, "lang": "python", "version": "aegis", "protocol": 1}
-        connect |= {key: creds[src] for key, src in (("user", "user"), ("pass", "password"), ("auth_token", "token"))
-                    if src in creds}
+        connect |= {
+            key: creds[src]
+            for key, src in (("user", "user"), ("pass", "password"), ("auth_token", "token"))
+            if src in creds
+        }
         writer.write(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
         await writer.drain()
         try:
@@ -140,7 +144,9 @@ async def _plaintext_attempt(server: NatsServer, timeout: float) -> BaseExceptio
         if b"PONG" in reply:
             return None
         text = reply.decode(errors="replace").strip() or "connection closed by the server"
-        return PlaintextRejected(f"plaintext client rejected (server INFO tls_required={info.get('tls_required')}): {text}")
+        return PlaintextRejected(
+            f"plaintext client rejected (server INFO tls_required={info.get('tls_required')}): {text}"
+        )
     finally:
         writer.close()
 
@@ -187,7 +193,8 @@ async def assert_connection_rejected(
         )
     if match is not None and not re.search(match, str(error), re.I):
         raise AssertionError(
-            f"{server.name} rejected the connection for reason {actual!r} as expected, but the error does not "
+            f"{server.name} rejected the connection for reason {actual!r} as expected, "
+            "but the error does not "
             f"match {match!r}: {_describe(error)}"
         )
     return error
@@ -268,7 +275,9 @@ async def assert_permission_denied(
     return found
 
 
-async def assert_permitted(nc: Client, subject: str, action: Literal["publish", "subscribe"] = "publish") -> None:
+async def assert_permitted(
+    nc: Client, subject: str, action: Literal["publish", "subscribe"] = "publish"
+) -> None:
     """The positive twin of :func:`assert_permission_denied`: the server allows it.
 
     Two flush round trips after the action give a late violation time to arrive.
@@ -279,4 +288,6 @@ async def assert_permitted(nc: Client, subject: str, action: Literal["publish", 
     if sub is not None:
         await sub.unsubscribe()
     if tap.errors:
-        raise AssertionError(f"expected {action} on {subject!r} to be allowed, but the server sent: {tap.seen()}")
+        raise AssertionError(
+            f"expected {action} on {subject!r} to be allowed, but the server sent: {tap.seen()}"
+        )

@@ -151,14 +151,20 @@ async def assert_instance_registered(
         for found_key, entry in (last or {}).items():
             if isinstance(entry, ServiceInstance) and (key is None or found_key == key):
                 return entry
-    what = f"instance {instance_id!r} of {service_name!r}" if instance_id else f"any instance of {service_name!r}"
+    what = (
+        f"instance {instance_id!r} of {service_name!r}"
+        if instance_id
+        else f"any instance of {service_name!r}"
+    )
     seen = "bucket missing" if last is None else (last or "no entries")
     raise AssertionError(
         f"registration: expected {what} in KV {INSTANCES_BUCKET!r} within {within:.2f}s; seen: {seen}"
     )
 
 
-async def assert_registration_expires(nc: Client, service_name: str, instance_id: str, *, within: float) -> None:
+async def assert_registration_expires(
+    nc: Client, service_name: str, instance_id: str, *, within: float
+) -> None:
     """Assert the entry of ``instance_id`` is gone from the registry within ``within`` seconds."""
     key = f"{service_name}.{instance_id}"
     last: Any = None
@@ -198,7 +204,9 @@ def _revision(response: Any, step: str) -> int:
     try:
         return int(etag.removeprefix("W/").strip('"'))
     except ValueError:
-        raise AssertionError(f"registry round trip, step {step!r}: no usable ETag header (got {etag!r})") from None
+        raise AssertionError(
+            f"registry round trip, step {step!r}: no usable ETag header (got {etag!r})"
+        ) from None
 
 
 def _iso_aware(value: Any, field: str, step: str) -> dt.datetime:
@@ -207,15 +215,19 @@ def _iso_aware(value: Any, field: str, step: str) -> dt.datetime:
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise AssertionError(f"registry round trip, step {step!r}: {field}={value!r} is not ISO 8601 with a timezone")
+        raise AssertionError(
+            f"registry round trip, step {step!r}: {field}={value!r} is not ISO 8601 with a timezone"
+        )
     return parsed
 
 
-async def assert_registry_roundtrip(http_url: str, nc: Client, definition: dict[str, Any] | None = None) -> None:
+async def assert_registry_roundtrip(
+    http_url: str, nc: Client, definition: dict[str, Any] | None = None
+) -> None:
     """Create, read back, check the KV entry and its revision, update with the
     right revision, confirm a stale revision gets 409, delete, and confirm the
     KV entry is gone.  Needs ``httpx`` (the ``service`` extra)."""
-    import httpx  # noqa: PLC0415 - optional dependency
+    import httpx
 
     body = definition or default_definition()
     name = body["serviceName"]
@@ -223,7 +235,9 @@ async def assert_registry_roundtrip(http_url: str, nc: Client, definition: dict[
         created = await http.post("/api/services", json=body)
         _step("create", created, 201)
         if created.headers.get("location", "").rstrip("/") != f"/api/services/{name}":
-            raise AssertionError(f"registry round trip, step 'create': Location is {created.headers.get('location')!r}")
+            raise AssertionError(
+                f"registry round trip, step 'create': Location is {created.headers.get('location')!r}"
+            )
         revision = _revision(created, "create")
         _iso_aware(created.json().get("createdAt"), "createdAt", "create")
 
@@ -232,16 +246,21 @@ async def assert_registry_roundtrip(http_url: str, nc: Client, definition: dict[
         doc = fetched.json()
         for field in ("owner", "description", "version"):
             if doc.get(field) != body.get(field):
-                raise AssertionError(f"registry round trip, step 'read back': {field}={doc.get(field)!r}, "
-                                     f"sent {body.get(field)!r}")
+                raise AssertionError(
+                    f"registry round trip, step 'read back': {field}={doc.get(field)!r}, "
+                    f"sent {body.get(field)!r}"
+                )
         if _revision(fetched, "read back") != revision:
-            raise AssertionError("registry round trip, step 'read back': ETag differs from the one create returned")
+            raise AssertionError(
+                "registry round trip, step 'read back': ETag differs from the one create returned"
+            )
 
         kv = await nc.jetstream().key_value(DEFINITIONS_BUCKET)
         entry = await kv.get(name)
         if entry.revision != revision:
-            raise AssertionError(f"registry round trip, step 'KV entry': KV revision {entry.revision}, "
-                                 f"API said {revision}")
+            raise AssertionError(
+                f"registry round trip, step 'KV entry': KV revision {entry.revision}, API said {revision}"
+            )
         stored = json.loads(entry.value or b"{}")
         if stored.get("owner") != body["owner"]:
             raise AssertionError(f"registry round trip, step 'KV entry': stored {stored!r}")
@@ -251,13 +270,17 @@ async def assert_registry_roundtrip(http_url: str, nc: Client, definition: dict[
         _step("update with the current revision", updated, 200)
         new_revision = _revision(updated, "update")
         if new_revision <= revision or updated.json().get("description") != changed["description"]:
-            raise AssertionError(f"registry round trip, step 'update': revision {revision} -> {new_revision}, "
-                                 f"body {updated.text[:300]}")
+            raise AssertionError(
+                f"registry round trip, step 'update': revision {revision} -> {new_revision}, "
+                f"body {updated.text[:300]}"
+            )
 
         stale = await http.put(f"/api/services/{name}", json=body, headers={"If-Match": f'"{revision}"'})
         _step("update with a stale revision", stale, 409)
         if "error" not in stale.json():
-            raise AssertionError(f"registry round trip, step 'stale update': 409 without an error body: {stale.text}")
+            raise AssertionError(
+                f"registry round trip, step 'stale update': 409 without an error body: {stale.text}"
+            )
 
         deleted = await http.delete(f"/api/services/{name}")
         _step("delete", deleted, 204)
@@ -267,4 +290,6 @@ async def assert_registry_roundtrip(http_url: str, nc: Client, definition: dict[
         leftover = await kv.get(name)
     except nats.js.errors.KeyNotFoundError:
         return
-    raise AssertionError(f"registry round trip, step 'KV after delete': entry still there: {leftover.value!r}")
+    raise AssertionError(
+        f"registry round trip, step 'KV after delete': entry still there: {leftover.value!r}"
+    )

@@ -20,7 +20,7 @@ from pytest_aegis import nats_config
 from pytest_aegis.backends.base import BackendUnavailable
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_config import NatsMaterial
-from pytest_aegis.process import ManagedProcess
+from pytest_aegis.process import ManagedProcess, ProcessBacked
 from pytest_aegis.session import SessionState
 
 _CLIENT_PORT = re.compile(r"Listening for client connections on (\S+):(\d+)")
@@ -54,15 +54,24 @@ def find_nats_server(config: AegisConfig) -> Path:
                 f"nats-server not found: {source} is {path}, which is missing or not executable.\n"
                 f"Fix the setting, or unset it to use the nats-server in the venv. Hint: {INSTALL_HINT}"
             )
-    raise BackendUnavailable("nats-server not found. Looked at:\n" + "\n".join(looked) + f"\nHint: {INSTALL_HINT}")
+    raise BackendUnavailable(
+        "nats-server not found. Looked at:\n" + "\n".join(looked) + f"\nHint: {INSTALL_HINT}"
+    )
 
 
-class LocalNatsProcess:
+class LocalNatsProcess(ProcessBacked):
     """A nats-server child process: the local backend's :class:`NatsRuntime`."""
 
     def __init__(
-        self, binary: Path, material: NatsMaterial, *, name: str, directory: Path,
-        session: SessionState, keep: bool, start_timeout: float,
+        self,
+        binary: Path,
+        material: NatsMaterial,
+        *,
+        name: str,
+        directory: Path,
+        session: SessionState,
+        keep: bool,
+        start_timeout: float,
     ) -> None:
         self.name = name
         self.host = nats_config.LOOPBACK
@@ -81,13 +90,17 @@ class LocalNatsProcess:
             session=session,
             die_with_parent=not keep,
             fatal_markers=NATS_FATAL,
-            hint=f"config: {self._config_path}; run `{binary} -c {self._config_path}` to see the error yourself",
+            hint=f"config: {self._config_path}; run `{binary} -c {self._config_path}` to see the error",
         )
 
     def start(self) -> None:
         text = nats_config.render(
-            self._material, name=self.name, store_dir=self._directory / "jetstream",
-            port=self.port, monitor_port=self.monitor_port or nats_config.RANDOM_PORT, host=self.host,
+            self._material,
+            name=self.name,
+            store_dir=self._directory / "jetstream",
+            port=self.port,
+            monitor_port=self.monitor_port or nats_config.RANDOM_PORT,
+            host=self.host,
         )
         self._config_path.write_text(text)
         self._process.start(self._timeout)
@@ -101,20 +114,6 @@ class LocalNatsProcess:
                 self.monitor_port = int(match.group(2))
             elif match := _VERSION.search(line):
                 self.version = match.group(1)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
-    def is_running(self) -> bool:
-        return self._process.is_running
-
-    def logs(self) -> str:
-        return self._process.logs()
-
-    def log_size(self) -> int:
-        return self._process.log_size()
 
     def stop(self) -> None:
         self._process.stop()
@@ -150,8 +149,13 @@ class LocalBackend:
 
     def start_nats(self, material: NatsMaterial, *, name: str, directory: Path) -> LocalNatsProcess:
         runtime = LocalNatsProcess(
-            self.nats_bin, material, name=name, directory=directory, session=self._session,
-            keep=self._config.keep, start_timeout=self._config.start_timeout,
+            self.nats_bin,
+            material,
+            name=name,
+            directory=directory,
+            session=self._session,
+            keep=self._config.keep,
+            start_timeout=self._config.start_timeout,
         )
         runtime.start()
         return runtime

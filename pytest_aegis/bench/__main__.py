@@ -39,11 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pytest_aegis.bench", description="Benchmarks of pytest-aegis; prints JSON."
     )
     parser.add_argument(
-        "--only", action="append", choices=sorted(SUITES), metavar="SUITE",
+        "--only",
+        action="append",
+        choices=sorted(SUITES),
+        metavar="SUITE",
         help=f"run only this suite (repeatable; default: all). Suites: {', '.join(sorted(SUITES))}",
     )
     parser.add_argument(
-        "--reps", type=int, default=None,
+        "--reps",
+        type=int,
+        default=None,
         help=f"measured repetitions per contender and configuration (default {DEFAULT_REPS}, "
         f"at least {MIN_REPS}; with --quick default {QUICK_REPS}, any)",
     )

@@ -155,7 +155,10 @@ def service_stack(service_name: str = SERVICE_NAME) -> Iterator[ServiceStack]:
         app = AppProcess(AppSpec(), server, session=session, service_name=service_name).start()
         app_ms = stats.to_ms(time.perf_counter() - started)
         yield ServiceStack(
-            session, backend, server, app,
+            session,
+            backend,
+            server,
+            app,
             {"nats_server_ms": round(server_ms, stats.DIGITS), "service_ms": round(app_ms, stats.DIGITS)},
         )
     finally:
@@ -179,7 +182,9 @@ def start_bare(server: NatsServer, log_path: Path, timeout: float = READY_TIMEOU
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", BARE_SCRIPT],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
             env={**os.environ, **server.env(), "PYTHONUNBUFFERED": "1"},
         )
     try:
@@ -261,7 +266,10 @@ async def _round_trips(nc: Client, contender: _Contender, count: int, *, keep: b
 
 
 async def _measure(
-    server: NatsServer, contenders: dict[str, _Contender], blocks: int, block_size: int,
+    server: NatsServer,
+    contenders: dict[str, _Contender],
+    blocks: int,
+    block_size: int,
     progress: Callable[[str], None],
 ) -> None:
     nc = await server.connect(name="aegis-bench:health-client")

@@ -154,7 +154,9 @@ class HttpxClient:
     def __init__(self, base_url: str, tls: ssl.SSLContext) -> None:
         # ``verify`` takes a ready context: building one per client would cost ~30 ms each.
         self._client = httpx.AsyncClient(
-            base_url=base_url, verify=tls, timeout=HTTP_TIMEOUT,
+            base_url=base_url,
+            verify=tls,
+            timeout=HTTP_TIMEOUT,
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         )
 
@@ -185,8 +187,13 @@ class _Recorder:
 
 
 async def _timed(
-    recorder: _Recorder, client: Client, operation: str, method: str, path: str,
-    body: JsonBody | None = None, headers: dict[str, str] | None = None,
+    recorder: _Recorder,
+    client: Client,
+    operation: str,
+    method: str,
+    path: str,
+    body: JsonBody | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Reply:
     """One request; its latency goes to ``recorder`` when it got the expected status."""
     started = time.perf_counter()
@@ -207,7 +214,10 @@ async def _timed(
 
 def _body(cycle: int, **extra: str) -> JsonBody:
     return {
-        "owner": "bench", "description": f"registry load cycle {cycle}", "version": f"1.{cycle}.0", **extra
+        "owner": "bench",
+        "description": f"registry load cycle {cycle}",
+        "version": f"1.{cycle}.0",
+        **extra,
     }
 
 
@@ -262,7 +272,11 @@ class _Run:
 
 
 async def _load(
-    make_client: Callable[[], Client], generator: str, clients: int, cycles: int, service_pid: int | None,
+    make_client: Callable[[], Client],
+    generator: str,
+    clients: int,
+    cycles: int,
+    service_pid: int | None,
     progress: Callable[[str], None],
 ) -> _Run:
     recorder = _Recorder()
@@ -279,10 +293,12 @@ async def _load(
         service_cpu = _process_cpu_s(service_pid)
         bench_cpu = time.process_time()
         started = time.perf_counter()
-        await asyncio.gather(*(
-            _client_task(recorder, client, f"bench-{generator}-{token}-{index:03d}", cycles)
-            for index, client in enumerate(pool)
-        ))
+        await asyncio.gather(
+            *(
+                _client_task(recorder, client, f"bench-{generator}-{token}-{index:03d}", cycles)
+                for index, client in enumerate(pool)
+            )
+        )
         elapsed = time.perf_counter() - started
         bench_cpu = time.process_time() - bench_cpu
         service_cpu_end = _process_cpu_s(service_pid)

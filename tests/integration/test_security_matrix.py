@@ -19,8 +19,10 @@ from pytest_aegis.assertions.security import classify
 
 pytestmark = pytest.mark.asyncio
 
-PERMS = {"publish": {"allow": ["orders.>", "_INBOX.>"], "deny": ["orders.secret.>"]},
-         "subscribe": {"allow": ["orders.>", "_INBOX.>"], "deny": ["orders.audit.>"]}}
+PERMS = {
+    "publish": {"allow": ["orders.>", "_INBOX.>"], "deny": ["orders.secret.>"]},
+    "subscribe": {"allow": ["orders.>", "_INBOX.>"], "deny": ["orders.audit.>"]},
+}
 USERS = {"reader": {"permissions": {"publish": {"deny": [">"]}, "subscribe": ["orders.>"]}}}
 
 
@@ -33,6 +35,7 @@ async def roundtrip(nc: nats.aio.client.Client, subject: str = "orders.created")
 
 
 # -- positive cases: every mode accepts its valid client ------------------------
+
 
 @pytest.mark.parametrize(
     "spec",
@@ -75,30 +78,36 @@ async def test_default_marker_means_tls_userpass_jetstream(nats_secure, nats_cli
 
 # -- user/password ------------------------------------------------------------------
 
+
 @pytest.mark.nats_secure(auth="userpass", tls=False)
 async def test_userpass_no_credentials(nats_secure):
-    await assert_connection_rejected(nats_secure, reason="auth", user=None, password=None,
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", user=None, password=None, match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="userpass", tls=False)
 async def test_userpass_wrong_password(nats_secure):
-    await assert_connection_rejected(nats_secure, reason="auth", password="wrong", match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", password="wrong", match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="userpass", tls=False)
 async def test_userpass_unknown_user(nats_secure):
     password = nats_secure.credentials["password"]
-    await assert_connection_rejected(nats_secure, reason="auth", user="mallory", password=password,
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", user="mallory", password=password, match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="userpass", tls=True)
 async def test_userpass_one_megabyte_password_is_rejected_and_server_survives(nats_secure):
     # The server answers "-ERR 'maximum control line exceeded'" and closes; when it
     # closes with our megabyte still unread, TCP resets and the -ERR may be lost.
-    error = await assert_connection_rejected(nats_secure, reason=("protocol", "reset"),
-                                             password="x" * 1024 * 1024)
+    error = await assert_connection_rejected(
+        nats_secure, reason=("protocol", "reset"), password="x" * 1024 * 1024
+    )
     if classify(error) == "protocol":
         assert "maximum control line exceeded" in str(error)
     assert nats_secure.is_running
@@ -111,8 +120,9 @@ async def test_userpass_one_megabyte_password_is_rejected_and_server_survives(na
 @pytest.mark.parametrize("field", ["user", "password"])
 async def test_userpass_control_characters_are_rejected_and_server_survives(nats_secure, field):
     hostile = "aegis\r\nPUB orders.created 4\r\nevil\r\n\x00\x1b[2J"
-    await assert_connection_rejected(nats_secure, reason="auth", match="Authorization Violation",
-                                     **{field: hostile})
+    await assert_connection_rejected(
+        nats_secure, reason="auth", match="Authorization Violation", **{field: hostile}
+    )
     assert nats_secure.is_running
     nc = await nats_secure.connect()
     await roundtrip(nc)
@@ -121,10 +131,12 @@ async def test_userpass_control_characters_are_rejected_and_server_survives(nats
 
 # -- token ------------------------------------------------------------------------------
 
+
 @pytest.mark.nats_secure(auth="token", tls=True)
 async def test_token_wrong(nats_secure):
-    await assert_connection_rejected(nats_secure, reason="auth", token="not-the-token",
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", token="not-the-token", match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="token", tls=True)
@@ -134,45 +146,58 @@ async def test_token_missing(nats_secure):
 
 @pytest.mark.nats_secure(auth="token", tls=True)
 async def test_token_server_rejects_user_and_password(nats_secure):
-    await assert_connection_rejected(nats_secure, reason="auth", token=None, user="aegis",
-                                     password=nats_secure.credentials["token"], match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure,
+        reason="auth",
+        token=None,
+        user="aegis",
+        password=nats_secure.credentials["token"],
+        match="Authorization Violation",
+    )
 
 
 # -- nkey -------------------------------------------------------------------------------
+
 
 @pytest.mark.nats_secure(auth="nkey", tls=True)
 async def test_nkey_unknown_key(nats_secure, tmp_path):
     stranger = tmp_path / "stranger.nk"
     stranger.write_text(nats_auth.new_nkey_user().seed)
-    await assert_connection_rejected(nats_secure, reason="auth", nkeys_seed=str(stranger),
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", nkeys_seed=str(stranger), match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="nkey", tls=True)
 async def test_nkey_missing(nats_secure):
-    await assert_connection_rejected(nats_secure, reason="auth", nkeys_seed=None, match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", nkeys_seed=None, match="Authorization Violation"
+    )
 
 
 # -- JWT (operator mode) ------------------------------------------------------------------
 
+
 @pytest.mark.nats_secure(auth="jwt", tls=True)
 async def test_jwt_user_signed_by_foreign_account(nats_secure):
     creds = nats_secure.issue_user_creds("foreigner", foreign=True)
-    await assert_connection_rejected(nats_secure, reason="auth", user_credentials=str(creds),
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", user_credentials=str(creds), match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="jwt", tls=True)
 async def test_jwt_expired_user(nats_secure):
-    yesterday = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     creds = nats_secure.issue_user_creds("expired", expires_at=yesterday)
     await assert_connection_rejected(nats_secure, reason="auth", user_credentials=str(creds))
 
 
 @pytest.mark.nats_secure(auth="jwt", tls=True)
 async def test_jwt_missing_credentials(nats_secure):
-    await assert_connection_rejected(nats_secure, reason="auth", user_credentials=None,
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", user_credentials=None, match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="jwt", tls=True)
@@ -181,11 +206,13 @@ async def test_jwt_of_one_user_with_the_seed_of_another(nats_secure, tmp_path):
     mallory = nats_auth.new_nkey_user()
     forged = nats_auth.UserCreds(name="alice", jwt=alice.jwt, seed=mallory.seed, public_key=alice.public_key)
     path = forged.write(tmp_path / "forged.creds")
-    await assert_connection_rejected(nats_secure, reason="auth", user_credentials=str(path),
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", user_credentials=str(path), match="Authorization Violation"
+    )
 
 
 # -- TLS ---------------------------------------------------------------------------------
+
 
 @pytest.mark.nats_secure(auth="userpass", tls=True)
 async def test_plaintext_client_against_tls_server(nats_secure):
@@ -201,8 +228,12 @@ async def test_client_without_the_session_ca(nats_secure):
 
 @pytest.mark.nats_secure(auth="userpass", tls=True)
 async def test_client_trusting_another_ca(nats_secure, aegis_ca):
-    await assert_connection_rejected(nats_secure, reason="tls", tls=aegis_ca.untrusting_ssl_context(),
-                                     match="unable to get local issuer certificate")
+    await assert_connection_rejected(
+        nats_secure,
+        reason="tls",
+        tls=aegis_ca.untrusting_ssl_context(),
+        match="unable to get local issuer certificate",
+    )
 
 
 @pytest.mark.nats_secure(server_cert="expired")
@@ -222,30 +253,39 @@ async def test_server_cert_for_the_wrong_host(nats_secure):
 
 @pytest.mark.nats_secure(server_cert="untrusted")
 async def test_server_cert_from_an_untrusted_ca(nats_secure):
-    await assert_connection_rejected(nats_secure, reason="tls", match="unable to get local issuer certificate")
+    await assert_connection_rejected(
+        nats_secure, reason="tls", match="unable to get local issuer certificate"
+    )
 
 
 @pytest.mark.nats_secure(mtls=True)
 async def test_mtls_without_client_cert(nats_secure, aegis_ca):
-    await assert_connection_rejected(nats_secure, reason="tls", tls=aegis_ca.client_ssl_context(),
-                                     match="certificate required|didn't provide a certificate")
+    await assert_connection_rejected(
+        nats_secure,
+        reason="tls",
+        tls=aegis_ca.client_ssl_context(),
+        match="certificate required|didn't provide a certificate",
+    )
 
 
 @pytest.mark.nats_secure(mtls=True)
 async def test_mtls_client_cert_from_another_ca(nats_secure, aegis_ca):
     ctx = aegis_ca.client_ssl_context(aegis_ca.untrusted_client_cert)
-    await assert_connection_rejected(nats_secure, reason="tls", tls=ctx,
-                                     match="unknown ca|signed by unknown authority")
+    await assert_connection_rejected(
+        nats_secure, reason="tls", tls=ctx, match="unknown ca|signed by unknown authority"
+    )
 
 
 @pytest.mark.nats_secure(mtls=True)
 async def test_mtls_expired_client_cert(nats_secure, aegis_ca):
     ctx = aegis_ca.client_ssl_context(aegis_ca.expired_client_cert)
-    await assert_connection_rejected(nats_secure, reason="tls", tls=ctx,
-                                     match="certificate expired|certificate has expired")
+    await assert_connection_rejected(
+        nats_secure, reason="tls", tls=ctx, match="certificate expired|certificate has expired"
+    )
 
 
 # -- permissions -----------------------------------------------------------------------------
+
 
 @pytest.mark.nats_secure(permissions=PERMS)
 async def test_publish_to_denied_subject(nats_client):
@@ -292,6 +332,7 @@ async def test_nkey_user_permissions_are_enforced(nats_client):
 
 # -- the helpers themselves cannot pass for the wrong reason -------------------------------------
 
+
 @pytest.mark.nats_secure(auth="userpass", tls=True)
 async def test_rejection_helper_fails_when_the_connection_succeeds(nats_secure):
     with pytest.raises(AssertionError, match="but it was accepted"):
@@ -300,7 +341,7 @@ async def test_rejection_helper_fails_when_the_connection_succeeds(nats_secure):
 
 @pytest.mark.nats_secure(auth="userpass", tls=True)
 async def test_rejection_helper_fails_on_the_wrong_reason(nats_secure):
-    with pytest.raises(AssertionError, match="for reason 'tls' .*but it failed for reason 'auth'"):
+    with pytest.raises(AssertionError, match=r"for reason 'tls' .*but it failed for reason 'auth'"):
         await assert_connection_rejected(nats_secure, reason="tls", password="wrong")
 
 

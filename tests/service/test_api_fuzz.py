@@ -22,9 +22,20 @@ def test_api_fuzzed_from_its_openapi_schema(aegis_app, tmp_path: Path):
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config), "run",
-        f"{aegis_app.http_url}/openapi.json", "--checks", "all", "--max-examples", "150", "--seed", "20261122",
-        "--workers", "1", "--no-color",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "run",
+        f"{aegis_app.http_url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "150",
+        "--seed",
+        "20261122",
+        "--workers",
+        "1",
+        "--no-color",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     output = result.stdout + result.stderr

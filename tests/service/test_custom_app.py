@@ -19,9 +19,12 @@ def aegis_app_spec():
         health_subject="status.ping",
         ready_pattern=None,  # no ready line: readiness is the health check answering
         env_map={
-            "MYAPP_NATS": "AEGIS_NATS_URL", "MYAPP_USER": "AEGIS_NATS_USER",
-            "MYAPP_PASSWORD": "AEGIS_NATS_PASSWORD", "MYAPP_CA": "AEGIS_NATS_TLS_CA",
-            "MYAPP_NAME": "AEGIS_SERVICE_NAME", "MYAPP_HEALTH": "AEGIS_HEALTH_SUBJECT",
+            "MYAPP_NATS": "AEGIS_NATS_URL",
+            "MYAPP_USER": "AEGIS_NATS_USER",
+            "MYAPP_PASSWORD": "AEGIS_NATS_PASSWORD",
+            "MYAPP_CA": "AEGIS_NATS_TLS_CA",
+            "MYAPP_NAME": "AEGIS_SERVICE_NAME",
+            "MYAPP_HEALTH": "AEGIS_HEALTH_SUBJECT",
         },
     )
 
@@ -36,12 +39,16 @@ async def test_own_service_over_tls_and_auth(aegis_app, nats_client):
 def test_own_service_that_never_gets_healthy_fails_with_its_log(aegis_app_factory):
     from pytest_aegis.process import ServerStartError
 
-    with pytest.raises(ServerStartError, match=r"(?s)exited with code 1 before answering.*invalid hostname in connect url"):
+    with pytest.raises(
+        ServerStartError, match=r"(?s)exited with code 1 before answering.*invalid hostname in connect url"
+    ):
         aegis_app_factory(env={"MYAPP_NATS": ""})
 
 
 def test_settings_build_a_spec_for_a_custom_command():
-    spec = AppSpec.from_settings("python -m myapp --port 0", "myapp.health", "APP_URL=AEGIS_NATS_URL,APP_CA=AEGIS_NATS_TLS_CA")
+    spec = AppSpec.from_settings(
+        "python -m myapp --port 0", "myapp.health", "APP_URL=AEGIS_NATS_URL,APP_CA=AEGIS_NATS_TLS_CA"
+    )
     assert spec.command == ("python", "-m", "myapp", "--port", "0")
     assert spec.health_subject == "myapp.health" and spec.ready_pattern is None
     assert spec.env_map == {"APP_URL": "AEGIS_NATS_URL", "APP_CA": "AEGIS_NATS_TLS_CA"}

@@ -40,7 +40,9 @@ async def test_health_check_over_tls_and_auth(aegis_app, nats_client, mode):
 
 @pytest.mark.nats_secure
 async def test_health_helper_reports_near_misses(aegis_app, nats_client):
-    with pytest.raises(AssertionError, match=r"(?s)expected a reply from service='someone-else'.*service='svc-"):
+    with pytest.raises(
+        AssertionError, match=r"(?s)expected a reply from service='someone-else'.*service='svc-"
+    ):
         await assert_health_check(nats_client, service="someone-else", within=0.2)
     with pytest.raises(AssertionError, match="no responders"):
         await assert_health_check(nats_client, "health.nobody-listens", within=0.05)
@@ -50,12 +52,13 @@ async def test_registration_visible_within_one_second_of_start(fast_app, nats_cl
     started = time.monotonic()
     app = fast_app()
     elapsed = time.monotonic() - started
-    instance = await assert_instance_registered(nats_client, app.service_name, app.instance_id,
-                                                within=max(0.0, 1.0 - elapsed))
+    instance = await assert_instance_registered(
+        nats_client, app.service_name, app.instance_id, within=max(0.0, 1.0 - elapsed)
+    )
     assert isinstance(instance, ServiceInstance)
     assert instance.status == "ACTIVE" and instance.instance_id == app.instance_id
     assert instance.last_heartbeat.tzinfo is not None
-    assert abs(instance.last_heartbeat - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(seconds=5)
+    assert abs(instance.last_heartbeat - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
 
 
 async def test_heartbeats_move_last_heartbeat_forward(fast_app, nats_client):

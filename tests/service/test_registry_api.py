@@ -16,7 +16,12 @@ pytestmark = pytest.mark.asyncio
 
 
 def definition(**overrides):
-    body = {"serviceName": f"svc-{secrets.token_hex(4)}", "owner": "team-a", "description": "d", "version": "1.2.3"}
+    body = {
+        "serviceName": f"svc-{secrets.token_hex(4)}",
+        "owner": "team-a",
+        "description": "d",
+        "version": "1.2.3",
+    }
     return {**body, **overrides}
 
 
@@ -63,8 +68,9 @@ async def test_stale_revision_is_409_and_missing_if_match_is_428(http):
     body = definition()
     created = await http.post("/api/services", json=body)
     etag = created.headers["etag"]
-    updated = await http.put(f"/api/services/{body['serviceName']}", json={**body, "owner": "team-b"},
-                             headers={"If-Match": etag})
+    updated = await http.put(
+        f"/api/services/{body['serviceName']}", json={**body, "owner": "team-b"}, headers={"If-Match": etag}
+    )
     assert updated.status_code == 200 and updated.headers["etag"] != etag
     stale = await http.put(f"/api/services/{body['serviceName']}", json=body, headers={"If-Match": etag})
     assert stale.status_code == 409
@@ -76,8 +82,11 @@ async def test_exactly_one_of_ten_concurrent_puts_with_the_same_revision_wins(ht
     body = definition()
     etag = (await http.post("/api/services", json=body)).headers["etag"]
     puts = [
-        http.put(f"/api/services/{body['serviceName']}", json={**body, "description": f"writer {i}"},
-                 headers={"If-Match": etag})
+        http.put(
+            f"/api/services/{body['serviceName']}",
+            json={**body, "description": f"writer {i}"},
+            headers={"If-Match": etag},
+        )
         for i in range(10)
     ]
     statuses = sorted(r.status_code for r in await asyncio.gather(*puts))
@@ -103,8 +112,9 @@ VALIDATION_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("change", "field"), VALIDATION_TABLE, ids=[f"{f}-{i}" for i, (_, f) in
-                                                                      enumerate(VALIDATION_TABLE)])
+@pytest.mark.parametrize(
+    ("change", "field"), VALIDATION_TABLE, ids=[f"{f}-{i}" for i, (_, f) in enumerate(VALIDATION_TABLE)]
+)
 async def test_invalid_input_is_422_naming_the_field(http, change, field):
     response = await http.post("/api/services", json=definition(**change))
     assert response.status_code == 422, response.text
@@ -117,15 +127,20 @@ async def test_missing_fields_and_malformed_json_are_422(http):
     missing = await http.post("/api/services", json={"serviceName": "abc-def"})
     assert missing.status_code == 422
     assert {"owner", "version"} <= {d["field"] for d in missing.json()["error"]["details"]}
-    malformed = await http.post("/api/services", content=b'{"serviceName": ', headers={"content-type": "application/json"})
+    malformed = await http.post(
+        "/api/services", content=b'{"serviceName": ', headers={"content-type": "application/json"}
+    )
     assert malformed.status_code == 422 and malformed.json()["error"]["code"] == "validation_error"
 
 
 async def test_put_cannot_rename(http):
     body = definition()
     etag = (await http.post("/api/services", json=body)).headers["etag"]
-    renamed = await http.put(f"/api/services/{body['serviceName']}", json={**body, "serviceName": "other-name"},
-                             headers={"If-Match": etag})
+    renamed = await http.put(
+        f"/api/services/{body['serviceName']}",
+        json={**body, "serviceName": "other-name"},
+        headers={"If-Match": etag},
+    )
     assert renamed.status_code == 422
 
 
@@ -151,5 +166,6 @@ async def test_nats_down_gives_503_then_recovers(nats_server_factory, aegis_app_
         async def recovered():
             return (await http.post("/api/services", json=definition())).status_code == 201
 
-        await async_wait_until(recovered, "the API to recover after NATS restarts", timeout=15,
-                               interval=0.05, max_interval=0.5)
+        await async_wait_until(
+            recovered, "the API to recover after NATS restarts", timeout=15, interval=0.05, max_interval=0.5
+        )

@@ -44,7 +44,13 @@ def test_bad_values_name_the_setting_and_the_valid_values(values, message):
 
 def test_bare_marker_means_tls_userpass_jetstream():
     spec = build_spec({})
-    assert (spec.auth, spec.tls, spec.mtls, spec.jetstream, spec.server_cert) == ("userpass", True, False, True, "valid")
+    assert (spec.auth, spec.tls, spec.mtls, spec.jetstream, spec.server_cert) == (
+        "userpass",
+        True,
+        False,
+        True,
+        "valid",
+    )
 
 
 def test_specs_are_hashable_and_equal_by_value():
@@ -66,9 +72,15 @@ def test_permission_shorthands():
         ({"server_cert": "self-signed"}, "server_cert: Input should be 'valid', 'expired'"),
         ({"tls": False, "mtls": True}, "mtls=True needs tls=True"),
         ({"tls": False, "server_cert": "expired"}, "server_cert='expired' needs tls=True"),
-        ({"auth": "token", "permissions": {"publish": ["a"]}}, "permissions and users need per-user identities"),
+        (
+            {"auth": "token", "permissions": {"publish": ["a"]}},
+            "permissions and users need per-user identities",
+        ),
         ({"users": {"aegis": {}}}, "user names must be unique and not 'aegis'"),
-        ({"auth": "nkey", "users": {"bob": {"password": "x"}}}, "a user password only applies to auth='userpass'"),
+        (
+            {"auth": "nkey", "users": {"bob": {"password": "x"}}},
+            "a user password only applies to auth='userpass'",
+        ),
         ({"permissions": {"pub": ["a"]}}, "permissions.pub: unknown keyword"),
         ({"permissions": {"publish": {"allow": ["has space"]}}}, "invalid subject 'has space'"),
         ({"users": [{"name": "bad name!"}]}, "users.0.name"),

