@@ -37,7 +37,7 @@ def test_api_fuzzed_from_its_openapi_schema(aegis_app, tmp_path: Path):
         "1",
         "--no-color",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     generated = re.search(r"(\d+) generated", output)
