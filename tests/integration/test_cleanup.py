@@ -139,3 +139,17 @@ def test_sweep_ignores_recycled_pids(tmp_path):
     dead._lock.close()  # the owner "dies": its lock is released
     report = sweep(tmp_path)
     assert report.killed == [] and report.sessions == [directory]
+
+
+def test_cli_sweep_and_certs(tmp_path):
+    env = {**os.environ, "AEGIS_STATE_DIR": str(tmp_path / "state")}
+    dead = SessionState(root=tmp_path / "state")
+    directory = dead.dir
+    dead._lock.close()
+    out = subprocess.run([sys.executable, "-m", "pytest_aegis", "sweep"], env=env, capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert f"removed {directory}" in out.stdout and not directory.exists()
+    certs = subprocess.run([sys.executable, "-m", "pytest_aegis", "certs", str(tmp_path / "certs")],
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert "ca.pem" in certs.stdout
+    assert oct((tmp_path / "certs" / "server-valid.key").stat().st_mode & 0o777) == "0o600"
