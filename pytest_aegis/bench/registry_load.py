@@ -14,6 +14,9 @@ The set-up is the ``health`` suite's (:func:`~pytest_aegis.bench.health_rtt.serv
 (the list endpoint is left out: it reads every key, O(n) per call).  Each request is timed with
 :func:`time.perf_counter` from sending until the whole response body is read.  Any other status, a
 missing or unexpected ``ETag``, or an exception is an error; the rest of that cycle is skipped.
+A client keeps its name across cycles, so from the second cycle on ``create`` re-creates a deleted
+key (nats-py's ``KeyValue.create``: a failed create, a read of the delete marker, an update: three
+JetStream requests instead of one).
 
 Two load generators run one after the other, each with its own names:
 

@@ -104,3 +104,45 @@ async def test_several_instances_of_one_service_are_all_listed(fast_app, nats_cl
     assert len({app.http_url for app in apps}) == 3
     with pytest.raises(AssertionError, match="registration: expected instance 'nope'"):
         await assert_instance_registered(nats_client, apps[0].service_name, "nope", within=0.1)
+
+
+async def test_a_lost_entry_is_recreated_by_the_next_heartbeat(fast_app, nats_client):
+    app = fast_app()
+    await assert_instance_registered(nats_client, app.service_name, app.instance_id)
+    kv = await nats_client.jetstream().key_value("service-instances")
+    await kv.delete(f"{app.service_name}.{app.instance_id}")
+    await assert_registration_expires(nats_client, app.service_name, app.instance_id, within=0.5)
+    await assert_instance_registered(nats_client, app.service_name, app.instance_id, within=TTL)
+
+
+async def test_failing_heartbeats_mark_the_instance_unhealthy_and_recovery_clears_it(
+    nats_server_factory, fast_app, nats_client
+):
+    import httpx
+
+    server = nats_server_factory(auth="userpass", tls=True)
+    app = fast_app(nats=server)
+    async with httpx.AsyncClient(base_url=app.http_url, timeout=5) as http:
+        server.stop()
+
+        async def registry_state(wanted):
+            doc = (await http.get("/healthz")).json()
+            return doc["checks"]["kvRegistry"]["status"] == wanted and doc["status"] == wanted
+
+        await async_wait_until(lambda: registry_state("unhealthy"), "the registry check to turn unhealthy",
+                               timeout=10, interval=0.05, max_interval=0.25)
+        restarted_at = dt.datetime.now(dt.UTC)
+        server.restart()
+        nc = await server.connect()
+        try:
+
+            async def active_after_restart():
+                found = await assert_instance_registered(nc, app.service_name, app.instance_id, within=2)
+                return found.status == "ACTIVE" and found.last_heartbeat > restarted_at
+
+            await async_wait_until(active_after_restart, "a fresh ACTIVE heartbeat after NATS restarts",
+                                   timeout=10, transient=(AssertionError,))
+            await async_wait_until(lambda: registry_state("healthy"), "/healthz to recover", timeout=10)
+            await assert_health_check(nc, service=app.service_name, within=0.5)
+        finally:
+            await nc.close()
