@@ -154,14 +154,13 @@ class ManagedProcess:
         except OSError as exc:
             log.close()
             raise self._error(f"could not execute {self.argv[0]}: {exc}") from exc
-        if self._session is not None:
-            self._session.register_process(self._proc.pid, self.name)
         assert self._proc.stdout is not None
         self._reader = threading.Thread(
             target=self._drain, args=(self._proc.stdout, log), name=f"aegis-log-{self.name}", daemon=True
         )
         self._reader.start()
         if self._ready_predicate is None:
+            self._register()
             return
         if not self._ready.wait(timeout):
             self.kill()
@@ -169,6 +168,14 @@ class ManagedProcess:
         if not self._ready_seen:  # the reader hit EOF: the process exited
             code = self._reap()
             raise self._error(f"exited with code {code} before it was ready")
+        self._register()
+
+    def _register(self) -> None:
+        # After readiness, not right after spawning: reading /proc/<pid>/stat of a
+        # process still inside execve() blocks for ~1 ms on the server's start path.
+        # Until here PR_SET_PDEATHSIG alone ties the child to pytest.
+        if self._session is not None and self._proc is not None:
+            self._session.register_process(self._proc.pid, self.name)
 
     def _error(self, reason: str) -> ServerStartError:
         return ServerStartError(self.name, reason, self.tail(40), self._hint, self._fatal_markers)
