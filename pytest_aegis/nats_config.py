@@ -139,10 +139,10 @@ def prepare(spec: NatsSpec, directory: Path, ca: AegisCA | None) -> NatsMaterial
         material.server_files = ca.server_cert_files(spec.server_cert)
         material.ca_file = ca.ca_path
         if spec.mtls:
-            material.client_cert_files = ca.write_leaf(ca.client_cert, "client-default")
-            material.client_tls = ca.client_ssl_context(ca.client_cert)
+            material.client_cert_files = ca.client_cert_files
+            material.client_tls = ca.shared_mtls_client_context
         else:
-            material.client_tls = ca.client_ssl_context()
+            material.client_tls = ca.shared_client_context
     return material
 
 
