@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 import sys
 
 EXIT_CONFIG = 2
@@ -22,9 +24,18 @@ def main() -> int:
 
     configure_logging(settings.log_level, settings.instance_id)
     try:
-        return asyncio.run(ServiceApp(settings).run())
+        return _run(ServiceApp(settings).run())
     except KeyboardInterrupt:  # a signal that arrived before handlers were installed
         return 130
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed (the ``service`` extra brings it), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 if __name__ == "__main__":

@@ -127,12 +127,10 @@ class DefinitionRepository:
         return ServiceDefinitionOut(**definition.model_dump(), revision=revision)
 
     async def delete(self, name: str, if_match: int | None) -> None:
-        current = await self.get(name)
-        expected = current.revision if if_match is None else if_match
-        if expected != current.revision:
-            raise Conflict(
-                f"service '{name}' was modified: revision {expected} is stale, current is {current.revision}"
-            )
+        """Delete ``name``.  With ``If-Match`` the KV write itself enforces the
+        revision (one round trip); only a refused write reads the entry, to tell
+        404 (gone) from 409 (stale)."""
+        expected = (await self.get(name)).revision if if_match is None else if_match
 
         async def remove(kv: KeyValue) -> bool:
             return await kv.delete(name, last=expected)
@@ -140,8 +138,9 @@ class DefinitionRepository:
         try:
             await self._gateway.run(DEFINITIONS_BUCKET, remove, f"delete service '{name}'")
         except nats.js.errors.APIError as exc:
-            if is_wrong_last_sequence(exc):
-                raise Conflict(
-                    f"service '{name}' was modified concurrently: revision {expected} is stale"
-                ) from None
-            raise
+            if not is_wrong_last_sequence(exc):
+                raise
+            current = await self.get(name)  # NotFound (404) if it does not exist
+            raise Conflict(
+                f"service '{name}' was modified: revision {expected} is stale, current is {current.revision}"
+            ) from None

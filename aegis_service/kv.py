@@ -72,7 +72,8 @@ async def ensure_bucket(js: JetStreamContext, name: str, *, description: str, ms
     except nats.js.errors.BucketNotFoundError:
         try:
             kv = await js.create_key_value(
-                api.KeyValueConfig(bucket=name, history=1, description=description)
+                # direct=True: gets use the direct-get API instead of a JetStream API request.
+                api.KeyValueConfig(bucket=name, history=1, description=description, direct=True)
             )
             logger.info("created KV bucket %s", name)
         except nats.js.errors.BadRequestError as exc:
