@@ -44,6 +44,7 @@ from pytest_aegis.app import AppProcess, AppSpec
 from pytest_aegis.backends.local import LocalBackend
 from pytest_aegis.bench import stats
 from pytest_aegis.bench.nats_ready import _DropSslEofNoise
+from pytest_aegis.bench.procs import terminate
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_pool import NatsPool
@@ -64,7 +65,6 @@ BLOCK_SIZE = 200
 QUICK_BLOCKS = 4
 QUICK_BLOCK_SIZE = 50
 READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 BARE_READY = "AEGIS-BENCH BARE READY"
 #: The bare responder.  Only the environment of :meth:`NatsServer.env` configures it; its document has
@@ -190,7 +190,7 @@ def start_bare(server: NatsServer, log_path: Path, timeout: float = READY_TIMEOU
     try:
         _wait_ready_line(proc, timeout, log_path)
     except BaseException:
-        stop_bare(proc)
+        terminate(proc)
         raise
     return proc
 
@@ -219,22 +219,6 @@ def _tail(path: Path, count: int = 20) -> str:
     with contextlib.suppress(OSError):
         return "\n".join("  " + line for line in path.read_text(errors="replace").splitlines()[-count:])
     return "  (no log)"
-
-
-def stop_bare(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM and wait (SIGKILL after :data:`STOP_TIMEOUT`); close the pipe."""
-    try:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 # -- the measurement -------------------------------------------------------------------------------------
@@ -341,7 +325,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
             asyncio.run(_measure(stack.server, contenders, blocks, block_size, _progress))
             measure_s = time.perf_counter() - started
         finally:
-            stop_bare(bare)
+            terminate(bare)
         return {
             "suite": NAME,
             "what": "NATS request/reply round trip (await nc.request(subject, b'{}', timeout=1)) from one "

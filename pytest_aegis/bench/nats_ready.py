@@ -26,7 +26,6 @@ session, so they are not part of the per-server time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -44,6 +43,7 @@ import nats
 from pytest_aegis import nats_config
 from pytest_aegis.backends.local import LocalBackend
 from pytest_aegis.bench import stats
+from pytest_aegis.bench.procs import terminate
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_config import NatsMaterial
@@ -65,7 +65,6 @@ TARGETS: dict[str, float] = {"tls_userpass_js_median_ms": 15, "ratio_max": 1.5}
 TARGET_CONFIG = "tls_userpass_js"
 WARMUP_PAIRS = 1
 READY_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 
 _READY = b"Server is ready"
 _CLIENT_PORT = re.compile(rb"Listening for client connections on (\S+):(\d+)")
@@ -119,22 +118,6 @@ def _tail(lines: list[bytes], count: int = 20) -> str:
     return "\n".join("  " + line.decode("utf-8", "replace") for line in lines[-count:])
 
 
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM and wait (SIGKILL after :data:`STOP_TIMEOUT`); close the pipe."""
-    try:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    finally:
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
 def bare_connect_kwargs(material: NatsMaterial, port: int) -> dict[str, Any]:
     """The ``nats.connect`` keywords the plugin's handle would use, for a bare server on ``port``."""
     scheme = "tls" if material.spec.tls else "nats"
@@ -167,7 +150,7 @@ async def bare_once(binary: Path, material: NatsMaterial, directory: Path, name:
         elapsed = time.perf_counter() - started
         await nc.close()
     finally:
-        _terminate(proc)
+        terminate(proc)
     return elapsed
 
 
