@@ -4,6 +4,8 @@ optimistic locking on the KV revision."""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from datetime import datetime
 
 import nats.js.errors
 from nats.js.kv import KeyValue
@@ -34,9 +36,34 @@ def _encode(definition: ServiceDefinition) -> bytes:
     return definition.model_dump_json().encode()
 
 
+class CreatedAtCache:
+    """``createdAt`` by (name, KV revision), bounded.
+
+    A revision names one immutable value of a key (stream sequences never repeat,
+    even across delete and re-create), so an entry can never be stale: it lets a
+    PUT whose ``If-Match`` revision we have seen skip the read of the current
+    value and go straight to the conditional write.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, int], datetime] = OrderedDict()
+
+    def remember(self, definition: ServiceDefinitionOut) -> ServiceDefinitionOut:
+        if definition.revision is not None and definition.created_at is not None:
+            self._entries[(definition.service_name, definition.revision)] = definition.created_at
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return definition
+
+    def get(self, name: str, revision: int) -> datetime | None:
+        return self._entries.get((name, revision))
+
+
 class DefinitionRepository:
     def __init__(self, gateway: KvGateway) -> None:
         self._gateway = gateway
+        self._created_at = CreatedAtCache()
 
     async def list(self) -> list[ServiceDefinitionOut]:
         """All live definitions, sorted by name. Keys come from the stream's subject index (no consumer is
@@ -73,7 +100,7 @@ class DefinitionRepository:
         except nats.js.errors.KeyNotFoundError:  # also covers deleted keys
             raise NotFound(f"service '{name}' not found") from None
         assert entry.revision is not None
-        return _decode(entry.value, entry.revision, name)
+        return self._created_at.remember(_decode(entry.value, entry.revision, name))
 
     async def create(self, body: ServiceDefinitionInput) -> ServiceDefinitionOut:
         now = utc_now()
@@ -94,24 +121,35 @@ class DefinitionRepository:
             revision = await self._gateway.run(DEFINITIONS_BUCKET, write, f"create service '{name}'")
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Conflict(f"service '{name}' already exists") from None
-        return ServiceDefinitionOut(**definition.model_dump(), revision=revision)
+        return self._created_at.remember(ServiceDefinitionOut(**definition.model_dump(), revision=revision))
 
     async def update(
         self, name: str, body: ServiceDefinitionUpdate, if_match: int | None
     ) -> ServiceDefinitionOut:
-        """Replace ``name``; ``if_match=None`` means "whatever the current revision is" (``If-Match: *``)."""
-        current = await self.get(name)
-        expected = current.revision if if_match is None else if_match
-        if expected != current.revision:
-            raise Conflict(
-                f"service '{name}' was modified: revision {expected} is stale, current is {current.revision}"
-            )
+        """Replace ``name``; ``if_match=None`` means "whatever the current revision is" (``If-Match: *``).
+
+        The KV write is conditional on the revision either way; the current value is
+        read first only when its ``createdAt`` is not known for that revision.
+        """
+        created_at = self._created_at.get(name, if_match) if if_match is not None else None
+        if created_at is None:
+            current = await self.get(name)
+            expected = current.revision if if_match is None else if_match
+            if expected != current.revision:
+                raise Conflict(
+                    f"service '{name}' was modified: revision {expected} is stale, "
+                    f"current is {current.revision}"
+                )
+            created_at = current.created_at
+        else:
+            assert if_match is not None
+            expected = if_match
         definition = ServiceDefinition(
             service_name=name,
             owner=body.owner,
             description=body.description,
             version=body.version,
-            created_at=current.created_at,
+            created_at=created_at,
             updated_at=utc_now(),
         )
 
@@ -121,10 +159,11 @@ class DefinitionRepository:
         try:
             revision = await self._gateway.run(DEFINITIONS_BUCKET, write, f"update service '{name}'")
         except nats.js.errors.KeyWrongLastSequenceError:
+            await self.get(name)  # NotFound (404) if it was deleted meanwhile
             raise Conflict(
                 f"service '{name}' was modified concurrently: revision {expected} is stale"
             ) from None
-        return ServiceDefinitionOut(**definition.model_dump(), revision=revision)
+        return self._created_at.remember(ServiceDefinitionOut(**definition.model_dump(), revision=revision))
 
     async def delete(self, name: str, if_match: int | None) -> None:
         """Delete ``name``.  With ``If-Match`` the KV write itself enforces the

@@ -217,6 +217,23 @@ def parse_if_match(value: str | None, *, required: bool) -> int | None:
     return int(match.group(1))
 
 
+def _definition_response(
+    definition: ServiceDefinitionOut, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """The definition as JSON with its ETag, serialised once by pydantic.
+
+    Returning a ``Response`` skips FastAPI's second validation pass over a model
+    the repository already built (``response_model`` still documents the schema).
+    """
+    assert definition.revision is not None
+    return Response(
+        content=definition.model_dump_json(),
+        status_code=status,
+        media_type="application/json",
+        headers={"ETag": _etag(definition.revision), **(headers or {})},
+    )
+
+
 def _etag(revision: int) -> str:
     return f'"{revision}"'
 
@@ -270,11 +287,11 @@ def create_app(repository: DefinitionRepository, health: Callable[[], dict[str, 
         responses={201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}}, **E409, **E422, **E500, **E503},
         tags=["services"],
     )
-    async def create_service(body: ServiceDefinitionInput, response: Response) -> ServiceDefinitionOut:
+    async def create_service(body: ServiceDefinitionInput) -> Response:
         created = await repository.create(body)
-        response.headers["Location"] = f"/api/services/{created.service_name}"
-        response.headers["ETag"] = _etag(created.revision)
-        return created
+        return _definition_response(
+            created, 201, {"Location": f"/api/services/{created.service_name}"}
+        )
 
     @app.get(
         "/api/services/{serviceName}",
@@ -282,10 +299,8 @@ def create_app(repository: DefinitionRepository, health: Callable[[], dict[str, 
         responses={200: {"headers": ETAG_HEADER}, **E404, **E422, **E500, **E503},
         tags=["services"],
     )
-    async def get_service(service_name: ServiceNamePath, response: Response) -> ServiceDefinitionOut:
-        found = await repository.get(service_name)
-        response.headers["ETag"] = _etag(found.revision)
-        return found
+    async def get_service(service_name: ServiceNamePath) -> Response:
+        return _definition_response(await repository.get(service_name))
 
     @app.put(
         "/api/services/{serviceName}",
@@ -295,14 +310,12 @@ def create_app(repository: DefinitionRepository, health: Callable[[], dict[str, 
         tags=["services"],
     )
     async def replace_service(
-        service_name: ServiceNamePath, body: ServiceDefinitionUpdate, request: Request, response: Response
-    ) -> ServiceDefinitionOut:
+        service_name: ServiceNamePath, body: ServiceDefinitionUpdate, request: Request
+    ) -> Response:
         if body.service_name is not None and body.service_name != service_name:
             raise InvalidField("serviceName", f"must match the name in the path ('{service_name}')")
         revision = parse_if_match(request.headers.get("if-match"), required=True)
-        updated = await repository.update(service_name, body, revision)
-        response.headers["ETag"] = _etag(updated.revision)
-        return updated
+        return _definition_response(await repository.update(service_name, body, revision))
 
     @app.delete(
         "/api/services/{serviceName}",
