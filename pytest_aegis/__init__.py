@@ -28,9 +28,10 @@ from pytest_aegis.certs import AegisCA
 from pytest_aegis.fixtures import nats_server_fixture
 from pytest_aegis.nats_server import NatsServer
 from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.postgres import PostgresDatabase, PostgresServer
 
 # `pytest -p pytest_aegis` registers this module; it pulls in the hooks and fixtures.
-pytest_plugins = ("pytest_aegis.plugin", "pytest_aegis.fixtures")
+pytest_plugins = ("pytest_aegis.plugin", "pytest_aegis.fixtures", "pytest_aegis.pg_fixtures")
 
 __all__ = [
     "AegisCA",
@@ -38,6 +39,8 @@ __all__ = [
     "AppSpec",
     "NatsServer",
     "NatsSpec",
+    "PostgresDatabase",
+    "PostgresServer",
     "ServiceInstance",
     "assert_connection_rejected",
     "assert_health_check",

@@ -88,6 +88,20 @@ SETTINGS: tuple[Setting, ...] = (
         "AEGIS_APP_ENV",
         "rename the harness's env vars for your app: 'APP_NATS_URL=AEGIS_NATS_URL APP_CA=AEGIS_NATS_TLS_CA'",
     ),
+    Setting(
+        "--aegis-pg-bin-dir",
+        "aegis_pg_bin_dir",
+        "AEGIS_PG_BIN_DIR",
+        "directory holding the PostgreSQL server binaries (postgres, initdb); default: PATH, "
+        "pg_config --bindir, then the newest /usr/lib/postgresql/*/bin",
+    ),
+    Setting(
+        "--aegis-pg-migrations",
+        "aegis_pg_migrations",
+        "AEGIS_PG_MIGRATIONS",
+        "directory of NNN_name.sql files applied in order to the template database of postgres_db "
+        "(relative paths are relative to the rootdir)",
+    ),
 )
 
 
@@ -102,6 +116,8 @@ class AegisConfig:
     app_command: str | None = None
     app_health_subject: str = "health.check"
     app_env: str | None = None
+    pg_bin_dir: Path | None = None
+    pg_migrations: Path | None = None
 
     @classmethod
     def resolve(cls, lookup: Callable[[Setting], Any]) -> AegisConfig:
@@ -123,6 +139,8 @@ class AegisConfig:
             app_command=raw["aegis_app_command"],
             app_health_subject=raw["aegis_app_health_subject"] or "health.check",
             app_env=raw["aegis_app_env"],
+            pg_bin_dir=Path(raw["aegis_pg_bin_dir"]) if raw["aegis_pg_bin_dir"] else None,
+            pg_migrations=Path(raw["aegis_pg_migrations"]) if raw["aegis_pg_migrations"] else None,
         )
 
 

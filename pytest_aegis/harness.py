@@ -15,6 +15,7 @@ from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_pool import NatsPool
 from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.postgres import PostgresPool
 from pytest_aegis.reporting import LogSource
 from pytest_aegis.session import SessionState, SweepReport
 
@@ -40,15 +41,24 @@ class Harness:
     def nats(self) -> NatsPool:
         return NatsPool(self.backend, self.session, lambda: self.ca, keep=self.config.keep)
 
+    @functools.cached_property
+    def postgres(self) -> PostgresPool:
+        return PostgresPool(self.config, self.session)
+
     def log_sources(self) -> list[LogSource]:
-        if "nats" not in self.__dict__:
-            return []
-        return [server for server in self.nats.servers if server.is_running]
+        sources: list[LogSource] = []
+        if "nats" in self.__dict__:
+            sources += [server for server in self.nats.servers if server.is_running]
+        if "postgres" in self.__dict__:
+            sources += [server for server in self.postgres.servers if server.is_running]
+        return sources
 
     def close(self) -> None:
         """Stop what is running (unless kept) and remove the session directory."""
         if "nats" in self.__dict__:
             self.kept += self.nats.close()
+        if "postgres" in self.__dict__:
+            self.postgres.close()  # --aegis-keep does not apply to PostgreSQL yet
         if "backend" in self.__dict__:
             self.backend.close()
         if self.kept:

@@ -1,0 +1,127 @@
+"""Finding the PostgreSQL server binaries (``postgres``, ``initdb``) and their version.
+
+The order: ``--aegis-pg-bin-dir`` / ini ``aegis_pg_bin_dir`` / ``$AEGIS_PG_BIN_DIR``,
+then ``PATH``, then ``pg_config --bindir``, then the newest
+``/usr/lib/postgresql/*/bin`` (Debian/Ubuntu keep them off ``PATH``).  When
+nothing fits, :class:`BackendUnavailable` lists every place looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_aegis.backends.base import BackendUnavailable
+
+REQUIRED = ("postgres", "initdb")
+INSTALL_HINT = (
+    "install the server with `apt-get install postgresql` (Debian/Ubuntu; binaries land in "
+    "/usr/lib/postgresql/<version>/bin), `dnf install postgresql-server` or `brew install postgresql`, "
+    "or point --aegis-pg-bin-dir / $AEGIS_PG_BIN_DIR at the directory holding postgres and initdb"
+)
+DEBIAN_GLOB = "/usr/lib/postgresql/*/bin"
+_VERSION = re.compile(r"\(PostgreSQL\)\s+(\S+)")
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    """The directory of a usable PostgreSQL installation, and its version."""
+
+    bin_dir: Path
+    version: str
+
+    @property
+    def postgres(self) -> Path:
+        return self.bin_dir / "postgres"
+
+    @property
+    def initdb(self) -> Path:
+        return self.bin_dir / "initdb"
+
+    @property
+    def major(self) -> str:
+        return self.version.split(".")[0]
+
+
+def _usable(directory: Path) -> bool:
+    return all(
+        os.access(directory / name, os.X_OK) and (directory / name).is_file() for name in REQUIRED
+    )
+
+
+def _from_path() -> Path | None:
+    for name in ("pg_ctl", "postgres"):
+        found = shutil.which(name)
+        if found:
+            return Path(found).resolve().parent  # resolve: /usr/local/bin/postgres -> the real bin dir
+    return None
+
+
+def _from_pg_config() -> Path | None:
+    pg_config = shutil.which("pg_config")
+    if not pg_config:
+        return None
+    try:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = out.stdout.strip()
+    return Path(text) if out.returncode == 0 and text else None
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path.parent.name)) or (0,)
+
+
+def _from_debian() -> Path | None:
+    root = Path(DEBIAN_GLOB.split("*")[0])
+    candidates = sorted(root.glob("*/bin"), key=_version_key, reverse=True) if root.is_dir() else []
+    return next((path for path in candidates if _usable(path)), None)
+
+
+def find_pg_bin_dir(explicit: Path | None) -> Path:
+    """The directory holding ``postgres`` and ``initdb``; raise listing every place looked at."""
+    if explicit is not None:
+        if _usable(explicit):
+            return explicit
+        # An explicit setting that is wrong is an error, not a hint to look elsewhere.
+        raise BackendUnavailable(
+            f"PostgreSQL binaries not found: --aegis-pg-bin-dir / ini aegis_pg_bin_dir / $AEGIS_PG_BIN_DIR "
+            f"is {explicit}, which does not hold executable {' and '.join(REQUIRED)}.\n"
+            f"Fix the setting, or unset it to search PATH. Hint: {INSTALL_HINT}"
+        )
+    looked = ["  --aegis-pg-bin-dir / ini aegis_pg_bin_dir / $AEGIS_PG_BIN_DIR: not set"]
+    for source, finder in (
+        ("PATH (pg_ctl, postgres)", _from_path),
+        ("pg_config --bindir", _from_pg_config),
+        (f"{DEBIAN_GLOB} (newest)", _from_debian),
+    ):
+        found = finder()
+        if found is not None and _usable(found):
+            return found
+        looked.append(
+            f"  {source}: " + (f"{found} (no executable postgres + initdb)" if found else "nothing")
+        )
+    raise BackendUnavailable(
+        "PostgreSQL server binaries not found. Looked at:\n"
+        + "\n".join(looked)
+        + f"\nHint: {INSTALL_HINT}"
+    )
+
+
+def pg_version(postgres: Path) -> str:
+    """``15.8`` from ``postgres --version``."""
+    out = subprocess.run([str(postgres), "--version"], capture_output=True, text=True, timeout=10)
+    match = _VERSION.search(out.stdout)
+    if out.returncode != 0 or not match:
+        raise BackendUnavailable(f"{postgres} --version failed: {(out.stdout + out.stderr).strip()!r}")
+    return match.group(1)
+
+
+def find_pg_binaries(explicit: Path | None) -> PgBinaries:
+    bin_dir = find_pg_bin_dir(explicit)
+    return PgBinaries(bin_dir, pg_version(bin_dir / "postgres"))

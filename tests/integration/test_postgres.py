@@ -1,0 +1,240 @@
+"""PostgreSQL fixtures against a real server (local backend): no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pytest_aegis.harness import get_harness
+from pytest_aegis.session import process_start_time
+from pytest_aegis.waiting import wait_until
+
+SEEN_DATABASES: list[str] = []
+
+
+def test_server_answers_select_version_over_tcp_with_its_password(postgres_server):
+    with psycopg.connect(
+        host=postgres_server.host,
+        port=postgres_server.port,
+        user=postgres_server.user,
+        password=postgres_server.password,
+        dbname="postgres",
+    ) as conn:
+        (version,) = conn.execute("SELECT version()").fetchone()
+        (address,) = conn.execute("SELECT host(inet_server_addr())").fetchone()
+    assert f"PostgreSQL {postgres_server.version}" in version
+    assert address == "127.0.0.1", "the connection should be TCP, not the unix socket"
+    with psycopg.connect(postgres_server.dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_wrong_password_is_rejected(postgres_server):
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(
+            host=postgres_server.host,
+            port=postgres_server.port,
+            user=postgres_server.user,
+            password=postgres_server.password + "-wrong",
+            dbname="postgres",
+            connect_timeout=10,
+        )
+
+
+def test_the_server_does_not_run_as_root_and_keeps_its_files_private(postgres_server):
+    uid = os.stat(f"/proc/{postgres_server.pid}").st_uid
+    assert uid != 0
+    assert oct(postgres_server.data_dir.stat().st_mode & 0o777) == "0o700"
+    assert postgres_server.data_dir.stat().st_uid == uid
+
+
+@pytest.mark.parametrize("turn", [1, 2])
+def test_postgres_db_is_a_fresh_database_each_test(postgres_db, turn):
+    assert postgres_db.name.startswith("test_") and postgres_db.name not in SEEN_DATABASES
+    SEEN_DATABASES.append(postgres_db.name)
+    with postgres_db.connect(autocommit=True) as conn:
+        (exists,) = conn.execute("SELECT to_regclass('public.leftover') IS NOT NULL").fetchone()
+        assert not exists, "a table created by another test is visible"
+        conn.execute("CREATE TABLE leftover (turn int)")
+
+
+def test_databases_are_isolated_and_dropped(request, postgres_server, postgres_db):
+    pool = get_harness(request.config).postgres
+    other = pool.new_database(postgres_server)
+    with postgres_db.connect(autocommit=True) as conn:
+        conn.execute("CREATE TABLE mine (x int)")
+    with other.connect() as conn:
+        assert conn.execute("SELECT to_regclass('public.mine')").fetchone() == (None,)
+    from pytest_aegis.postgres.databases import drop_database
+
+    drop_database(other)
+    with psycopg.connect(postgres_server.dsn) as conn:
+        names = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+    assert other.name not in names and postgres_db.name in names
+
+
+def test_postgres_tx_is_inside_a_transaction_nobody_else_sees(postgres_server, postgres_tx):
+    postgres_tx.execute("CREATE TABLE tx_only (x int)")
+    assert postgres_tx.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    dbname = postgres_tx.info.dbname
+    with psycopg.connect(postgres_server.dsn_for(dbname)) as conn:
+        assert conn.execute("SELECT to_regclass('public.tx_only')").fetchone() == (None,)
+
+
+def test_a_second_server_starts_warm_from_the_cached_cluster(postgres_server, postgres_server_factory):
+    cache = postgres_server.cache_dir
+    assert (cache / "data" / "PG_VERSION").is_file()
+    second = postgres_server_factory()
+    assert second.cache_hit, "the second start of the session must copy the cached cluster, not initdb"
+    assert second.cache_dir == cache
+    assert second.data_dir != postgres_server.data_dir and second.port != postgres_server.port
+    with psycopg.connect(second.dsn) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+    second.stop()
+    assert not second.is_running
+
+
+# -- inner sessions --------------------------------------------------------
+
+
+@pytest.fixture
+def inner(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("AEGIS_STATE_DIR", str(tmp_path / "state"))
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "pytest_aegis", "-p", "no:cacheprovider", *args, timeout=120)
+
+
+def test_migrations_reach_postgres_db_and_postgres_tx_and_tx_rolls_back(inner):
+    migrations = inner.mkdir("migrations")
+    (migrations / "001_accounts.sql").write_text("CREATE TABLE accounts (id int PRIMARY KEY, name text);\n")
+    (migrations / "002_seed.sql").write_text(
+        "INSERT INTO accounts VALUES (1, 'alice');\nINSERT INTO accounts VALUES (2, 'bob');\n"
+    )
+    (migrations / "010_index.sql").write_text("CREATE INDEX accounts_name ON accounts (name);\n")
+    inner.makepyfile("""
+        def test_db_has_migrations(postgres_db):
+            with postgres_db.connect() as conn:
+                rows = conn.execute("SELECT name FROM accounts ORDER BY id").fetchall()
+                assert rows == [("alice",), ("bob",)]
+                assert conn.execute("SELECT to_regclass('accounts_name')").fetchone() != (None,)
+
+        def test_tx_writes(postgres_tx):
+            postgres_tx.execute("INSERT INTO accounts VALUES (3, 'carol')")
+            assert postgres_tx.execute("SELECT count(*) FROM accounts").fetchone() == (3,)
+
+        def test_tx_was_rolled_back(postgres_tx):
+            assert postgres_tx.execute("SELECT count(*) FROM accounts").fetchone() == (2,)
+    """)
+    result = run(inner, "--aegis-pg-migrations", "migrations", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
+def test_a_failing_migration_names_its_file(inner):
+    migrations = inner.mkdir("migrations")
+    (migrations / "001_broken.sql").write_text("CREATE TABLE oops (;\n")
+    inner.makepyfile("""
+        def test_x(postgres_db):
+            pass
+    """)
+    result = run(inner, "--aegis-pg-migrations", "migrations")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*migration*001_broken.sql failed*syntax error*"])
+
+
+HANGING_TEST = textwrap.dedent("""
+    import json, os, pathlib, threading
+
+    def children(pid):
+        found = []
+        for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
+    def test_hangs(postgres_server):
+        info = {"pytest": os.getpid(), "postmaster": postgres_server.pid,
+                "children": children(postgres_server.pid), "dir": str(postgres_server.directory)}
+        pathlib.Path(os.environ["PIDS_FILE"]).write_text(json.dumps(info))
+        threading.Event().wait()  # until killed
+""")
+
+
+def _pytest(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "pytest_aegis", "-p", "no:cacheprovider", "-q",
+         "-o", "asyncio_default_fixture_loop_scope=function", *args],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _gone(pid: int) -> bool:
+    return process_start_time(pid) is None
+
+
+def test_kill_9_of_pytest_leaves_no_postmaster_and_the_next_session_reclaims_its_dir(tmp_path):
+    pids_file = tmp_path / "pids.json"
+    (tmp_path / "test_hang.py").write_text(HANGING_TEST)
+    (tmp_path / "test_next.py").write_text("def test_next(postgres_server):\n    pass\n")
+    env = {**os.environ, "AEGIS_STATE_DIR": str(tmp_path / "state"), "PIDS_FILE": str(pids_file)}
+
+    victim = _pytest(["test_hang.py"], env, tmp_path)
+    try:
+        info = wait_until(
+            lambda: pids_file.exists() and json.loads(pids_file.read_text()),
+            "the inner test to start",
+            timeout=60,
+            transient=(ValueError,),
+        )
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    assert info["children"], "a running postmaster has helper processes (checkpointer, walwriter, ...)"
+
+    wait_until(
+        lambda: _gone(info["postmaster"]),
+        "the killed session's postmaster to die",
+        timeout=10,
+        hint="PR_SET_PDEATHSIG should kill it with pytest",
+    )
+    wait_until(
+        lambda: all(_gone(pid) for pid in info["children"]),
+        "the postmaster's children to exit",
+        timeout=10,
+        hint="postgres processes exit when they notice the postmaster died",
+    )
+    server_dir = Path(info["dir"])
+    assert server_dir.exists(), "the dead session's data dir stays until the next session sweeps it"
+
+    follower = _pytest(["test_next.py"], env, tmp_path)
+    assert follower.wait(timeout=120) == 0
+    assert not server_dir.exists(), "the next session should have removed the dead one's PostgreSQL dir"
+
+
+def test_a_taken_port_is_retried_with_another(request, monkeypatch):
+    import socket
+
+    from pytest_aegis.postgres import server as server_module
+
+    real_free_port = server_module.free_port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        offered = iter([taken])
+        monkeypatch.setattr(server_module, "free_port", lambda: next(offered, None) or real_free_port())
+        server = get_harness(request.config).postgres.start(name="retry")
+        try:
+            assert server.port != taken
+            assert "could not bind" in server.logs() and server.is_running
+        finally:
+            server.stop()
