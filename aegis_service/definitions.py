@@ -3,6 +3,7 @@ optimistic locking on the KV revision."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
 from datetime import datetime
@@ -36,6 +37,9 @@ def _encode(definition: ServiceDefinition) -> bytes:
     return definition.model_dump_json().encode()
 
 
+TOMBSTONE_CACHE = 10_000
+
+
 class CreatedAtCache:
     """``createdAt`` by (name, KV revision), bounded.
 
@@ -64,6 +68,7 @@ class DefinitionRepository:
     def __init__(self, gateway: KvGateway) -> None:
         self._gateway = gateway
         self._created_at = CreatedAtCache()
+        self._tombstones: OrderedDict[str, int] = OrderedDict()  # name -> revision of our delete marker
 
     async def list(self) -> list[ServiceDefinitionOut]:
         """All live definitions, sorted by name. Keys come from the stream's subject index (no consumer is
@@ -114,8 +119,16 @@ class DefinitionRepository:
         )
         name = definition.service_name
 
+        payload = _encode(definition)
+        tombstone = self._tombstones.pop(name, None)
+
         async def write(kv: KeyValue) -> int:
-            return await kv.create(name, _encode(definition))
+            if tombstone is not None:
+                # We deleted this name ourselves: a write conditional on that delete
+                # marker re-creates it in one round trip (kv.create needs three).
+                with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                    return await kv.update(name, payload, last=tombstone)
+            return await kv.create(name, payload)
 
         try:
             revision = await self._gateway.run(DEFINITIONS_BUCKET, write, f"create service '{name}'")
@@ -171,11 +184,18 @@ class DefinitionRepository:
         404 (gone) from 409 (stale)."""
         expected = (await self.get(name)).revision if if_match is None else if_match
 
-        async def remove(kv: KeyValue) -> bool:
-            return await kv.delete(name, last=expected)
+        async def remove(kv: KeyValue) -> int:
+            # kv.delete() hides the marker's revision; publish the same marker
+            # ourselves to learn it, so a later create of this name is one write.
+            ack = await self._gateway.js.publish(
+                f"$KV.{DEFINITIONS_BUCKET}.{name}",
+                b"",
+                headers={"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(expected)},
+            )
+            return ack.seq
 
         try:
-            await self._gateway.run(DEFINITIONS_BUCKET, remove, f"delete service '{name}'")
+            marker = await self._gateway.run(DEFINITIONS_BUCKET, remove, f"delete service '{name}'")
         except nats.js.errors.APIError as exc:
             if not is_wrong_last_sequence(exc):
                 raise
@@ -183,3 +203,6 @@ class DefinitionRepository:
             raise Conflict(
                 f"service '{name}' was modified: revision {expected} is stale, current is {current.revision}"
             ) from None
+        self._tombstones[name] = marker
+        if len(self._tombstones) > TOMBSTONE_CACHE:
+            self._tombstones.popitem(last=False)
