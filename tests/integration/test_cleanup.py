@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
+
+from support import gone, kill_9_hanging_session, session_env, spawn_pytest
 
 from pytest_aegis.session import SessionState, process_start_time, sweep
 from pytest_aegis.waiting import wait_until
@@ -25,54 +26,18 @@ HANGING_TEST = textwrap.dedent("""
 """)
 
 
-def _pytest(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "pytest_aegis",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "-o",
-            "asyncio_default_fixture_loop_scope=function",
-            *args,
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _gone(pid: int) -> bool:
-    return process_start_time(pid) is None  # zombies count as gone: they no longer run
-
-
 def test_kill_9_of_pytest_leaves_no_nats_server_and_the_next_session_reclaims_its_dir(tmp_path):
     state = tmp_path / "state"
     pids_file = tmp_path / "pids.json"
     (tmp_path / "test_hang.py").write_text(HANGING_TEST)
     (tmp_path / "test_ok.py").write_text("def test_ok():\n    pass\n")
-    env = {**os.environ, "AEGIS_STATE_DIR": str(state), "PIDS_FILE": str(pids_file)}
+    env = session_env(state, pids_file)
 
-    victim = _pytest(["test_hang.py"], env, tmp_path)
-    try:
-        info = wait_until(
-            lambda: pids_file.exists() and json.loads(pids_file.read_text()),
-            "the inner test to start",
-            timeout=60,
-            transient=(ValueError,),
-        )
-    finally:
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
+    info = kill_9_hanging_session("test_hang.py", env, tmp_path, pids_file)
     servers = info["servers"]
 
     wait_until(
-        lambda: all(_gone(pid) for pid in servers),
+        lambda: all(gone(pid) for pid in servers),
         "the killed session's nats-servers to die",
         timeout=10,
         hint="PR_SET_PDEATHSIG should kill them with pytest",
@@ -80,7 +45,7 @@ def test_kill_9_of_pytest_leaves_no_nats_server_and_the_next_session_reclaims_it
     leftovers = list(state.glob("s-*"))
     assert leftovers, "the killed session's directory should still be there for the next session to sweep"
 
-    follower = _pytest(["test_ok.py"], env, tmp_path)
+    follower = spawn_pytest(["test_ok.py"], env, tmp_path)
     assert follower.wait(timeout=120) == 0
     assert not any(path.exists() for path in leftovers), "the next session should have swept the dead one"
     assert list(state.glob("s-*")) == []
@@ -110,10 +75,10 @@ def test_sweep_kills_processes_a_dead_session_left_running(tmp_path):
         assert process_start_time(orphan) is not None, "the orphan should outlive its session"
         report = sweep(state)
         assert [pid for pid, _ in report.killed] == [orphan]
-        assert _gone(orphan)
+        assert gone(orphan)
         assert list(state.glob("s-*")) == []
     finally:
-        if not _gone(orphan):
+        if not gone(orphan):
             os.kill(orphan, signal.SIGKILL)
 
 

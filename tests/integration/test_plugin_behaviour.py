@@ -7,20 +7,9 @@ import re
 import signal
 
 import pytest
+from support import run_inner
 
 from pytest_aegis.session import process_start_time
-
-
-@pytest.fixture
-def inner(pytester, tmp_path, monkeypatch):
-    """An isolated inner pytest that loads the plugin, with its own state dir."""
-    monkeypatch.setenv("AEGIS_STATE_DIR", str(tmp_path / "state"))
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    return pytester
-
-
-def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "pytest_aegis", "-p", "no:cacheprovider", *args, timeout=120)
 
 
 def test_bad_marker_arguments_are_a_usage_error(inner):
@@ -30,7 +19,7 @@ def test_bad_marker_arguments_are_a_usage_error(inner):
         def test_x(nats_secure):
             pass
     """)
-    result = run(inner)
+    result = run_inner(inner)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -49,7 +38,7 @@ def test_positional_marker_arguments_are_a_usage_error(inner):
         def test_x(nats_secure):
             pass
     """)
-    result = run(inner)
+    result = run_inner(inner)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*takes keywords only*"])
 
@@ -61,7 +50,7 @@ def test_inconsistent_spec_is_a_usage_error(inner):
         def test_x(nats_secure):
             pass
     """)
-    result = run(inner)
+    result = run_inner(inner)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*mtls=True needs tls=True*"])
 
@@ -79,7 +68,7 @@ def test_inconsistent_spec_is_a_usage_error(inner):
 )
 def test_bad_options_are_a_usage_error(inner, args, expected):
     inner.makepyfile("def test_x():\n    pass\n")
-    result = run(inner, *args)
+    result = run_inner(inner, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
 
@@ -87,21 +76,21 @@ def test_bad_options_are_a_usage_error(inner, args, expected):
 def test_ini_setting_is_used_when_no_flag_is_given(inner):
     inner.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\naegis_backend = bogus\n")
     inner.makepyfile("def test_x():\n    pass\n")
-    result = run(inner)
+    result = run_inner(inner)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*invalid value 'bogus'*"])
-    assert run(inner, "--aegis-backend=local").ret == pytest.ExitCode.OK
+    assert run_inner(inner, "--aegis-backend=local").ret == pytest.ExitCode.OK
 
 
 def test_report_header_shows_backend_and_nats_version(inner):
     inner.makepyfile("def test_x():\n    pass\n")
-    result = run(inner)
+    result = run_inner(inner)
     result.stdout.fnmatch_lines(["aegis: backend local (nats-server 2.* at *nats-server); keep=False"])
 
 
 def test_missing_binary_names_the_setting_and_how_to_fix_it(inner):
     inner.makepyfile("def test_x(nats_server):\n    pass\n")
-    result = run(inner, "--aegis-nats-bin=/nonexistent/nats-server")
+    result = run_inner(inner, "--aegis-nats-bin=/nonexistent/nats-server")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -120,7 +109,7 @@ def test_failing_test_report_carries_the_server_log(inner):
         def test_passes(nats_server):
             pass
     """)
-    result = run(inner)
+    result = run_inner(inner)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*aegis: tls-token-js-* log*", "*Server is ready*"])
     assert result.stdout.str().count("Server is ready") == 1  # only the failing test's server
@@ -128,7 +117,7 @@ def test_failing_test_report_carries_the_server_log(inner):
 
 def test_keep_leaves_servers_running_and_says_how_to_reach_them(inner, tmp_path):
     inner.makepyfile("def test_x(nats_server):\n    pass\n")
-    result = run(inner, "--aegis-keep")
+    result = run_inner(inner, "--aegis-keep")
     result.assert_outcomes(passed=1)
     output = result.stdout.str()
     assert "servers left running (--aegis-keep)" in output

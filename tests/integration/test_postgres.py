@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import psycopg
 import pytest
+from support import gone, kill_9_hanging_session, run_inner, session_env, spawn_pytest
 
 from pytest_aegis.harness import get_harness
-from pytest_aegis.session import process_start_time
 from pytest_aegis.waiting import wait_until
 
 SEEN_DATABASES: list[str] = []
@@ -104,17 +100,6 @@ def test_a_second_server_starts_warm_from_the_cached_cluster(postgres_server, po
 # -- inner sessions --------------------------------------------------------
 
 
-@pytest.fixture
-def inner(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("AEGIS_STATE_DIR", str(tmp_path / "state"))
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    return pytester
-
-
-def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "pytest_aegis", "-p", "no:cacheprovider", *args, timeout=120)
-
-
 def test_migrations_reach_postgres_db_and_postgres_tx_and_tx_rolls_back(inner):
     migrations = inner.mkdir("migrations")
     (migrations / "001_accounts.sql").write_text("CREATE TABLE accounts (id int PRIMARY KEY, name text);\n")
@@ -136,7 +121,7 @@ def test_migrations_reach_postgres_db_and_postgres_tx_and_tx_rolls_back(inner):
         def test_tx_was_rolled_back(postgres_tx):
             assert postgres_tx.execute("SELECT count(*) FROM accounts").fetchone() == (2,)
     """)
-    result = run(inner, "--aegis-pg-migrations", "migrations", "-p", "no:randomly")
+    result = run_inner(inner, "--aegis-pg-migrations", "migrations", "-p", "no:randomly")
     result.assert_outcomes(passed=3)
 
 
@@ -147,7 +132,7 @@ def test_a_failing_migration_names_its_file(inner):
         def test_x(postgres_db):
             pass
     """)
-    result = run(inner, "--aegis-pg-migrations", "migrations")
+    result = run_inner(inner, "--aegis-pg-migrations", "migrations")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*migration*001_broken.sql failed*syntax error*"])
 
@@ -169,45 +154,23 @@ HANGING_TEST = textwrap.dedent("""
 """)
 
 
-def _pytest(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "pytest_aegis", "-p", "no:cacheprovider", "-q",
-         "-o", "asyncio_default_fixture_loop_scope=function", *args],
-        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def _gone(pid: int) -> bool:
-    return process_start_time(pid) is None
-
-
 def test_kill_9_of_pytest_leaves_no_postmaster_and_the_next_session_reclaims_its_dir(tmp_path):
     pids_file = tmp_path / "pids.json"
     (tmp_path / "test_hang.py").write_text(HANGING_TEST)
     (tmp_path / "test_next.py").write_text("def test_next(postgres_server):\n    pass\n")
-    env = {**os.environ, "AEGIS_STATE_DIR": str(tmp_path / "state"), "PIDS_FILE": str(pids_file)}
+    env = session_env(tmp_path / "state", pids_file)
 
-    victim = _pytest(["test_hang.py"], env, tmp_path)
-    try:
-        info = wait_until(
-            lambda: pids_file.exists() and json.loads(pids_file.read_text()),
-            "the inner test to start",
-            timeout=60,
-            transient=(ValueError,),
-        )
-    finally:
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
+    info = kill_9_hanging_session("test_hang.py", env, tmp_path, pids_file)
     assert info["children"], "a running postmaster has helper processes (checkpointer, walwriter, ...)"
 
     wait_until(
-        lambda: _gone(info["postmaster"]),
+        lambda: gone(info["postmaster"]),
         "the killed session's postmaster to die",
         timeout=10,
         hint="PR_SET_PDEATHSIG should kill it with pytest",
     )
     wait_until(
-        lambda: all(_gone(pid) for pid in info["children"]),
+        lambda: all(gone(pid) for pid in info["children"]),
         "the postmaster's children to exit",
         timeout=10,
         hint="postgres processes exit when they notice the postmaster died",
@@ -215,7 +178,7 @@ def test_kill_9_of_pytest_leaves_no_postmaster_and_the_next_session_reclaims_its
     server_dir = Path(info["dir"])
     assert server_dir.exists(), "the dead session's data dir stays until the next session sweeps it"
 
-    follower = _pytest(["test_next.py"], env, tmp_path)
+    follower = spawn_pytest(["test_next.py"], env, tmp_path)
     assert follower.wait(timeout=120) == 0
     assert not server_dir.exists(), "the next session should have removed the dead one's PostgreSQL dir"
 
