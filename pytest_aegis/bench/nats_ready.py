@@ -6,7 +6,7 @@ JetStream) two contenders are measured interleaved (A, B, A, B, ...) in one run:
 
 ``aegis``
     The plugin's own path: ``NatsPool.start(spec)`` (makes the material, writes
-    the config, spawns with the die-with-parent ``preexec_fn``, waits for the
+    the config, spawns with PR_SET_PDEATHSIG (via setpriv), waits for the
     "Server is ready" log line) and then ``await server.connect()``.
 
 ``bare_popen``
@@ -257,7 +257,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
             "order": "interleaved per configuration: aegis, bare_popen, aegis, bare_popen, ...",
             "contenders": {
                 "aegis": "NatsPool(LocalBackend).start(spec): material prep, config write, Popen with the "
-                "PR_SET_PDEATHSIG preexec_fn, wait for 'Server is ready'; then await server.connect()",
+                "PR_SET_PDEATHSIG (setpriv), wait for 'Server is ready'; then await server.connect()",
                 "bare_popen": "config write (same content via nats_config.render, own dir and "
                 "JetStream store), Popen([bin, '-c', conf], stderr=PIPE), read stderr to "
                 "'Server is ready', then the same nats.connect (same credentials and TLS context)",
