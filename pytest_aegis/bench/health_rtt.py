@@ -29,7 +29,6 @@ import contextlib
 import json
 import logging
 import os
-import selectors
 import subprocess
 import sys
 import time
@@ -44,7 +43,7 @@ from pytest_aegis.app import AppProcess, AppSpec
 from pytest_aegis.backends.local import LocalBackend
 from pytest_aegis.bench import stats
 from pytest_aegis.bench.nats_ready import _DropSslEofNoise
-from pytest_aegis.bench.procs import terminate
+from pytest_aegis.bench.procs import read_until, terminate
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_pool import NatsPool
@@ -115,10 +114,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-class BenchError(RuntimeError):
-    """A contender could not be started or measured."""
 
 
 # -- the shared set-up: one secured server and the reference service ------------------------------------
@@ -197,22 +192,10 @@ def start_bare(server: NatsServer, log_path: Path, timeout: float = READY_TIMEOU
 
 def _wait_ready_line(proc: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
     assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    deadline = time.perf_counter() + timeout
-    pending = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0 or not selector.select(remaining):
-                raise BenchError(f"bare responder not ready after {timeout:.1f}s:\n{_tail(log_path)}")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                code = proc.wait()
-                raise BenchError(f"bare responder exited with code {code} before ready:\n{_tail(log_path)}")
-            pending += chunk
-            if BARE_READY.encode() in pending:
-                return
+    ready = BARE_READY.encode()
+    read_until(
+        proc, proc.stdout, lambda line: ready in line, timeout, "bare responder", lambda _: _tail(log_path)
+    )
 
 
 def _tail(path: Path, count: int = 20) -> str:

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import selectors
 import subprocess
 import sys
 import time
@@ -43,7 +41,7 @@ import nats
 from pytest_aegis import nats_config
 from pytest_aegis.backends.local import LocalBackend
 from pytest_aegis.bench import stats
-from pytest_aegis.bench.procs import terminate
+from pytest_aegis.bench.procs import BenchError, read_until, terminate
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_config import NatsMaterial
@@ -78,40 +76,17 @@ class _DropSslEofNoise(logging.Filter):
         return "eof_received()" not in record.getMessage()
 
 
-class BenchError(RuntimeError):
-    """A contender could not be measured (the server did not start, the client did not connect)."""
-
-
 # -- the bare reference --------------------------------------------------------
 
 
 def _wait_bare_ready(proc: subprocess.Popen[bytes], timeout: float) -> int:
     """Read ``proc``'s stderr until "Server is ready"; return the client port it logged."""
     assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    deadline = time.perf_counter() + timeout
-    pending = b""
-    lines: list[bytes] = []
-    port: int | None = None
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0 or not selector.select(remaining):
-                raise BenchError(f"bare nats-server not ready after {timeout:.1f}s:\n{_tail(lines)}")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                code = proc.wait()
-                raise BenchError(f"bare nats-server exited with code {code} before ready:\n{_tail(lines)}")
-            *complete, pending = (pending + chunk).split(b"\n")
-            for line in complete:
-                lines.append(line)
-                if match := _CLIENT_PORT.search(line):
-                    port = int(match.group(2))
-                elif _READY in line:
-                    if port is None:
-                        raise BenchError(f"bare nats-server ready but logged no client port:\n{_tail(lines)}")
-                    return port
+    lines = read_until(proc, proc.stderr, lambda line: _READY in line, timeout, "bare nats-server", _tail)
+    for line in lines:
+        if match := _CLIENT_PORT.search(line):
+            return int(match.group(2))
+    raise BenchError(f"bare nats-server ready but logged no client port:\n{_tail(lines)}")
 
 
 def _tail(lines: list[bytes], count: int = 20) -> str:
