@@ -28,6 +28,7 @@ SUITES: dict[str, str] = {
     "nats": "pytest_aegis.bench.nats_ready",
     "health": "pytest_aegis.bench.health_rtt",
     "registry": "pytest_aegis.bench.registry_load",
+    "postgres": "pytest_aegis.bench.pg_ready",
 }
 DEFAULT_REPS = 40
 MIN_REPS = 30

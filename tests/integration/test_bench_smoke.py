@@ -105,3 +105,38 @@ def test_bench_registry_quick_prints_json():
             _assert_summary(run["operations"][operation], 100)
         assert run["throughput_rps"] > 0
     assert isinstance(suite["meets_targets"], bool)
+
+
+def test_bench_postgres_quick_prints_json():
+    document = _run_bench("--only", "postgres", "--quick")
+    assert document["metadata"]["suites"] == ["postgres"]
+    suite = document["suites"]["postgres"]
+    assert "error" not in suite
+    assert suite["postgres"]["version"]
+    assert suite["targets"] == {
+        "warm_start_median_ms": 500,
+        "postgres_db_median_ms": 50,
+        "rollback_median_ms": 2,
+    }
+    assert suite["reps"] == {
+        "server_cold_start": 1,
+        "server_warm_start": 2,
+        "postgres_db": 3,
+        "rollback_mode": 20,
+    }
+    results = suite["results"]
+    assert results["server_cold_start"]["cache_hits"] == 0
+    assert results["server_warm_start"]["cache_hits"] == 2
+    _assert_summary(results["server_cold_start"], 1)
+    _assert_summary(results["server_warm_start"], 2)
+    _assert_summary(results["postgres_db"], 3)
+    _assert_summary(results["postgres_db_drop"], 3)
+    _assert_summary(results["rollback_mode"], 20)
+    _assert_summary(results["rollback_mode_with_connect"], 20)
+    if suite["pytest_postgresql"] == "not installed":
+        assert "skipped" in results["pytest_postgresql_db"]
+    else:
+        _assert_summary(results["pytest_postgresql_db"], 3)
+        _assert_summary(results["pytest_postgresql_db_drop"], 3)
+    assert set(suite["target_checks"]) == set(suite["targets"])
+    assert isinstance(suite["meets_targets"], bool)
