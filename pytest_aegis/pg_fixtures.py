@@ -14,10 +14,7 @@ from pytest_aegis.reporting import mark_used
 
 
 def _pool(config: pytest.Config) -> PostgresPool:
-    pool = get_harness(config).postgres
-    if pool.migrations is not None and not pool.migrations.is_absolute():
-        pool.migrations = config.rootpath / pool.migrations
-    return pool
+    return get_harness(config).postgres
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Generator
 from typing import Any
 
@@ -64,6 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = AegisConfig.resolve(_lookup(config))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if settings.pg_migrations is not None and not settings.pg_migrations.is_absolute():
+        # Relative to the rootdir, resolved once here so the frozen config is the only truth.
+        settings = dataclasses.replace(settings, pg_migrations=config.rootpath / settings.pg_migrations)
     config.stash[HARNESS] = Harness(settings)
 
 

@@ -37,9 +37,7 @@ class PostgresPool:
             )
         self._config = config
         self._session = session
-        self.migrations: Path | None = (
-            config.pg_migrations
-        )  # the fixtures resolve it against the rootdir
+        self.migrations: Path | None = config.pg_migrations  # made absolute (rootdir) by the plugin
         self._shared: PostgresServer | None = None
         self._templates: dict[int, PostgresDatabase] = {}
         self._tx_databases: dict[int, PostgresDatabase] = {}
