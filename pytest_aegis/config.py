@@ -12,10 +12,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 BackendName = Literal["auto", "local", "docker", "external"]
 BACKENDS: tuple[BackendName, ...] = ("auto", "local", "docker", "external")
+_C = TypeVar("_C", bound=str)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -99,10 +100,85 @@ SETTINGS: tuple[Setting, ...] = (
         "--aegis-pg-migrations",
         "aegis_pg_migrations",
         "AEGIS_PG_MIGRATIONS",
-        "directory of NNN_name.sql files applied in order to the template database of postgres_db "
-        "(relative paths are relative to the rootdir)",
+        "migrations for the template database of postgres_db: a directory of NNN_name.sql (or "
+        "NNN_name.up.sql) files applied in order (relative to the rootdir), or 'module:function' "
+        "called with the template's DSN",
+    ),
+    Setting(
+        "--aegis-docker-nats-image",
+        "aegis_docker_nats_image",
+        "AEGIS_DOCKER_NATS_IMAGE",
+        "NATS image of the docker backend",
+        "nats:2.11",
+    ),
+    Setting(
+        "--aegis-docker-pg-image",
+        "aegis_docker_pg_image",
+        "AEGIS_DOCKER_PG_IMAGE",
+        "PostgreSQL image of the docker backend",
+        "postgres:16",
+    ),
+    Setting(
+        "--aegis-docker-app-image",
+        "aegis_docker_app_image",
+        "AEGIS_DOCKER_APP_IMAGE",
+        "image of the service under test on the docker backend "
+        "(default: built from the rootdir's Dockerfile)",
+    ),
+    Setting(
+        "--aegis-docker-network",
+        "aegis_docker_network",
+        "AEGIS_DOCKER_NETWORK",
+        "docker backend networking: bridge (publish ports) | host (no published ports; each server "
+        "gets a free host port on its command line)",
+        "bridge",
+    ),
+    Setting(
+        "--aegis-external-nats-url",
+        "aegis_external_nats_url",
+        "AEGIS_EXTERNAL_NATS_URL",
+        "external backend: URL of the existing NATS server (nats:// or tls://)",
+    ),
+    Setting(
+        "--aegis-external-nats-user",
+        "aegis_external_nats_user",
+        "AEGIS_EXTERNAL_NATS_USER",
+        "external backend: NATS user name (with --aegis-external-nats-password)",
+    ),
+    Setting(
+        "--aegis-external-nats-password",
+        "aegis_external_nats_password",
+        "AEGIS_EXTERNAL_NATS_PASSWORD",
+        "external backend: NATS password",
+    ),
+    Setting(
+        "--aegis-external-nats-token",
+        "aegis_external_nats_token",
+        "AEGIS_EXTERNAL_NATS_TOKEN",
+        "external backend: NATS token",
+    ),
+    Setting(
+        "--aegis-external-nats-creds",
+        "aegis_external_nats_creds",
+        "AEGIS_EXTERNAL_NATS_CREDS",
+        "external backend: path to a NATS .creds file (JWT + seed)",
+    ),
+    Setting(
+        "--aegis-external-nats-ca",
+        "aegis_external_nats_ca",
+        "AEGIS_EXTERNAL_NATS_CA",
+        "external backend: CA bundle (PEM) that signed the NATS server's certificate",
+    ),
+    Setting(
+        "--aegis-external-pg-dsn",
+        "aegis_external_pg_dsn",
+        "AEGIS_EXTERNAL_PG_DSN",
+        "external backend: DSN of an existing PostgreSQL (a role allowed to CREATE DATABASE)",
     ),
 )
+
+DockerNetwork = Literal["bridge", "host"]
+DOCKER_NETWORKS: tuple[DockerNetwork, ...] = ("bridge", "host")
 
 
 @dataclass(frozen=True)
@@ -117,7 +193,18 @@ class AegisConfig:
     app_health_subject: str = "health.check"
     app_env: str | None = None
     pg_bin_dir: Path | None = None
-    pg_migrations: Path | None = None
+    pg_migrations: str | None = None
+    docker_nats_image: str = "nats:2.11"
+    docker_pg_image: str = "postgres:16"
+    docker_app_image: str | None = None
+    docker_network: DockerNetwork = "bridge"
+    external_nats_url: str | None = None
+    external_nats_user: str | None = None
+    external_nats_password: str | None = None
+    external_nats_token: str | None = None
+    external_nats_creds: Path | None = None
+    external_nats_ca: Path | None = None
+    external_pg_dsn: str | None = None
 
     @classmethod
     def resolve(cls, lookup: Callable[[Setting], Any]) -> AegisConfig:
@@ -140,7 +227,18 @@ class AegisConfig:
             app_health_subject=raw["aegis_app_health_subject"] or "health.check",
             app_env=raw["aegis_app_env"],
             pg_bin_dir=Path(raw["aegis_pg_bin_dir"]) if raw["aegis_pg_bin_dir"] else None,
-            pg_migrations=Path(raw["aegis_pg_migrations"]) if raw["aegis_pg_migrations"] else None,
+            pg_migrations=raw["aegis_pg_migrations"],
+            docker_nats_image=raw["aegis_docker_nats_image"] or "nats:2.11",
+            docker_pg_image=raw["aegis_docker_pg_image"] or "postgres:16",
+            docker_app_image=raw["aegis_docker_app_image"],
+            docker_network=_choice(raw["aegis_docker_network"], "aegis_docker_network", DOCKER_NETWORKS),
+            external_nats_url=raw["aegis_external_nats_url"],
+            external_nats_user=raw["aegis_external_nats_user"],
+            external_nats_password=raw["aegis_external_nats_password"],
+            external_nats_token=raw["aegis_external_nats_token"],
+            external_nats_creds=_path(raw["aegis_external_nats_creds"]),
+            external_nats_ca=_path(raw["aegis_external_nats_ca"]),
+            external_pg_dsn=raw["aegis_external_pg_dsn"],
         )
 
 
@@ -153,11 +251,16 @@ def _where(ini: str) -> str:
     return f"{s.flag} / ini {s.ini} / env {s.env}"
 
 
-def _choice(value: str | None, ini: str, valid: tuple[BackendName, ...]) -> BackendName:
-    value = (value or "").strip().lower()
-    if value not in valid:
-        raise ConfigError(f"{_where(ini)}: invalid value {value!r}; valid values: {', '.join(valid)}")
-    return value
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _choice(value: str | None, ini: str, valid: tuple[_C, ...]) -> _C:
+    text = (value or "").strip().lower()
+    for choice in valid:
+        if text == choice:
+            return choice
+    raise ConfigError(f"{_where(ini)}: invalid value {value!r}; valid values: {', '.join(valid)}")
 
 
 def _bool(value: str | None, ini: str) -> bool:

@@ -14,6 +14,7 @@ from pytest_aegis.config import SETTINGS, AegisConfig, ConfigError, Setting
 from pytest_aegis.fixtures import MARKER, spec_for
 from pytest_aegis.harness import HARNESS, Harness, get_harness
 from pytest_aegis.nats_spec import SpecError
+from pytest_aegis.postgres.migrations import parse_migrations
 from pytest_aegis.session import sweep
 
 MARKERS = (
@@ -65,9 +66,12 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = AegisConfig.resolve(_lookup(config))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if settings.pg_migrations is not None and not settings.pg_migrations.is_absolute():
-        # Relative to the rootdir, resolved once here so the frozen config is the only truth.
-        settings = dataclasses.replace(settings, pg_migrations=config.rootpath / settings.pg_migrations)
+    if settings.pg_migrations is not None:
+        # A relative directory is relative to the rootdir: resolved once here, so the
+        # frozen config is the only truth.
+        source = parse_migrations(settings.pg_migrations, config.rootpath)
+        resolved = str(source.directory) if source.directory is not None else settings.pg_migrations
+        settings = dataclasses.replace(settings, pg_migrations=resolved)
     config.stash[HARNESS] = Harness(settings)
 
 

@@ -51,6 +51,7 @@ from pytest_aegis.postgres.databases import (
     create_template,
     drop_database,
 )
+from pytest_aegis.postgres.migrations import MigrationSource
 from pytest_aegis.postgres.pool import PostgresPool
 from pytest_aegis.postgres.server import PostgresServer
 from pytest_aegis.session import SessionState
@@ -282,7 +283,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
             migrations = scratch / "migrations"
             write_migrations(migrations)
             template_started = time.perf_counter()
-            template = create_template(server, migrations)
+            template = create_template(server, MigrationSource(directory=migrations))
             template_s = time.perf_counter() - template_started
             db = measure_databases(server, template.name, janitor_cls, db_reps)
             _progress(f"postgres_db median {_median_ms(db['create']):.2f} ms")

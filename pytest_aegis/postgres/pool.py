@@ -23,6 +23,7 @@ from pytest_aegis.postgres.datadir import (
     session_pg_dir,
     sweep_pg_root,
 )
+from pytest_aegis.postgres.migrations import parse_migrations
 from pytest_aegis.postgres.server import PostgresServer
 from pytest_aegis.session import SessionState
 
@@ -37,7 +38,10 @@ class PostgresPool:
             )
         self._config = config
         self._session = session
-        self.migrations: Path | None = config.pg_migrations  # made absolute (rootdir) by the plugin
+        self.migrations = (
+            # a directory was made absolute (rootdir) by the plugin
+            parse_migrations(config.pg_migrations, Path.cwd()) if config.pg_migrations else None
+        )
         self._shared: PostgresServer | None = None
         self._templates: dict[int, PostgresDatabase] = {}
         self._tx_databases: dict[int, PostgresDatabase] = {}

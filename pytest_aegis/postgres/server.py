@@ -132,6 +132,13 @@ class PostgresServer(ProcessBacked):
                     raise
         raise AssertionError("unreachable")
 
+    def restart(self) -> PostgresServer:
+        """Stop (fast shutdown) if running and start again on the same port, with the same data."""
+        self.stop()
+        self._process = self._new_process()
+        self._process.start(self._timeout)
+        return self
+
     def stop(self, timeout: float = 10.0) -> None:
         """Fast shutdown (SIGINT: disconnect clients, checkpoint, exit); SIGKILL after ``timeout``.
 

@@ -125,6 +125,68 @@ def test_migrations_reach_postgres_db_and_postgres_tx_and_tx_rolls_back(inner):
     result.assert_outcomes(passed=3)
 
 
+def test_up_files_are_applied_and_down_files_ignored(inner):
+    migrations = inner.mkdir("migrations")
+    (migrations / "001_accounts.up.sql").write_text("CREATE TABLE accounts (id int PRIMARY KEY);\n")
+    (migrations / "001_accounts.down.sql").write_text("DROP TABLE accounts;\n")
+    (migrations / "002_audit.up.sql").write_text("CREATE TABLE audit (id int);\n")
+    (migrations / "002_audit.down.sql").write_text("DROP TABLE audit;\n")
+    inner.makepyfile("""
+        def test_both_up_migrations_applied(postgres_db):
+            with postgres_db.connect() as conn:
+                found = conn.execute(
+                    "SELECT count(*) FROM pg_tables WHERE tablename IN ('accounts', 'audit')"
+                ).fetchone()
+                assert found == (2,)
+    """)
+    result = run_inner(inner, "--aegis-pg-migrations", "migrations")
+    result.assert_outcomes(passed=1)
+
+
+def test_migrations_from_a_function_get_the_template_dsn(inner):
+    inner.makepyfile(
+        my_migrations="""
+        import psycopg
+
+        CALLS = []
+
+        def upgrade(dsn):
+            assert "/aegis_template" in dsn, dsn
+            with psycopg.connect(dsn) as conn:
+                conn.execute("CREATE TABLE made_by_function (id int)")
+        """,
+        test_fn="""
+        def test_one(postgres_db):
+            with postgres_db.connect() as conn:
+                assert conn.execute("SELECT to_regclass('made_by_function')").fetchone() != (None,)
+
+        def test_two(postgres_db):
+            with postgres_db.connect() as conn:
+                assert conn.execute("SELECT count(*) FROM made_by_function").fetchone() == (0,)
+        """,
+    )
+    result = run_inner(inner, "--aegis-pg-migrations", "my_migrations:upgrade")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("no_such_module_xyz:upgrade", "*aegis_pg_migrations: cannot import 'no_such_module_xyz'*"),
+        ("json:no_such_function", "*aegis_pg_migrations: json has no function 'no_such_function'*"),
+        ("missing_dir", "*missing_dir is not a directory (nor 'module:function')*"),
+    ],
+)
+def test_bad_migration_sources_are_named(inner, value, expected):
+    inner.makepyfile("""
+        def test_x(postgres_db):
+            pass
+    """)
+    result = run_inner(inner, "--aegis-pg-migrations", value)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([expected])
+
+
 def test_a_failing_migration_names_its_file(inner):
     migrations = inner.mkdir("migrations")
     (migrations / "001_broken.sql").write_text("CREATE TABLE oops (;\n")
