@@ -43,7 +43,7 @@ class Harness:
 
     @functools.cached_property
     def postgres(self) -> PostgresPool:
-        return PostgresPool(self.config, self.session)
+        return PostgresPool(self.config, self.backend)
 
     def log_sources(self) -> list[LogSource]:
         sources: list[LogSource] = []

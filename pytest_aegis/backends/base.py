@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pytest_aegis.nats_config import NatsMaterial
-from pytest_aegis.nats_server import NatsRuntime
+if TYPE_CHECKING:  # the server modules import BackendUnavailable from here
+    from pytest_aegis.nats_config import NatsMaterial
+    from pytest_aegis.nats_server import NatsRuntime
+    from pytest_aegis.postgres.handle import PostgresHandle
 
 
 class BackendUnavailable(RuntimeError):
@@ -24,6 +26,15 @@ class Backend(Protocol):
 
     def start_nats(self, material: NatsMaterial, *, name: str, directory: Path) -> NatsRuntime:
         """Start a nats-server for ``material`` and return once it accepts clients."""
+        ...
+
+    def describe_postgres(self) -> str:
+        """One line for the report header about the PostgreSQL servers this backend runs."""
+        ...
+
+    def start_postgres(self, *, name: str) -> PostgresHandle:
+        """Start a PostgreSQL server (password auth, TCP on loopback) and return once it accepts
+        connections.  ``remove()`` on the handle stops it and deletes its data."""
         ...
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ from pytest_aegis import nats_config
 from pytest_aegis.backends.base import BackendUnavailable
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_config import NatsMaterial
+from pytest_aegis.postgres.local import LocalPostgres
+from pytest_aegis.postgres.server import PostgresServer
 from pytest_aegis.process import ManagedProcess, ProcessBacked
 from pytest_aegis.session import SessionState
 
@@ -160,5 +162,16 @@ class LocalBackend:
         runtime.start()
         return runtime
 
+    @functools.cached_property
+    def postgres(self) -> LocalPostgres:
+        return LocalPostgres(self._config, self._session)
+
+    def describe_postgres(self) -> str:
+        return self.postgres.describe()
+
+    def start_postgres(self, *, name: str) -> PostgresServer:
+        return self.postgres.start(name=name)
+
     def close(self) -> None:
-        pass
+        if "postgres" in self.__dict__:
+            self.postgres.close()

@@ -3,12 +3,12 @@
 Measured with :func:`time.perf_counter`, summarised by :mod:`pytest_aegis.bench.stats`:
 
 ``server_cold_start``
-    ``PostgresPool.start()`` with an empty initdb cache (``$XDG_CACHE_HOME``
+    ``LocalPostgres.start()`` with an empty initdb cache (``$XDG_CACHE_HOME``
     pointed at a fresh temporary directory per repetition, so ``initdb`` runs),
     until the server logs that it accepts connections.  Stopping is not timed.
 
 ``server_warm_start``
-    ``PostgresPool.start()`` with the cache already populated (a private cache
+    ``LocalPostgres.start()`` with the cache already populated (a private cache
     directory warmed by a discarded first start): copy of the cached cluster,
     spawn, wait for ready.  Stopping is not timed.
 
@@ -51,8 +51,8 @@ from pytest_aegis.postgres.databases import (
     create_template,
     drop_database,
 )
+from pytest_aegis.postgres.local import LocalPostgres
 from pytest_aegis.postgres.migrations import MigrationSource
-from pytest_aegis.postgres.pool import PostgresPool
 from pytest_aegis.postgres.server import PostgresServer
 from pytest_aegis.session import SessionState
 
@@ -104,27 +104,17 @@ def _cache_home(path: Path) -> Iterator[None]:
             os.environ["XDG_CACHE_HOME"] = previous
 
 
-def _discard(pool: PostgresPool, server: PostgresServer) -> None:
-    """Stop ``server`` and remove its directory (keeps the disk use of a run flat)."""
-    try:
-        server.stop()
-    finally:
-        shutil.rmtree(server.directory, ignore_errors=True)
-        with contextlib.suppress(ValueError):
-            pool.servers.remove(server)
-
-
-def _timed_start(pool: PostgresPool) -> tuple[float, bool]:
+def _timed_start(pool: LocalPostgres) -> tuple[float, bool]:
     """One ``pool.start()`` in seconds (stop not timed), and whether it hit the cache."""
     started = time.perf_counter()
     server = pool.start(name="bench")
     elapsed = time.perf_counter() - started
     hit = server.cache_hit
-    _discard(pool, server)
+    server.remove()  # keeps the disk use of a run flat
     return elapsed, hit
 
 
-def measure_cold(pool: PostgresPool, scratch: Path, reps: int) -> tuple[list[float], list[bool]]:
+def measure_cold(pool: LocalPostgres, scratch: Path, reps: int) -> tuple[list[float], list[bool]]:
     samples, hits = [], []
     for index in range(reps):
         cache = scratch / f"cold-cache-{index}"
@@ -139,7 +129,7 @@ def measure_cold(pool: PostgresPool, scratch: Path, reps: int) -> tuple[list[flo
     return samples, hits
 
 
-def measure_warm(pool: PostgresPool, reps: int) -> tuple[list[float], list[bool]]:
+def measure_warm(pool: LocalPostgres, reps: int) -> tuple[list[float], list[bool]]:
     """Call with the cache home set; the first start (warming the cache) is discarded."""
     samples, hits = [], []
     for index in range(WARMUP + reps):
@@ -262,7 +252,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
 
     session = SessionState()
     scratch = Path(tempfile.mkdtemp(prefix="aegis-bench-pg-"))
-    pool = PostgresPool(AegisConfig(), session)
+    pool = LocalPostgres(AegisConfig(), session)
     try:
         # Session-wide lookups (binaries, server user, PostgreSQL root), as once per pytest session.
         setup_started = time.perf_counter()
@@ -346,7 +336,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
             },
             "session_setup_ms": round(stats.to_ms(setup_s), stats.DIGITS),
             "notes": [
-                "server starts: PostgresPool.start() until the server logs it accepts connections; "
+                "server starts: LocalPostgres.start() until the server logs it accepts connections; "
                 "stop not timed",
                 "cold: $XDG_CACHE_HOME points at a fresh empty directory per rep (initdb runs); warm: a "
                 "private cache directory warmed by a discarded first start (the user's cache is untouched)",

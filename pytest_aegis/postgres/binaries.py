@@ -48,9 +48,7 @@ class PgBinaries:
 
 
 def _usable(directory: Path) -> bool:
-    return all(
-        os.access(directory / name, os.X_OK) and (directory / name).is_file() for name in REQUIRED
-    )
+    return all(os.access(directory / name, os.X_OK) and (directory / name).is_file() for name in REQUIRED)
 
 
 def _from_path() -> Path | None:
@@ -107,9 +105,7 @@ def find_pg_bin_dir(explicit: Path | None) -> Path:
             f"  {source}: " + (f"{found} (no executable postgres + initdb)" if found else "nothing")
         )
     raise BackendUnavailable(
-        "PostgreSQL server binaries not found. Looked at:\n"
-        + "\n".join(looked)
-        + f"\nHint: {INSTALL_HINT}"
+        "PostgreSQL server binaries not found. Looked at:\n" + "\n".join(looked) + f"\nHint: {INSTALL_HINT}"
     )
 
 

@@ -14,17 +14,17 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import errors, sql
 
+from pytest_aegis.postgres.handle import PostgresHandle
 from pytest_aegis.postgres.migrations import MigrationSource
-from pytest_aegis.postgres.server import PostgresServer
 
 TEMPLATE = "aegis_template"
 
 
 @dataclass(frozen=True)
 class PostgresDatabase:
-    """One database on a :class:`PostgresServer`."""
+    """One database on a :class:`PostgresHandle`."""
 
-    server: PostgresServer
+    server: PostgresHandle
     name: str
 
     @property
@@ -36,11 +36,11 @@ class PostgresDatabase:
         return psycopg.connect(self.dsn, **kwargs)  # type: ignore[arg-type]
 
 
-def _admin(server: PostgresServer) -> psycopg.Connection[tuple[object, ...]]:
+def _admin(server: PostgresHandle) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(server.dsn, autocommit=True)
 
 
-def create_template(server: PostgresServer, migrations: MigrationSource | None) -> PostgresDatabase:
+def create_template(server: PostgresHandle, migrations: MigrationSource | None) -> PostgresDatabase:
     """Create ``aegis_template`` and bring it to the head of ``migrations``."""
     with _admin(server) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
@@ -57,7 +57,7 @@ def create_template(server: PostgresServer, migrations: MigrationSource | None) 
 
 
 def create_database(
-    server: PostgresServer, template: str = TEMPLATE, prefix: str = "test"
+    server: PostgresHandle, template: str = TEMPLATE, prefix: str = "test"
 ) -> PostgresDatabase:
     """A new database copied from ``template``."""
     name = f"{prefix}_{secrets.token_hex(6)}"
@@ -79,6 +79,4 @@ def create_database(
 
 def drop_database(database: PostgresDatabase) -> None:
     with _admin(database.server) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database.name))
-        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database.name)))

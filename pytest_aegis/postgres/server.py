@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
-from urllib.parse import quote
 
 from pytest_aegis.postgres.binaries import PgBinaries
 from pytest_aegis.postgres.datadir import SUPERUSER, CachedCluster, ServerUser
+from pytest_aegis.postgres.handle import PostgresHandle
 from pytest_aegis.process import ManagedProcess, ProcessBacked, ServerStartError
 from pytest_aegis.session import SessionState
 
@@ -40,8 +41,8 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
-class PostgresServer(ProcessBacked):
-    """A running PostgreSQL server: connect with :attr:`dsn` (TCP, password auth)."""
+class PostgresServer(ProcessBacked, PostgresHandle):
+    """A local postmaster (the local backend's :class:`PostgresHandle`)."""
 
     def __init__(
         self,
@@ -155,29 +156,6 @@ class PostgresServer(ProcessBacked):
         """SIGKILL the postmaster, as a crash would; its backends exit on their own."""
         self._process.kill()
 
-    # -- connecting --------------------------------------------------------
-
-    def dsn_for(self, dbname: str) -> str:
-        return (
-            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/{quote(dbname, safe='')}"
-        )
-
-    @property
-    def dsn(self) -> str:
-        """``postgresql://postgres:<password>@127.0.0.1:<port>/postgres``."""
-        return self.dsn_for("postgres")
-
-    def env(self) -> dict[str, str]:
-        """libpq's environment variables for this server (for subprocesses under test)."""
-        return {
-            "PGHOST": self.host,
-            "PGPORT": str(self.port),
-            "PGUSER": self.user,
-            "PGPASSWORD": self.password,
-            "PGDATABASE": "postgres",
-            "DATABASE_URL": self.dsn,
-        }
-
-    def __repr__(self) -> str:
-        return f"PostgresServer({self.name!r}, {self.host}:{self.port}, version {self.version})"
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""What every PostgreSQL server handle offers, whichever backend runs it.
+
+The fixtures, the databases module and the helpers use only this surface, so a
+local postmaster, a container and an existing server are interchangeable.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Self
+from urllib.parse import quote
+
+
+class PostgresHandle(ABC):
+    """A PostgreSQL server reachable over TCP with password auth."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str
+    version: str
+
+    def dsn_for(self, dbname: str) -> str:
+        return (
+            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{quote(dbname, safe='')}"
+        )
+
+    @property
+    def dsn(self) -> str:
+        """``postgresql://<user>:<password>@<host>:<port>/postgres``."""
+        return self.dsn_for("postgres")
+
+    def env(self) -> dict[str, str]:
+        """libpq's environment variables for this server (for subprocesses under test)."""
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": "postgres",
+            "DATABASE_URL": self.dsn,
+        }
+
+    @property
+    @abstractmethod
+    def is_running(self) -> bool: ...
+
+    @abstractmethod
+    def logs(self) -> str: ...
+
+    @abstractmethod
+    def log_size(self) -> int: ...
+
+    @abstractmethod
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down (fast: disconnect clients); the server can be restarted."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Kill abruptly, as a crash would."""
+
+    @abstractmethod
+    def restart(self) -> Self:
+        """Stop if running and start again on the same host and port, with the same data."""
+
+    def remove(self) -> None:
+        """Stop and delete what the server leaves behind (files, container).  Default: stop."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.host}:{self.port}, version {self.version})"
