@@ -1,4 +1,6 @@
-"""``python -m aegis_service``: exit 0 on clean shutdown, 1 on a startup/runtime failure, 2 on bad config."""
+"""``python -m aegis_service``: exit 0 on clean shutdown, 1 on a startup/runtime failure, 2 on bad config.
+
+``python -m aegis_service migrate up|down [--steps N]`` applies or reverts the schema migrations."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ from typing import Any
 EXIT_CONFIG = 2
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["migrate"]:
+        from aegis_service.migrations.cli import main as migrate
+
+        return migrate(args[1:])
+
     from aegis_service.settings import SettingsError, load_settings
 
     try:

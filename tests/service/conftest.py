@@ -15,3 +15,13 @@ def fast_app(aegis_app_factory):
         return aegis_app_factory(env={**FAST, **kwargs.pop("env", {})}, **kwargs)
 
     return start
+
+
+@pytest.fixture
+def audit_db(postgres_db):
+    """A fresh database at the service's migration head.  ``upgrade`` is a no-op once
+    ``aegis_pg_migrations`` points the template at ``aegis_service.migrations:upgrade``."""
+    from aegis_service.migrations import upgrade
+
+    upgrade(postgres_db.dsn)
+    return postgres_db

@@ -1,0 +1,2 @@
+DROP TABLE outbox_events;
+DROP FUNCTION outbox_events_notify();

@@ -1,0 +1,2 @@
+DROP TABLE audit_dead_letters;
+DROP TABLE audit_events;
