@@ -14,6 +14,7 @@ import sys
 import time
 from typing import TextIO
 
+from aegis_service.audit_pipeline import AuditPipeline
 from aegis_service.backoff import full_jitter
 from aegis_service.breaker import CircuitBreaker
 from aegis_service.connection import ConnectError, NatsConnection, describe_error
@@ -22,6 +23,7 @@ from aegis_service.errors import Unavailable
 from aegis_service.health import HealthMonitor, HealthResponder
 from aegis_service.http_server import HttpBindError, HttpServer, bind_socket
 from aegis_service.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, KvGateway
+from aegis_service.probes_api import create_probes_router
 from aegis_service.registration import Registrar
 from aegis_service.registry_api import create_app
 from aegis_service.settings import Settings
@@ -51,6 +53,7 @@ class ServiceApp:
         self.registrar = Registrar(settings, self.gateway)
         self.monitor = HealthMonitor(settings, self.connection, self.registrar, self.breaker)
         self.responder = HealthResponder(self.monitor, self.connection, settings)
+        self.audit = AuditPipeline(settings, self.connection) if settings.database_url is not None else None
         self.http: HttpServer | None = None
         self._sock: socket.socket | None = None
         self._registered = False
@@ -126,12 +129,17 @@ class ServiceApp:
 
         await self._until(deadline, "open KV buckets", self._open_buckets)
         await self.responder.start()
+        if self.audit is not None:
+            await self._until(deadline, "set up the AUDIT stream", self.audit.set_up_stream)
+            await self.audit.open()
 
-        self.http = HttpServer(
-            create_app(DefinitionRepository(self.gateway), self.monitor.report),
-            self._sock,
-            access_log=s.log_level == "DEBUG",
+        api = create_app(DefinitionRepository(self.gateway), self.monitor.report)
+        api.include_router(
+            create_probes_router(self._nats_status, self.audit.database if self.audit else None)
         )
+        for router in self.audit.routers() if self.audit else ():
+            api.include_router(router)
+        self.http = HttpServer(api, self._sock, access_log=s.log_level == "DEBUG")
         await self.http.start()
 
         self.registrar.set_metadata(
@@ -145,6 +153,11 @@ class ServiceApp:
         await self._until(deadline, "register instance", self.registrar.register)
         self._registered = True
         self.registrar.start()
+        if self.audit is not None:
+            self.audit.start()
+
+    def _nats_status(self) -> dict[str, object]:
+        return {"connected": self.connection.is_connected, "url": self.connection.url}
 
     async def _open_buckets(self) -> None:
         async def opened(_kv: object) -> None:
@@ -205,6 +218,8 @@ class ServiceApp:
                 logger.warning(
                     "could not remove registry entry %s: %s", self.registrar.key, describe_error(exc)
                 )
+        if self.audit is not None:
+            await self.audit.stop(SHUTDOWN_STEP_TIMEOUT)
         if self.http is not None:
             await self.http.stop(SHUTDOWN_STEP_TIMEOUT)
         elif self._sock is not None:

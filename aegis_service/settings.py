@@ -145,6 +145,13 @@ class Settings(BaseModel):
     breaker_failure_threshold: int = Field(5, alias="AEGIS_BREAKER_FAILURE_THRESHOLD")
     breaker_reset_timeout: float = Field(5.0, alias="AEGIS_BREAKER_RESET_TIMEOUT")
     log_level: str = Field("INFO", alias="AEGIS_LOG_LEVEL")
+    # The audit pipeline (outbox relay, consumer, audit API) runs only with a database.
+    database_url: SecretStr | None = Field(None, alias="AEGIS_DATABASE_URL")
+    audit_max_event_bytes: int = Field(65536, alias="AEGIS_AUDIT_MAX_EVENT_BYTES")
+    audit_batch_size: int = Field(1000, alias="AEGIS_AUDIT_BATCH_SIZE")
+    audit_ack_wait: float = Field(30.0, alias="AEGIS_AUDIT_ACK_WAIT")
+    audit_duplicate_window: float = Field(120.0, alias="AEGIS_AUDIT_DUPLICATE_WINDOW")
+    outbox_poll_interval: float = Field(1.0, alias="AEGIS_OUTBOX_POLL_INTERVAL")
 
     # -- single-field validators -------------------------------------------------------------------
 
@@ -246,13 +253,36 @@ class Settings(BaseModel):
         return number
 
     @field_validator(
-        "heartbeat_interval", "connect_timeout", "request_timeout", "breaker_reset_timeout", mode="before"
+        "heartbeat_interval",
+        "connect_timeout",
+        "request_timeout",
+        "breaker_reset_timeout",
+        "audit_ack_wait",
+        "audit_duplicate_window",
+        "outbox_poll_interval",
+        mode="before",
     )
     @classmethod
     def _check_positive_seconds(cls, value: object) -> float:
         number = _parse_float(value)
         if number <= 0:
             raise ValueError(f"must be greater than 0, got {_show(value)}")
+        return number
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _check_database_url(cls, value: object) -> str:
+        text = str(value).strip()
+        if urlsplit(text).scheme not in ("postgresql", "postgres"):
+            raise ValueError("expected a postgresql:// URL")
+        return text
+
+    @field_validator("audit_max_event_bytes", "audit_batch_size", mode="before")
+    @classmethod
+    def _check_positive_int(cls, value: object) -> int:
+        number = _parse_int(value)
+        if number < 1:
+            raise ValueError(f"must be at least 1, got {_show(value)}")
         return number
 
     @field_validator("breaker_failure_threshold", mode="before")

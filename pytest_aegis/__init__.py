@@ -12,6 +12,7 @@ Load the plugin with ``pytest -p pytest_aegis``.  Helpers for tests::
 from __future__ import annotations
 
 from pytest_aegis.app import AppProcess, AppSpec
+from pytest_aegis.assertions.audit import assert_event_persisted, assert_no_event_lost
 from pytest_aegis.assertions.security import (
     assert_connection_rejected,
     assert_permission_denied,
@@ -43,8 +44,10 @@ __all__ = [
     "PostgresServer",
     "ServiceInstance",
     "assert_connection_rejected",
+    "assert_event_persisted",
     "assert_health_check",
     "assert_instance_registered",
+    "assert_no_event_lost",
     "assert_permission_denied",
     "assert_permitted",
     "assert_registration_expires",

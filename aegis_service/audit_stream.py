@@ -1,0 +1,49 @@
+"""The JetStream side of the audit pipeline: stream ``AUDIT`` (subjects ``audit.>``) and the durable
+pull consumer that stores its events.  Created if absent; an existing stream is left as its operator
+configured it, and the consumer's settings are brought in line with ours (create-or-update)."""
+
+from __future__ import annotations
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+STREAM = "AUDIT"
+SUBJECTS = ("audit.>",)
+CONSUMER = "audit-store"
+#: The consumer never gives up on a message: an event waits for the database however long it is away.
+MAX_DELIVER = -1
+
+
+def stream_config(duplicate_window: float) -> StreamConfig:
+    return StreamConfig(
+        name=STREAM,
+        subjects=list(SUBJECTS),
+        storage=StorageType.FILE,
+        duplicate_window=duplicate_window,
+    )
+
+
+def consumer_config(ack_wait: float, max_ack_pending: int) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=CONSUMER,
+        deliver_policy=DeliverPolicy.ALL,
+        # Explicit acks, each sent after the batch's commit: AckAll would let one instance's ack
+        # cover messages another instance fetched but has not stored yet.
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_deliver=MAX_DELIVER,
+        max_ack_pending=max_ack_pending,
+        filter_subject=SUBJECTS[0],
+    )
+
+
+async def ensure_stream(js: JetStreamContext, duplicate_window: float) -> None:
+    try:
+        await js.stream_info(STREAM)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(stream_config(duplicate_window))
+
+
+async def ensure_consumer(js: JetStreamContext, ack_wait: float, max_ack_pending: int) -> None:
+    await js.add_consumer(STREAM, consumer_config(ack_wait, max_ack_pending))

@@ -1,0 +1,124 @@
+"""PostgreSQL access for the HTTP side: a small psycopg connection pool and the schema check that
+``/health`` and ``/readiness`` report.  The pipeline's long-running tasks (relay, consumer) hold
+their own connections, so a slow request never starves them and vice versa."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from aegis_service.errors import Unavailable
+from aegis_service.migrations import REQUIRED_TABLES, head
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 2
+CHECKOUT_TIMEOUT = 2.0
+STATUS_TIMEOUT = 1.0
+STATEMENT_TIMEOUT_MS = 5000
+RETRY_AFTER = 1.0
+
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+def connect_kwargs() -> dict[str, Any]:
+    """Connection options shared by every connection the service opens."""
+    return {"connect_timeout": CONNECT_TIMEOUT, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"}
+
+
+async def connect(dsn: str, *, autocommit: bool = False) -> AsyncConn:
+    return await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit, **connect_kwargs())
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What the database looks like: reachable, its migration version, the tables it lacks."""
+
+    reachable: bool
+    version: int | None = None
+    head: int = field(default_factory=head)
+    missing_tables: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.reachable and not self.missing_tables and self.version == self.head
+
+    def problems(self) -> list[str]:
+        if not self.reachable:
+            return [f"database unreachable: {self.error}"]
+        problems = []
+        if self.missing_tables:
+            problems.append(f"missing tables: {', '.join(self.missing_tables)}")
+        if self.version != self.head:
+            problems.append(f"migrations at version {self.version}, head is {self.head}")
+        return problems
+
+
+class Database:
+    """The pool (opened without waiting: the service starts while PostgreSQL is down)."""
+
+    def __init__(self, dsn: str, max_size: int = 8) -> None:
+        self.dsn = dsn
+        self.pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=CHECKOUT_TIMEOUT,
+            kwargs=connect_kwargs(),
+            check=AsyncConnectionPool.check_connection,
+            name="aegis",
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close(timeout=1.0)
+
+    @asynccontextmanager
+    async def transaction(self, timeout: float = CHECKOUT_TIMEOUT) -> AsyncIterator[AsyncConn]:
+        """A pooled connection inside a transaction; a lost database becomes :class:`Unavailable` (503)."""
+        try:
+            async with self.pool.connection(timeout) as conn, conn.transaction():
+                yield conn
+        except PoolTimeout:
+            raise Unavailable("database unavailable: no connection within the timeout", RETRY_AFTER) from None
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"database unavailable: {first_line(exc)}", RETRY_AFTER) from None
+
+    async def status(self) -> SchemaStatus:
+        try:
+            async with self.pool.connection(STATUS_TIMEOUT) as conn:
+                return await schema_status(conn)
+        except PoolTimeout:
+            return SchemaStatus(False, error=f"no connection within {STATUS_TIMEOUT:g}s")
+        except psycopg.Error as exc:
+            return SchemaStatus(False, error=first_line(exc))
+
+
+async def schema_status(conn: AsyncConn) -> SchemaStatus:
+    cursor = await conn.execute(
+        "SELECT coalesce(array_agg(t), '{}') FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL",
+        (list(REQUIRED_TABLES),),
+    )
+    row = await cursor.fetchone()
+    missing = tuple(row[0]) if row else ()
+    version = 0
+    if "schema_migrations" not in missing:
+        cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+    return SchemaStatus(True, version, missing_tables=missing)
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
