@@ -28,7 +28,9 @@ class AuditStack:
         return httpx.AsyncClient(base_url=self.app.http_url, timeout=10)
 
 
-def event(event_type: str = "test.happened", event_id: str | None = None, **extra: object) -> tuple[str, bytes]:
+def event(
+    event_type: str = "test.happened", event_id: str | None = None, **extra: object
+) -> tuple[str, bytes]:
     event_id = event_id or str(uuid.uuid4())
     doc = {"id": event_id, "type": event_type, "occurredAt": "2026-11-22T03:00:00Z", "data": extra}
     return event_id, json.dumps(doc).encode()
@@ -49,3 +51,19 @@ def count_rows(dsn: str, table: str = "audit_events") -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0])
+
+
+def new_database(server, name: str) -> str:
+    """Create ``name`` on ``server`` (an unshared server of ``postgres_server_factory``), migrate it,
+    return its DSN."""
+    from aegis_service.migrations import upgrade
+
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = server.dsn_for(name)
+    upgrade(dsn)
+    return dsn
+
+
+async def consumer_info(js):
+    return await js.consumer_info("AUDIT", "audit-store")

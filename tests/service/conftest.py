@@ -29,13 +29,14 @@ def audit_db(postgres_db):
 
 @pytest.fixture
 def audit_stack(nats_server_factory, audit_db, fast_app):
-    """``audit_stack(**env)``: the service on its own JetStream server (the AUDIT stream and its
+    """``audit_stack(dsn=None, **env)``: the service on its own JetStream server (the AUDIT stream and its
     durable consumer are per server) with ``AEGIS_DATABASE_URL`` = a fresh migrated database."""
     from audit_support import FAST_AUDIT, AuditStack
 
-    def start(**env):
+    def start(dsn=None, **env):
+        dsn = dsn or audit_db.dsn
         server = nats_server_factory(jetstream=True)
-        app = fast_app(nats=server, env={"AEGIS_DATABASE_URL": audit_db.dsn, **FAST_AUDIT, **env})
-        return AuditStack(server, audit_db.dsn, app)
+        app = fast_app(nats=server, env={"AEGIS_DATABASE_URL": dsn, **FAST_AUDIT, **env})
+        return AuditStack(server, dsn, app)
 
     return start

@@ -3,10 +3,17 @@ stream AUDIT -> consumer -> audit_events, under duplicates, crashes and outages.
 
 from __future__ import annotations
 
-import pytest
-from audit_support import count_rows, event, publish
+import asyncio
+import json
 
+import psycopg
+import pytest
+from audit_support import consumer_info, count_rows, event, new_database, publish
+
+from aegis_service.events import new_event
+from aegis_service.outbox import enqueue
 from pytest_aegis import assert_event_persisted, assert_no_event_lost
+from pytest_aegis.waiting import async_wait_until
 
 pytestmark = pytest.mark.asyncio
 
@@ -33,3 +40,158 @@ async def test_grant_created_and_revoked_events_are_persisted(audit_stack):
     assert stored["subject"] == "audit.access_grant.created"
     assert stored["event"]["data"]["principal"] == "alice"
     assert stored["event"]["data"]["subjectPattern"] == "orders.*"
+
+
+async def test_the_same_event_published_twice_is_stored_once(audit_stack):
+    stack = audit_stack()
+    nc = await stack.nats.connect()
+    try:
+        js = nc.jetstream()
+        event_id, body = event()
+        first = await js.publish("audit.test.happened", body, headers={"Nats-Msg-Id": event_id})
+        again = await js.publish("audit.test.happened", body, headers={"Nats-Msg-Id": event_id})
+        assert (first.duplicate, again.duplicate) == (None, True)  # the stream's duplicate window
+        # Past the window (another Nats-Msg-Id): the stream keeps it, the consumer's insert absorbs it.
+        past_window = await js.publish("audit.test.happened", body, headers={"Nats-Msg-Id": event_id + "-r"})
+        assert past_window.seq == first.seq + 1
+        sentinel = await publish(js, [event()])
+        await assert_no_event_lost(stack.dsn, [event_id, *sentinel], within=5.0)
+        info = await js.consumer_info("AUDIT", "audit-store")
+        assert info.ack_floor.stream_seq == past_window.seq + 1  # all three messages handled and acked
+    finally:
+        await nc.close()
+    assert count_rows(stack.dsn) == 2
+
+
+async def test_consumer_killed_mid_batch_loses_and_duplicates_nothing(audit_stack):
+    stack = audit_stack(AEGIS_AUDIT_BATCH_SIZE="100")
+    total = 4000
+    events = [event() for _ in range(total)]
+    nc = await stack.nats.connect()
+    try:
+        js = nc.jetstream()
+        producer = asyncio.create_task(_publish_in_chunks(js, events, chunk=200))
+        await async_wait_until(
+            lambda: asyncio.to_thread(count_rows, stack.dsn),
+            "the consumer to store some events",
+            timeout=10,
+            ok=lambda n: n >= 300,
+        )
+        stack.app.kill()  # kill -9: fetched batches are neither stored nor acked
+        at_kill = count_rows(stack.dsn)
+        await producer
+        assert at_kill < total, "the service had stored everything before the kill: nothing was tested"
+        stack.app.restart()
+        await assert_no_event_lost(stack.dsn, [event_id for event_id, _ in events], within=30)
+    finally:
+        await nc.close()
+
+
+async def _publish_in_chunks(js, events, chunk: int) -> None:
+    for start in range(0, len(events), chunk):
+        await publish(js, events[start : start + chunk])
+
+
+async def test_nats_killed_and_restarted_during_a_burst_stores_every_event_once(audit_stack):
+    stack = audit_stack()
+    burst = [new_event("load.burst", {"n": n}, "test") for n in range(5000)]
+    async with await psycopg.AsyncConnection.connect(stack.dsn) as conn:
+        for start in range(0, len(burst), 500):  # the producer side: 10 committed outbox batches
+            async with conn.transaction():
+                await enqueue(conn, burst[start : start + 500])
+    await async_wait_until(
+        lambda: asyncio.to_thread(count_rows, stack.dsn),
+        "the first events to be stored",
+        timeout=10,
+        ok=lambda n: n >= 500,
+        interval=0.005,
+    )
+    stack.nats.kill()
+    assert count_rows(stack.dsn) < len(burst), "the burst was over before the kill: nothing was tested"
+    stack.nats.restart()  # same port, same JetStream store
+    await assert_no_event_lost(stack.dsn, [e.event_id for e in burst], within=60)
+    assert count_rows(stack.dsn, "outbox_events WHERE published_at IS NULL") == 0
+
+
+async def test_postgres_stopped_consumer_stops_acking_and_resumes(audit_stack, postgres_server_factory):
+    server = postgres_server_factory()
+    stack = audit_stack(dsn=new_database(server, "audit_outage"))
+    nc = await stack.nats.connect()
+    try:
+        js = nc.jetstream()
+        before = await publish(js, [event() for _ in range(200)])
+        await assert_no_event_lost(stack.dsn, before, within=10)
+        acked = (await consumer_info(js)).ack_floor.stream_seq
+        assert acked == 200
+
+        server.stop()
+        async with stack.http() as http:
+            ready = await http.get("/readiness")
+            assert ready.status_code == 503
+            assert ready.json()["ready"] is False
+            assert ready.json()["reasons"][0].startswith("database: database unreachable")
+            assert ready.json()["database"]["status"] == "down"
+
+            during = await publish(js, [event() for _ in range(300)])
+            # Nothing is acked while the database is away: the ack floor stays, the events wait.
+            await asyncio.sleep(0)
+            info = await async_wait_until(
+                lambda: consumer_info(js),
+                "the consumer to have fetched the new events",
+                timeout=10,
+                ok=lambda i: i.delivered.stream_seq == 500 or i.num_redelivered > 0,
+            )
+            assert info.ack_floor.stream_seq == acked, info
+            assert info.num_pending + info.num_ack_pending >= 300, info
+
+            server.restart()
+            await assert_no_event_lost(stack.dsn, before + during, within=30)
+            await async_wait_until(
+                lambda: http.get("/readiness"),
+                "readiness after the database returns",
+                timeout=10,
+                ok=lambda r: r.status_code == 200,
+            )
+        assert (await consumer_info(js)).ack_floor.stream_seq == 500
+    finally:
+        await nc.close()
+
+
+OVERSIZED = json.dumps({"id": "big", "type": "t.t", "data": "x" * 2000}).encode()
+MALFORMED = {
+    "bad JSON": (b'{"id": "x", "type": ', "bad_json: "),
+    "missing id": (json.dumps({"type": "t.t", "data": {}}).encode(), "missing_id: "),
+    "oversized payload": (OVERSIZED, f"oversized: {len(OVERSIZED)} bytes > limit of 1024 bytes"),
+    "not an object": (b"[1, 2]", "not_object: "),
+    "naive occurredAt": (
+        json.dumps({"id": "naive", "type": "t.t", "occurredAt": "2026-11-22T03:00:00"}).encode(),
+        "bad_occurred_at: ",
+    ),
+    "rejected by PostgreSQL": (
+        b'{"id": "surrogate", "type": "t.t", "data": "\\ud800"}',
+        "rejected_by_database: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("raw, reason", list(MALFORMED.values()), ids=list(MALFORMED))
+async def test_malformed_event_is_dead_lettered_and_the_consumer_keeps_going(audit_stack, raw, reason):
+    stack = audit_stack(AEGIS_AUDIT_MAX_EVENT_BYTES="1024")
+    nc = await stack.nats.connect()
+    try:
+        js = nc.jetstream()
+        good_before = await publish(js, [event()])
+        await js.publish("audit.test.broken", raw)
+        good_after = await publish(js, [event(), event()])
+        await assert_no_event_lost(stack.dsn, good_before + good_after, within=10)
+        info = await consumer_info(js)
+        assert info.ack_floor.stream_seq == 4 and info.num_ack_pending == 0, info
+    finally:
+        await nc.close()
+    with psycopg.connect(stack.dsn) as conn:
+        rows = conn.execute("SELECT subject, raw, reason FROM audit_dead_letters").fetchall()
+    assert len(rows) == 1, rows
+    subject, stored_raw, stored_reason = rows[0]
+    assert (subject, bytes(stored_raw)) == ("audit.test.broken", raw)
+    assert stored_reason.startswith(reason), stored_reason
+    assert count_rows(stack.dsn) == 3
