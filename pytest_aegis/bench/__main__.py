@@ -1,4 +1,4 @@
-"""``python -m pytest_aegis.bench [--only SUITE] [--reps N] [--quick] [--out FILE]``.
+"""``python -m pytest_aegis.bench [--only SUITE] [--reps N] [--quick] [--events N] [--out FILE]``.
 
 Runs the selected suites (all by default) and prints one JSON document; with
 ``--out`` it is also written to that file.  Progress goes to stderr.  The exit
@@ -29,7 +29,10 @@ SUITES: dict[str, str] = {
     "health": "pytest_aegis.bench.health_rtt",
     "registry": "pytest_aegis.bench.registry_load",
     "postgres": "pytest_aegis.bench.pg_ready",
+    "audit": "pytest_aegis.bench.audit_throughput",
 }
+#: Options only some suites take, passed to their ``run`` as keyword arguments when given.
+SUITE_OPTIONS: dict[str, tuple[str, ...]] = {"audit": ("events",)}
 DEFAULT_REPS = 40
 MIN_REPS = 30
 QUICK_REPS = 5
@@ -54,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"at least {MIN_REPS}; with --quick default {QUICK_REPS}, any)",
     )
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK_REPS} repetitions")
+    parser.add_argument(
+        "--events", type=int, default=None, help="audit: events per run (default 50,000; --quick 500)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     return parser
 
@@ -82,12 +88,14 @@ def _metadata(argv: Sequence[str], reps: int, quick: bool, suites: Sequence[str]
     }
 
 
-def run_suite(name: str, reps: int, quick: bool) -> dict[str, Any]:
+def run_suite(name: str, reps: int, quick: bool, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Import and run one suite; a failure becomes an ``error`` entry (traceback on stderr)."""
     started = time.perf_counter()
     try:
         suite: Suite = importlib.import_module(SUITES[name])
-        result = suite.run(reps, quick)
+        given = {key: value for key, value in (options or {}).items() if value is not None}
+        extra = {key: given[key] for key in SUITE_OPTIONS.get(name, ()) if key in given}
+        result = suite.run(reps, quick, **extra)
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         result = {"error": f"{type(exc).__name__}: {exc}"}
@@ -103,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = list(dict.fromkeys(args.only or SUITES))
     document: dict[str, Any] = {"metadata": _metadata(argv, reps, args.quick, selected), "suites": {}}
     for name in selected:
-        document["suites"][name] = run_suite(name, reps, args.quick)
+        document["suites"][name] = run_suite(name, reps, args.quick, {"events": args.events})
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     document["metadata"]["loadavg_end"] = list(load) if load else None
     text = json.dumps(document, indent=2)

@@ -8,6 +8,7 @@ import selectors
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 STOP_TIMEOUT = 10.0
@@ -66,3 +67,14 @@ def read_until(
                 lines.append(line)
                 if done(line):
                     return lines
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of ``pid`` so far (Linux ``/proc``), ``None`` if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

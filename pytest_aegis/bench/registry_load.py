@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import ssl
 import sys
@@ -46,7 +45,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -54,6 +52,7 @@ import httpx
 
 from pytest_aegis.bench import stats
 from pytest_aegis.bench.health_rtt import service_stack
+from pytest_aegis.bench.procs import process_cpu_s
 
 NAME = "registry_load"
 OPERATIONS = ("create", "read", "update", "delete")
@@ -255,17 +254,6 @@ async def _client_task(recorder: _Recorder, client: Client, name: str, cycles: i
                 await client.request("DELETE", f"/api/services/{name}")
 
 
-def _process_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of ``pid`` so far (Linux ``/proc``), ``None`` if unknown."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class _Run:
     recorder: _Recorder
@@ -293,7 +281,7 @@ async def _load(
             raise RuntimeError(f"warm-up GET /healthz failed: {bad[:5]}")
         await _cycle(_Recorder(), pool[0], f"bench-{generator}-{token}-warmup", 0)
 
-        service_cpu = _process_cpu_s(service_pid)
+        service_cpu = process_cpu_s(service_pid)
         bench_cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(
@@ -304,7 +292,7 @@ async def _load(
         )
         elapsed = time.perf_counter() - started
         bench_cpu = time.process_time() - bench_cpu
-        service_cpu_end = _process_cpu_s(service_pid)
+        service_cpu_end = process_cpu_s(service_pid)
     finally:
         await asyncio.gather(*(client.close() for client in pool), return_exceptions=True)
     service_cpu_s = None if service_cpu is None or service_cpu_end is None else service_cpu_end - service_cpu

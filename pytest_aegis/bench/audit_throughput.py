@@ -1,0 +1,234 @@
+"""Suite ``audit``: end-to-end throughput of the reference service's audit pipeline.
+
+Set-up (not timed): one ``NatsSpec()`` nats-server (TLS + user/password + JetStream), one PostgreSQL
+server with a database migrated to head, and the reference service on both
+(``AEGIS_DATABASE_URL`` set, logs at WARNING).  A warm-up of :data:`WARMUP` events runs first.
+
+Two measurements, each over ``--events`` events (50,000 by default; ``--quick``: 500):
+
+``stream`` (the target)
+    The bench publishes every event to stream ``AUDIT`` (``Nats-Msg-Id`` = event id, acks
+    pipelined with nats-py's ``publish_async``); the clock runs from the first publish until the
+    last row is in ``audit_events`` (``SELECT count(*)`` polled every 10 ms, so the figure is
+    conservative by up to one poll).
+
+``outbox``
+    The producer side instead: the events are committed to ``outbox_events`` (in batches of 5,000),
+    the service's relay publishes them and its consumer stores them; the clock runs from the first
+    outbox commit until the last row is stored.
+
+Each run then counts, per expected id, the rows stored: ``lost`` (ids with no row) and
+``duplicates`` (extra rows) must both be 0.  CPU seconds of the service process are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from pytest_aegis.app import AppProcess, AppSpec
+from pytest_aegis.assertions.audit import count_events
+from pytest_aegis.backends.local import LocalBackend
+from pytest_aegis.bench.nats_ready import _DropSslEofNoise
+from pytest_aegis.bench.procs import process_cpu_s
+from pytest_aegis.certs import AegisCA
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.nats_pool import NatsPool
+from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.session import SessionState
+
+NAME = "audit"
+TARGETS: dict[str, float] = {"events_per_s": 10_000, "lost": 0, "duplicates": 0}
+EVENTS = 50_000
+QUICK_EVENTS = 500
+WARMUP = 1_000
+POLL_S = 0.01
+OUTBOX_CHUNK = 5_000
+SUBJECT = "audit.bench.happened"
+DATABASE = "audit_bench"
+
+Event = tuple[str, bytes]
+
+
+def _progress(message: str) -> None:
+    print(f"[{NAME}] {message}", file=sys.stderr, flush=True)
+
+
+def make_events(count: int, tag: str) -> list[Event]:
+    events = []
+    for n in range(count):
+        event_id = str(uuid.uuid4())
+        doc = {
+            "id": event_id,
+            "type": f"bench.{tag}",
+            "occurredAt": "2026-11-22T03:00:00Z",
+            "source": "bench",
+            "data": {"n": n, "principal": f"user-{n % 97}", "subjectPattern": "orders.*"},
+        }
+        events.append((event_id, json.dumps(doc, separators=(",", ":")).encode()))
+    return events
+
+
+@dataclass
+class Stack:
+    server: NatsServer
+    dsn: str
+    app: AppProcess
+
+
+@contextlib.contextmanager
+def audit_stack() -> Iterator[Stack]:
+    """NATS (secured, JetStream), PostgreSQL with a migrated database, and the service on both."""
+    from aegis_service.migrations import upgrade
+
+    noise = _DropSslEofNoise()
+    logging.getLogger("asyncio").addFilter(noise)
+    session = SessionState()
+    backend = LocalBackend(AegisConfig(), session)
+    ca = AegisCA(session.new_dir("ca"))
+    pool = NatsPool(backend, session, lambda: ca)
+    app: AppProcess | None = None
+    try:
+        server = pool.start(NatsSpec())
+        postgres = backend.start_postgres(name="bench-audit")
+        with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        dsn = postgres.dsn_for(DATABASE)
+        upgrade(dsn)
+        env = {"AEGIS_DATABASE_URL": dsn, "AEGIS_LOG_LEVEL": "WARNING"}
+        app = AppProcess(AppSpec(), server, session=session, service_name="bench-audit", env=env).start()
+        yield Stack(server, dsn, app)
+    finally:
+        try:
+            if app is not None:
+                app.stop()
+        finally:
+            try:
+                pool.close()
+                backend.close()
+            finally:
+                session.close()
+                logging.getLogger("asyncio").removeFilter(noise)
+
+
+async def _wait_stored(conn: psycopg.AsyncConnection[Any], target: int, timeout: float) -> float:
+    """Poll ``count(*)`` until it reaches ``target``; return the time it was seen (perf_counter)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        cursor = await conn.execute("SELECT count(*) FROM audit_events")
+        row = await cursor.fetchone()
+        now = time.perf_counter()
+        if row is not None and int(row[0]) >= target:
+            return now
+        if now > deadline:
+            raise TimeoutError(
+                f"only {row[0] if row else '?'} of {target} events stored after {timeout:.0f}s"
+            )
+        await asyncio.sleep(POLL_S)
+
+
+async def _publish_all(server: NatsServer, events: list[Event]) -> float:
+    """Publish with pipelined acks; return the seconds until every ack came back."""
+    nc = await server.connect()
+    try:
+        js = nc.jetstream()
+        started = time.perf_counter()
+        futures = [
+            await js.publish_async(SUBJECT, body, headers={"Nats-Msg-Id": event_id})
+            for event_id, body in events
+        ]
+        acks = await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - started
+        if any(ack.stream != "AUDIT" for ack in acks):
+            raise RuntimeError("an event was not stored by stream AUDIT")
+        return elapsed
+    finally:
+        await nc.close()
+
+
+async def _enqueue_all(dsn: str, events: list[Event]) -> float:
+    from aegis_service.events import OutgoingEvent
+    from aegis_service.outbox import enqueue
+
+    outgoing = [OutgoingEvent(event_id, SUBJECT, body) for event_id, body in events]
+    started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        for start in range(0, len(outgoing), OUTBOX_CHUNK):
+            async with conn.transaction():
+                await enqueue(conn, outgoing[start : start + OUTBOX_CHUNK])
+    return time.perf_counter() - started
+
+
+async def _measure(
+    stack: Stack, events: list[Event], produce: Callable[[list[Event]], Coroutine[Any, Any, float]]
+) -> dict[str, Any]:
+    async with await psycopg.AsyncConnection.connect(stack.dsn, autocommit=True) as conn:
+        cursor = await conn.execute("SELECT count(*) FROM audit_events")
+        row = await cursor.fetchone()
+        before = int(row[0]) if row else 0
+        cpu_before = process_cpu_s(stack.app.pid)
+        started = time.perf_counter()
+        producing = asyncio.create_task(produce(events))
+        stored_at = await _wait_stored(conn, before + len(events), timeout=60 + len(events) / 1000)
+        produce_s = await producing
+        cpu_after = process_cpu_s(stack.app.pid)
+        found = await count_events(conn, [event_id for event_id, _ in events])
+    elapsed = stored_at - started
+    lost = sum(1 for event_id, _ in events if found.counts.get(event_id, 0) == 0)
+    duplicates = sum(n - 1 for n in found.counts.values() if n > 1)
+    cpu = None if cpu_before is None or cpu_after is None else round(cpu_after - cpu_before, 3)
+    return {
+        "events": len(events),
+        "elapsed_s": round(elapsed, 3),
+        "events_per_s": round(len(events) / elapsed, 1),
+        "produce_s": round(produce_s, 3),
+        "lost": lost,
+        "duplicates": duplicates,
+        "service_cpu_s": cpu,
+    }
+
+
+def run(reps: int, quick: bool, events: int | None = None) -> dict[str, Any]:
+    """Run the audit suite over ``events`` events (``reps`` is not used: one long run is the figure)."""
+    count = events or (QUICK_EVENTS if quick else EVENTS)
+    if count < 1:
+        raise ValueError(f"events must be at least 1, got {count}")
+    with audit_stack() as stack:
+        _progress(f"stack up; warm-up with {WARMUP} events")
+        asyncio.run(_measure(stack, make_events(WARMUP, "warmup"), lambda e: _publish_all(stack.server, e)))
+        stream_events = make_events(count, "stream")
+        stream = asyncio.run(_measure(stack, stream_events, lambda e: _publish_all(stack.server, e)))
+        _progress(f"stream: {stream['events_per_s']:.0f} events/s over {count} events")
+        outbox_events = make_events(count, "outbox")
+        outbox = asyncio.run(_measure(stack, outbox_events, lambda e: _enqueue_all(stack.dsn, e)))
+        _progress(f"outbox: {outbox['events_per_s']:.0f} events/s over {count} events")
+    meets = (
+        stream["events_per_s"] >= TARGETS["events_per_s"]
+        and stream["lost"] == TARGETS["lost"]
+        and stream["duplicates"] == TARGETS["duplicates"]
+        and outbox["lost"] == 0
+        and outbox["duplicates"] == 0
+    )
+    return {
+        "targets": TARGETS,
+        "events": count,
+        "stream": stream,
+        "outbox": outbox,
+        "meets_targets": meets if not quick else None,
+        "description": {
+            "stream": "first publish to stream AUDIT until the last row is in audit_events",
+            "outbox": "first outbox commit until the last row is in audit_events (relay + consumer)",
+            "service_cpu_s": "CPU seconds of the service process during the run (/proc)",
+        },
+    }
