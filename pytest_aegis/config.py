@@ -105,6 +105,13 @@ SETTINGS: tuple[Setting, ...] = (
         "called with the template's DSN",
     ),
     Setting(
+        "--aegis-pg-data-dir",
+        "aegis_pg_data_dir",
+        "AEGIS_PG_DATA_DIR",
+        "where the local backend puts PostgreSQL's data directories (default: /dev/shm when it is a "
+        "tmpfs with 1 GiB free, else the temp dir)",
+    ),
+    Setting(
         "--aegis-docker-nats-image",
         "aegis_docker_nats_image",
         "AEGIS_DOCKER_NATS_IMAGE",
@@ -194,6 +201,7 @@ class AegisConfig:
     app_env: str | None = None
     pg_bin_dir: Path | None = None
     pg_migrations: str | None = None
+    pg_data_dir: Path | None = None
     docker_nats_image: str = "nats:2.11"
     docker_pg_image: str = "postgres:16"
     docker_app_image: str | None = None
@@ -228,6 +236,7 @@ class AegisConfig:
             app_env=raw["aegis_app_env"],
             pg_bin_dir=Path(raw["aegis_pg_bin_dir"]) if raw["aegis_pg_bin_dir"] else None,
             pg_migrations=raw["aegis_pg_migrations"],
+            pg_data_dir=_path(raw["aegis_pg_data_dir"]),
             docker_nats_image=raw["aegis_docker_nats_image"] or "nats:2.11",
             docker_pg_image=raw["aegis_docker_pg_image"] or "postgres:16",
             docker_app_image=raw["aegis_docker_app_image"],

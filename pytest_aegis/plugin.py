@@ -87,6 +87,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     except BackendUnavailable as exc:
         backend = f"{harness.config.backend} (unavailable: {str(exc).splitlines()[0]})"
     lines = [f"aegis: backend {backend}; keep={harness.config.keep}"]
+    try:
+        lines.append(f"aegis: {harness.backend.describe_postgres()}")
+    except BackendUnavailable as exc:
+        lines.append(f"aegis: postgres unavailable ({str(exc).splitlines()[0]})")
     swept = harness.swept
     if swept:
         lines.append(

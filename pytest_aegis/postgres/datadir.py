@@ -46,9 +46,11 @@ from pytest_aegis.postgres.binaries import PgBinaries
 from pytest_aegis.session import SessionState
 
 SUPERUSER = "postgres"
-INITDB_ARGS = ("--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions")
+# 1 MB WAL segments instead of 16: the cluster every server start copies shrinks from ~39 to ~24 MB.
+INITDB_ARGS = ("--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions", "--wal-segsize=1")
 CACHE_FORMAT = 1  # bump when the layout of a cache entry changes
 _STALE_STAGING = 3600.0
+RAM_DIR_MIN_FREE = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,24 @@ def _traversable_by_others(path: Path) -> bool:
     return True
 
 
-def pg_root(session_root: Path, user: ServerUser) -> Path:
-    """``<session root>/../pytest-aegis-pg-<uid>``, or the same under the temp dir when
-    that parent is not traversable by the server user (e.g. a private ``$AEGIS_STATE_DIR``)."""
+def pg_root(session_root: Path, user: ServerUser, data_dir: Path | None = None) -> Path:
+    """The directory holding the session directories of PostgreSQL's data.
+
+    ``data_dir`` when given (``aegis_pg_data_dir``); else ``/dev/shm`` when it is a
+    tmpfs with room (:func:`ram_dir`: copying a cluster there and running in RAM is
+    several times faster than on disk, and a test database needs no durability);
+    else ``<session root>/..`` or the temp dir, whichever the server user can reach.
+    """
     name = f"pytest-aegis-pg-{os.getuid()}"
-    candidates = [session_root.parent / name, Path(tempfile.gettempdir()) / name]
+    if data_dir is not None:
+        candidates = [data_dir / name]
+    else:
+        ram = ram_dir()
+        candidates = [
+            *([ram / name] if ram is not None else []),
+            session_root.parent / name,
+            Path(tempfile.gettempdir()) / name,
+        ]
     for candidate in candidates:
         if not user.foreign or _traversable_by_others(candidate.parent):
             candidate.mkdir(mode=0o711, parents=True, exist_ok=True)
@@ -115,8 +130,28 @@ def pg_root(session_root: Path, user: ServerUser) -> Path:
     raise BackendUnavailable(
         f"no directory for PostgreSQL's data that user {user.name} can reach: tried "
         + ", ".join(str(c) for c in candidates)
-        + " (each needs every parent directory to be o+x)"
+        + " (each needs every parent directory to be o+x; or set aegis_pg_data_dir)"
     )
+
+
+def ram_dir(path: Path = Path("/dev/shm"), min_free: int = RAM_DIR_MIN_FREE) -> Path | None:
+    """``path`` when it is a writable tmpfs with at least ``min_free`` bytes free, else None."""
+    try:
+        with open("/proc/self/mounts") as mounts:
+            fstype = next(
+                (
+                    fields[2]
+                    for fields in map(str.split, mounts)
+                    if len(fields) > 2 and fields[1] == str(path)
+                ),
+                None,
+            )
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    if fstype != "tmpfs" or usage.free < min_free or not os.access(path, os.W_OK | os.X_OK):
+        return None
+    return path
 
 
 def session_pg_dir(root: Path, session: SessionState) -> Path:

@@ -38,12 +38,12 @@ class LocalPostgres:
 
     @functools.cached_property
     def root(self) -> Path:
-        root = pg_root(self._session.root, self.user)
+        root = pg_root(self._session.root, self.user, self._config.pg_data_dir)
         sweep_pg_root(root)
         return root
 
     def describe(self) -> str:
-        return f"postgres {self.binaries.version} at {self.binaries.bin_dir}"
+        return f"postgres {self.binaries.version} at {self.binaries.bin_dir}, data under {self.root}"
 
     def start(self, *, name: str) -> PostgresServer:
         cluster = cached_cluster(self.binaries, self.user, self.root, self._config.start_timeout)

@@ -31,6 +31,9 @@ SERVER_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "listen_addresses": LOOPBACK,
+    # Not "posix" (segments in /dev/shm that outlive a kill -9 of the postmaster): mmap'ed
+    # files under the data directory go when the directory does.
+    "dynamic_shared_memory_type": "mmap",
 }
 
 
