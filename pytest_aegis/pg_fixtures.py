@@ -9,7 +9,6 @@ import pytest
 
 from pytest_aegis.harness import get_harness
 from pytest_aegis.postgres import PostgresDatabase, PostgresHandle, PostgresPool
-from pytest_aegis.postgres.databases import drop_database
 from pytest_aegis.reporting import mark_used
 
 
@@ -44,9 +43,10 @@ def postgres_db(
     """A fresh database for this test (``dsn``, ``name``, ``connect()``), copied from the
     session's template database (which has the ``aegis_pg_migrations`` applied); dropped after."""
     mark_used(request.node, postgres_server)
-    database = _pool(request.config).new_database(postgres_server)
+    pool = _pool(request.config)
+    database = pool.new_database(postgres_server)
     yield database
-    drop_database(database)
+    pool.drop_database(database)
 
 
 @pytest.fixture
@@ -54,13 +54,13 @@ def postgres_tx(
     request: pytest.FixtureRequest, postgres_server: PostgresHandle
 ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """Rollback mode: an open psycopg connection inside a transaction on a migrated database
-    shared by the session, rolled back after the test.  Cheaper than ``postgres_db``;
-    the test must not commit."""
+    shared by the session, rolled back after the test (and its session state reset with
+    ``DISCARD ALL``).  The connection is reused across tests, so a test costs a rollback,
+    not a login.  The test must not commit; closing the connection is allowed."""
     mark_used(request.node, postgres_server)
-    database = _pool(request.config).tx_database(postgres_server)
-    conn = database.connect()
+    pool = _pool(request.config)
+    conn = pool.tx_connection(postgres_server)
     try:
         yield conn
     finally:
-        conn.rollback()
-        conn.close()
+        pool.reset_tx_connection(postgres_server)

@@ -13,9 +13,10 @@ Measured with :func:`time.perf_counter`, summarised by :mod:`pytest_aegis.bench.
     spawn, wait for ready.  Stopping is not timed.
 
 ``postgres_db``
-    What the ``postgres_db`` fixture does per test: ``create_database`` from the
-    migrated template (20 tables, each with an index).  Dropping is timed
-    separately (``postgres_db_drop``).
+    What the ``postgres_db`` fixture does per test: ``DatabaseAdmin.create`` from
+    the migrated template (20 tables, each with an index) over the server's one
+    open admin connection, as the pool keeps it.  Dropping is timed separately
+    (``postgres_db_drop``).
 
 ``pytest_postgresql_db``
     The reference, interleaved with ``postgres_db`` against the same running
@@ -24,10 +25,11 @@ Measured with :func:`time.perf_counter`, summarised by :mod:`pytest_aegis.bench.
     without pytest-postgresql the suite records ``"not installed"``.
 
 ``rollback_mode``
-    The per-test cost of the ``postgres_tx`` mechanism on an existing
-    connection: a trivial statement (which opens the transaction) and the
-    rollback.  ``rollback_mode_with_connect`` adds the fixture's connect and
-    close, for reference.
+    The per-test cost of the ``postgres_tx`` fixture, whose connection stays
+    open across tests: a trivial statement (which opens the transaction), the
+    rollback and the ``DISCARD ALL`` that resets session state.
+    ``rollback_mode_with_connect`` is the same with a login and close per test
+    (what the fixture did before it kept its connection), for reference.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from typing import Any
 from pytest_aegis.bench import stats
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.postgres.databases import (
+    DatabaseAdmin,
     PostgresDatabase,
     create_database,
     create_template,
@@ -173,11 +176,18 @@ def measure_databases(
     server: PostgresServer, template: str, janitor_cls: Any, reps: int
 ) -> dict[str, list[float]]:
     """Interleaved: aegis create, pytest-postgresql create, then both drops (timed apart)."""
+    with DatabaseAdmin(server) as admin:
+        return _measure_databases(admin, server, template, janitor_cls, reps)
+
+
+def _measure_databases(
+    admin: DatabaseAdmin, server: PostgresServer, template: str, janitor_cls: Any, reps: int
+) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {"create": [], "drop": [], "ppg_create": [], "ppg_drop": []}
     for index in range(WARMUP + reps):
         keep = index >= WARMUP
         started = time.perf_counter()
-        database = create_database(server, template)
+        database = admin.create(template)
         created = time.perf_counter()
         try:
             if janitor_cls is not None:
@@ -193,7 +203,7 @@ def measure_databases(
                     samples["ppg_drop"].append(ppg_dropped - ppg_drop_started)
         finally:
             drop_started = time.perf_counter()
-            drop_database(database)
+            admin.drop(database)
             dropped = time.perf_counter()
         if keep:
             samples["create"].append(created - started)
@@ -212,6 +222,9 @@ def measure_rollback(database: PostgresDatabase, reps: int) -> dict[str, list[fl
             started = time.perf_counter()
             conn.execute("SELECT 1")  # psycopg opens the transaction (BEGIN) first
             conn.rollback()
+            conn.autocommit = True  # as PostgresPool.reset_tx_connection
+            conn.execute("DISCARD ALL")
+            conn.autocommit = False
             elapsed = time.perf_counter() - started
             if index >= WARMUP:
                 samples["rollback"].append(elapsed)

@@ -9,8 +9,10 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.postgres.databases import PostgresDatabase, create_database, create_template
+from pytest_aegis.postgres.databases import Connection, DatabaseAdmin, PostgresDatabase
 from pytest_aegis.postgres.handle import PostgresHandle
 from pytest_aegis.postgres.migrations import parse_migrations
 
@@ -27,8 +29,10 @@ class PostgresPool:
             parse_migrations(config.pg_migrations, Path.cwd()) if config.pg_migrations else None
         )
         self._shared: PostgresHandle | None = None
+        self._admins: dict[int, DatabaseAdmin] = {}
         self._templates: dict[int, PostgresDatabase] = {}
         self._tx_databases: dict[int, PostgresDatabase] = {}
+        self._tx_connections: dict[int, Connection] = {}
         self.servers: list[PostgresHandle] = []
 
     def describe(self) -> str:
@@ -50,32 +54,77 @@ class PostgresPool:
         """Stop ``server`` now and forget it (its files or container are removed)."""
         with contextlib.suppress(ValueError):
             self.servers.remove(server)
-        self._templates.pop(id(server), None)
-        self._tx_databases.pop(id(server), None)
+        self._forget(server)
         server.remove()
+
+    def _forget(self, server: PostgresHandle) -> None:
+        key = id(server)
+        self._templates.pop(key, None)
+        self._tx_databases.pop(key, None)
+        if (conn := self._tx_connections.pop(key, None)) is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if (admin := self._admins.pop(key, None)) is not None:
+            with contextlib.suppress(Exception):
+                admin.close()
+
+    def admin(self, server: PostgresHandle) -> DatabaseAdmin:
+        """The server's :class:`DatabaseAdmin` (one open admin connection per server)."""
+        key = id(server)
+        if key not in self._admins:
+            self._admins[key] = DatabaseAdmin(server, timeout=self._config.start_timeout)
+        return self._admins[key]
 
     def template(self, server: PostgresHandle) -> PostgresDatabase:
         """``aegis_template`` on ``server``, with the migrations applied (made once per server)."""
         key = id(server)
         if key not in self._templates:
-            self._templates[key] = create_template(server, self.migrations)
+            self._templates[key] = self.admin(server).create_template(self.migrations)
         return self._templates[key]
 
     def new_database(self, server: PostgresHandle) -> PostgresDatabase:
-        return create_database(server, self.template(server).name)
+        return self.admin(server).create(self.template(server).name)
+
+    def drop_database(self, database: PostgresDatabase) -> None:
+        self.admin(database.server).drop(database)
 
     def tx_database(self, server: PostgresHandle) -> PostgresDatabase:
         """One migrated database per server for ``postgres_tx`` (tests roll back, so it can be shared)."""
         key = id(server)
         if key not in self._tx_databases:
-            self._tx_databases[key] = create_database(server, self.template(server).name, prefix="aegis_tx")
+            self._tx_databases[key] = self.admin(server).create(self.template(server).name, "aegis_tx")
         return self._tx_databases[key]
+
+    def tx_connection(self, server: PostgresHandle) -> Connection:
+        """A connection to :meth:`tx_database`, kept open across tests (a login costs more
+        than the 2 ms a rollback-mode test may take); replaced when closed or broken."""
+        key = id(server)
+        conn = self._tx_connections.get(key)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._tx_connections[key] = self.tx_database(server).connect()
+        return conn
+
+    def reset_tx_connection(self, server: PostgresHandle) -> None:
+        """Roll back the test's transaction and reset session state (settings, prepared
+        statements, temp tables) so the next test starts clean; drop the connection if
+        that fails."""
+        conn = self._tx_connections.get(id(server))
+        if conn is None:
+            return
+        try:
+            conn.rollback()
+            conn.autocommit = True
+            conn.execute("DISCARD ALL")
+            conn.autocommit = False
+        except psycopg.Error:
+            self._tx_connections.pop(id(server), None)
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def close(self) -> None:
         for server in self.servers:
+            self._forget(server)
             with contextlib.suppress(Exception):
                 server.remove()
         self.servers.clear()
         self._shared = None
-        self._templates.clear()
-        self._tx_databases.clear()

@@ -125,6 +125,33 @@ def test_migrations_reach_postgres_db_and_postgres_tx_and_tx_rolls_back(inner):
     result.assert_outcomes(passed=3)
 
 
+def test_postgres_tx_reuses_its_connection_but_not_its_state(inner):
+    inner.makepyfile("""
+        SEEN = []
+
+        def test_a_dirties_the_session(postgres_tx):
+            SEEN.append(postgres_tx.info.backend_pid)
+            postgres_tx.execute("SET application_name = 'dirty'")
+            postgres_tx.execute("CREATE TEMP TABLE scratch (id int)")
+            postgres_tx.execute("PREPARE p AS SELECT 1")
+
+        def test_b_sees_a_clean_session_on_the_same_connection(postgres_tx):
+            assert postgres_tx.info.backend_pid == SEEN[0]
+            assert postgres_tx.execute("SHOW application_name").fetchone() != ("dirty",)
+            assert postgres_tx.execute("SELECT to_regclass('scratch')").fetchone() == (None,)
+            assert postgres_tx.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+        def test_c_closes_the_connection(postgres_tx):
+            postgres_tx.close()
+
+        def test_d_gets_a_new_one(postgres_tx):
+            assert postgres_tx.info.backend_pid != SEEN[0]
+            assert postgres_tx.execute("SELECT 1").fetchone() == (1,)
+    """)
+    result = run_inner(inner, "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+
+
 def test_up_files_are_applied_and_down_files_ignored(inner):
     migrations = inner.mkdir("migrations")
     (migrations / "001_accounts.up.sql").write_text("CREATE TABLE accounts (id int PRIMARY KEY);\n")
