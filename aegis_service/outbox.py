@@ -28,15 +28,16 @@ CHANNEL = "outbox_events"
 BATCH = 500
 PUBLISH_TIMEOUT = 5.0
 
+# %b: binary parameters (arrays dump much faster than as quoted text; see audit_consumer).
 _INSERT = """
 INSERT INTO outbox_events (event_id, subject, body)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[])
+SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[])
 """
 _CLAIM = """
 SELECT id, event_id, subject, body FROM outbox_events
 WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 """
-_MARK = "UPDATE outbox_events SET published_at = now() WHERE id = ANY(%s)"
+_MARK = "UPDATE outbox_events SET published_at = now() WHERE id = ANY(%b)"
 
 
 async def enqueue(conn: AsyncConn, events: Sequence[OutgoingEvent]) -> None:
