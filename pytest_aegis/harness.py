@@ -7,6 +7,7 @@ heavy is made on first use, so a session that uses no fixture starts nothing.
 from __future__ import annotations
 
 import functools
+from typing import Protocol
 
 import pytest
 
@@ -14,7 +15,6 @@ from pytest_aegis.backends import Backend, select_backend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_pool import NatsPool
-from pytest_aegis.nats_server import NatsServer
 from pytest_aegis.postgres import PostgresPool
 from pytest_aegis.reporting import LogSource
 from pytest_aegis.session import SessionState, SweepReport
@@ -22,11 +22,22 @@ from pytest_aegis.session import SessionState, SweepReport
 HARNESS = pytest.StashKey["Harness"]()
 
 
+class KeptServer(Protocol):
+    """What the ``--aegis-keep`` summary prints about a server left running."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    def keep_instructions(self) -> str: ...
+    def env(self) -> dict[str, str]: ...
+
+
 class Harness:
     def __init__(self, config: AegisConfig) -> None:
         self.config = config
         self.session = SessionState()
-        self.kept: list[NatsServer] = []
+        self.kept: list[KeptServer] = []
         self.swept: SweepReport | None = None
 
     @functools.cached_property
@@ -58,7 +69,7 @@ class Harness:
         if "nats" in self.__dict__:
             self.kept += self.nats.close()
         if "postgres" in self.__dict__:
-            self.postgres.close()  # --aegis-keep does not apply to PostgreSQL yet
+            self.kept += self.postgres.close()
         if "backend" in self.__dict__:
             self.backend.close()
         if self.kept:

@@ -65,6 +65,15 @@ class PostgresHandle(ABC):
     def restart(self) -> Self:
         """Stop if running and start again on the same host and port, with the same data."""
 
+    @property
+    def url(self) -> str:
+        """The DSN without the password (safe to print)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/postgres"
+
+    def keep_instructions(self) -> str:
+        """How to reach and stop the server after an ``--aegis-keep`` session."""
+        return "left running"
+
     def remove(self) -> None:
         """Stop and delete what the server leaves behind (files, container).  Default: stop."""
         self.stop()

@@ -57,10 +57,11 @@ class LocalPostgres:
             user=self.user,
             session=self._session,
             start_timeout=self._config.start_timeout,
+            keep=self._config.keep,
         )
         server.prepare()
         return server.start()
 
     def close(self) -> None:
-        if "root" in self.__dict__:
+        if "root" in self.__dict__ and not self._config.keep:  # kept servers still use their dirs
             shutil.rmtree(self.root / self._session.dir.name, ignore_errors=True)

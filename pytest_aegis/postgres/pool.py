@@ -121,10 +121,16 @@ class PostgresPool:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def close(self) -> None:
+    def close(self) -> list[PostgresHandle]:
+        """Remove every server (or, with keep, leave them running); return those left running."""
+        kept = []
         for server in self.servers:
             self._forget(server)
+            if self._config.keep and server.is_running:
+                kept.append(server)
+                continue
             with contextlib.suppress(Exception):
                 server.remove()
         self.servers.clear()
         self._shared = None
+        return kept

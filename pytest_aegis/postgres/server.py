@@ -58,6 +58,7 @@ class PostgresServer(ProcessBacked, PostgresHandle):
         user: ServerUser,
         session: SessionState,
         start_timeout: float,
+        keep: bool = False,
     ) -> None:
         self.name = name
         self.host = LOOPBACK
@@ -75,6 +76,7 @@ class PostgresServer(ProcessBacked, PostgresHandle):
         self._run_as = user
         self._session = session
         self._timeout = start_timeout
+        self._keep = keep
         self._log_path = log_dir / "postgres.log"
         self._process = self._new_process()
 
@@ -104,6 +106,7 @@ class PostgresServer(ProcessBacked, PostgresHandle):
             user=self._run_as.uid if foreign else None,
             group=self._run_as.gid if foreign else None,
             fatal_markers=PG_FATAL,
+            die_with_parent=not self._keep,
             hint=f"data dir {self.data_dir}; log {self._log_path}",
         )
 
@@ -158,6 +161,12 @@ class PostgresServer(ProcessBacked, PostgresHandle):
     def kill(self) -> None:
         """SIGKILL the postmaster, as a crash would; its backends exit on their own."""
         self._process.kill()
+
+    def keep_instructions(self) -> str:
+        return (
+            f"pid {self.pid}; password in {self._cluster.path / 'password'}; "
+            f"data {self.data_dir}; stop with `kill -INT {self.pid}`"
+        )
 
     def remove(self) -> None:
         self.stop()

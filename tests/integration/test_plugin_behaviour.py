@@ -6,6 +6,7 @@ import os
 import re
 import signal
 
+import psycopg
 import pytest
 from support import run_inner
 
@@ -131,3 +132,22 @@ def test_keep_leaves_servers_running_and_says_how_to_reach_them(inner, tmp_path)
 
     assert not sweep(tmp_path / "state")  # kept sessions are left alone...
     assert sweep(tmp_path / "state", include_kept=True)  # ...until asked
+
+
+def test_keep_leaves_postgres_running_with_a_dsn_that_logs_in(inner, tmp_path):
+    inner.makepyfile("def test_x(postgres_server):\n    pass\n")
+    result = run_inner(inner, "--aegis-keep")
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    kept = re.search(r"shared-1: postgresql://postgres@127\.0\.0\.1:\d+/postgres  pid (\d+);", output)
+    assert kept, output
+    pid = int(kept.group(1))
+    try:
+        dsn = re.search(r"DATABASE_URL=(\S+)", output).group(1)
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    from pytest_aegis.session import sweep
+
+    assert sweep(tmp_path / "state", include_kept=True)
