@@ -140,3 +140,17 @@ def test_bench_postgres_quick_prints_json():
         _assert_summary(results["pytest_postgresql_db_drop"], 3)
     assert set(suite["target_checks"]) == set(suite["targets"])
     assert isinstance(suite["meets_targets"], bool)
+
+
+def test_bench_audit_quick_prints_json():
+    document = _run_bench("--only", "audit", "--quick", "--events", "500")
+    assert document["metadata"]["suites"] == ["audit"]
+    suite = document["suites"]["audit"]
+    assert "error" not in suite
+    assert suite["targets"] == {"events_per_s": 10_000, "lost": 0, "duplicates": 0}
+    assert suite["events"] == 500
+    for run in (suite["stream"], suite["outbox"]):
+        assert run["events"] == 500
+        assert (run["lost"], run["duplicates"]) == (0, 0)
+        assert run["events_per_s"] > 0 and run["elapsed_s"] > 0
+    assert suite["meets_targets"] is None
