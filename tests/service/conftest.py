@@ -19,11 +19,11 @@ def fast_app(aegis_app_factory):
 
 @pytest.fixture
 def audit_db(postgres_db):
-    """A fresh database at the service's migration head.  ``upgrade`` is a no-op once
-    ``aegis_pg_migrations`` points the template at ``aegis_service.migrations:upgrade``."""
-    from aegis_service.migrations import upgrade
+    """A fresh database at the service's migration head: the template it is cloned from was
+    migrated by ``aegis_pg_migrations = "aegis_service.migrations:upgrade"`` (pyproject.toml)."""
+    from aegis_service.migrations import current_version, head
 
-    upgrade(postgres_db.dsn)
+    assert current_version(postgres_db.dsn) == head(), "is aegis_pg_migrations set in pyproject.toml?"
     return postgres_db
 
 
