@@ -71,28 +71,40 @@ class AuditConsumer:
         self.last_error: str | None = None
 
     async def run(self) -> None:
+        """Fetch the next batch while the current one is being stored (one fetch in flight at most)."""
         sub: Any = None
+        prefetch: asyncio.Task[list[Msg]] | None = None
         try:
             while True:
                 if sub is None:
                     sub = await self._subscribe()
                     continue
                 await self._ensure_db()
-                try:
-                    msgs = await sub.fetch(self._batch, timeout=FETCH_TIMEOUT)
-                except nats.errors.TimeoutError:
-                    continue
-                except Exception as exc:  # disconnected, consumer deleted, ...
-                    self.last_error = f"fetch failed: {first_line(exc)}"
-                    logger.warning("audit consumer: %s", self.last_error)
-                    await asyncio.sleep(full_jitter(1, 0.1, 1.0))
-                    continue
-                await self._handle(msgs)
+                msgs = await (prefetch or self._fetch(sub))
+                prefetch = asyncio.create_task(self._fetch(sub)) if msgs else None
+                if msgs:
+                    await self._handle(msgs)
         finally:
+            if prefetch is not None:  # fetched but not stored: redelivered after ack_wait
+                prefetch.cancel()
+                with contextlib.suppress(BaseException):
+                    await prefetch
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
             await self._close_db()
+
+    async def _fetch(self, sub: Any) -> list[Msg]:
+        """The next batch; empty when none came within the fetch timeout or the fetch failed."""
+        try:
+            return list(await sub.fetch(self._batch, timeout=FETCH_TIMEOUT))
+        except nats.errors.TimeoutError:
+            return []
+        except Exception as exc:  # disconnected, consumer deleted, ...
+            self.last_error = f"fetch failed: {first_line(exc)}"
+            logger.warning("audit consumer: %s", self.last_error)
+            await asyncio.sleep(full_jitter(1, 0.1, 1.0))
+            return []
 
     async def _subscribe(self) -> Any:
         try:
