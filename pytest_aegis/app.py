@@ -20,10 +20,11 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from pytest_aegis.nats_server import NatsServer
-from pytest_aegis.process import ManagedProcess, ProcessBacked, ServerStartError
+from pytest_aegis.process import ManagedProcess, ServerStartError
 from pytest_aegis.session import SessionState
 
 T = TypeVar("T")
@@ -91,12 +92,66 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     return result["value"]  # type: ignore[no-any-return]
 
 
+class AppRuntime(Protocol):
+    """Where an instance of the service runs: a local process (:class:`ManagedProcess`) or what a
+    backend provides (a container).  ``start`` returns once ``ready`` matched a line (or at once
+    without one); the lines up to then are in ``startup_lines``."""
+
+    startup_lines: list[str]
+    log_path: Path
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def is_running(self) -> bool: ...
+    def start(self, timeout: float = 10.0) -> None: ...
+    def stop(self, timeout: float = 10.0) -> int | None: ...
+    def kill(self) -> int | None: ...
+    def tail(self, lines: int = 50) -> list[str]: ...
+    def logs(self) -> str: ...
+    def log_size(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class AppLaunch:
+    """What a backend needs to run one instance: its spec, the harness's environment for it
+    (without ``os.environ``), its ready predicate, where its log goes, the rootdir (for an image
+    built from the project's Dockerfile)."""
+
+    name: str
+    spec: AppSpec
+    env: Mapping[str, str]
+    ready: Callable[[str], bool] | None
+    log_path: Path
+    session: SessionState
+    keep: bool
+    rootdir: Path | None = None
+
+
+AppLauncher = Callable[[AppLaunch], AppRuntime]
+
+
+def local_launcher(launch: AppLaunch) -> AppRuntime:
+    """The service as a child process of pytest (every backend's default)."""
+    return ManagedProcess(
+        launch.name,
+        launch.spec.command,
+        ready=launch.ready,
+        log_path=launch.log_path,
+        session=launch.session,
+        env={**os.environ, **launch.env},
+        die_with_parent=not launch.keep,
+        hint=f"command: {shlex.join(launch.spec.command)}; the app's environment is in AppProcess.env",
+    )
+
+
 class _Exited(Exception):
     """The app's process ended while we waited for it to become healthy."""
 
 
-class AppProcess(ProcessBacked):
-    """One running instance of the service under test."""
+class AppProcess:
+    """One running instance of the service under test (a process, or a container when the
+    backend provides a ``launcher``)."""
 
     def __init__(
         self,
@@ -108,6 +163,8 @@ class AppProcess(ProcessBacked):
         instance_id: str | None = None,
         env: Mapping[str, str] | None = None,
         keep: bool = False,
+        launcher: AppLauncher | None = None,
+        rootdir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.nats = nats
@@ -119,16 +176,38 @@ class AppProcess(ProcessBacked):
         self.env = self._environment(env or {})
         self._directory = session.new_dir(f"app-{service_name}")
         ready = re.compile(spec.ready_pattern) if spec.ready_pattern else None
-        self._process = ManagedProcess(
-            self.name,
-            spec.command,
-            ready=(lambda line: bool(ready.search(line))) if ready else None,
-            log_path=self._directory / "app.log",
-            session=session,
-            env={**os.environ, **self.env},
-            die_with_parent=not keep,
-            hint=f"command: {shlex.join(spec.command)}; the app's environment is in AppProcess.env",
+        self._process: AppRuntime = (launcher or local_launcher)(
+            AppLaunch(
+                name=self.name,
+                spec=spec,
+                env=self.env,
+                ready=(lambda line: bool(ready.search(line))) if ready else None,
+                log_path=self._directory / "app.log",
+                session=session,
+                keep=keep,
+                rootdir=rootdir,
+            )
         )
+
+    @property
+    def pid(self) -> int | None:
+        """The process id (for a container: its main process's host PID), ``None`` when not running."""
+        return self._process.pid
+
+    @property
+    def is_running(self) -> bool:
+        return self._process.is_running
+
+    @property
+    def log_path(self) -> Path:
+        return self._process.log_path
+
+    def logs(self) -> str:
+        """The app's whole log (all its starts)."""
+        return self._process.logs()
+
+    def log_size(self) -> int:
+        return self._process.log_size()
 
     def _environment(self, extra: Mapping[str, str]) -> dict[str, str]:
         ours = self.nats.env() | {

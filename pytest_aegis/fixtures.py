@@ -163,6 +163,9 @@ def aegis_app_factory(
             instance_id=instance_id,
             env=env,
             keep=harness.config.keep,
+            # a backend that runs the service itself (docker: a container) offers app_launcher
+            launcher=getattr(harness.backend, "app_launcher", None),
+            rootdir=request.config.rootpath,
         )
         started.append(app)
         mark_used(request.node, app)

@@ -17,11 +17,14 @@ from pytest_aegis.nats_spec import SpecError
 from pytest_aegis.postgres.migrations import parse_migrations
 from pytest_aegis.session import sweep
 
+BACKENDS_MARKER = "aegis_backends"
 MARKERS = (
     f"{MARKER}(auth='userpass', tls=True, mtls=False, server_cert='valid', permissions=None, users=(), "
     "jetstream=True): run the test against a secured NATS server of this spec (fixtures nats_secure, "
     "nats_client). auth: none|userpass|token|nkey|jwt; server_cert: valid|expired|not_yet_valid|wrong_host|"
     "untrusted.",
+    f"{BACKENDS_MARKER}(*names): run the test only on these backends (local, docker, external); "
+    "skipped on the others with the reason",
 )
 
 
@@ -77,7 +80,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    get_harness(session.config).swept = sweep()
+    swept = get_harness(session.config).swept = sweep()
+    # Containers do not die with pytest: remove those whose session is dead (after the dirs above).
+    from pytest_aegis.backends.docker.sweep import sweep_if_engine
+
+    swept.containers = sweep_if_engine()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -96,6 +103,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(
             f"aegis: swept {len(swept.sessions)} dead session(s), killed {len(swept.killed)} process(es)"
         )
+    if swept is not None and swept.containers:
+        lines.append(f"aegis: removed {len(swept.containers)} container(s) of dead sessions")
     return lines
 
 
@@ -114,6 +123,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker(BACKENDS_MARKER)
+    if marker is not None:
+        harness = get_harness(item.config)
+        backend: str = harness.backend.name if harness.config.backend == "auto" else harness.config.backend
+        if backend not in marker.args:
+            reason = marker.kwargs.get("reason", "")
+            pytest.skip(
+                f"only on the {'/'.join(marker.args)} backend(s), this session uses {backend}"
+                + (f": {reason}" if reason else "")
+            )
     reporting.note_offsets(item, get_harness(item.config).log_sources())
 
 

@@ -129,6 +129,7 @@ class SweepReport:
 
     sessions: list[Path] = field(default_factory=list)
     killed: list[tuple[int, str]] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.sessions)
@@ -145,6 +146,21 @@ def _try_lock(path: Path) -> IO[str] | None:
         handle.close()
         return None
     return handle
+
+
+def session_is_dead(session_dir: Path) -> bool:
+    """Whether the owner of ``session_dir`` is gone: its directory was swept, or its lock is free.
+    A kept (``--aegis-keep``) session counts as alive.  (Other backends' sweeps use this for what
+    they record outside the directory, e.g. containers.)"""
+    if not session_dir.is_dir():
+        return True
+    if (session_dir / KEEP_MARKER).exists():
+        return False
+    lock = _try_lock(session_dir / "lock")
+    if lock is None:
+        return not (session_dir / "lock").exists()
+    lock.close()
+    return True
 
 
 def _kill_recorded(procs_dir: Path, report: SweepReport) -> None:

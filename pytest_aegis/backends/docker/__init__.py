@@ -1,0 +1,134 @@
+"""The ``docker`` backend: NATS, PostgreSQL and the service under test in containers.
+
+Modules, one concept each: :mod:`.engine` (connecting, version, networks),
+:mod:`.labels` and :mod:`.sweep` (whose containers these are; removing a dead
+session's), :mod:`.container` (one container: files in, output followed,
+readiness from a line), :mod:`.ports`, and one module per server:
+:mod:`.nats`, :mod:`.postgres`, :mod:`.app`.
+
+Networking (``--aegis-docker-network``): ``host`` (containers share the host's
+network; each server is told its port) or ``bridge`` (ports published on
+127.0.0.1).  Every container is labelled with the session; the backend removes
+them at the end (``--aegis-keep`` leaves them), and the next session's sweep
+removes those of a session that was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+from typing import Protocol
+
+from pytest_aegis.app import AppLaunch, AppRuntime, local_launcher
+from pytest_aegis.backends.base import BackendUnavailable
+from pytest_aegis.backends.docker.app import REFERENCE_COMMAND, DockerApp, build_app_image
+from pytest_aegis.backends.docker.engine import Engine
+from pytest_aegis.backends.docker.labels import session_labels
+from pytest_aegis.backends.docker.nats import DockerNats
+from pytest_aegis.backends.docker.postgres import DockerPostgres
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.nats_config import NatsMaterial
+from pytest_aegis.session import SessionState
+
+__all__ = ["DockerApp", "DockerBackend", "DockerNats", "DockerPostgres", "Engine"]
+
+
+class _Removable(Protocol):
+    def remove(self) -> None: ...
+
+
+class DockerBackend:
+    """Servers in containers of a Docker engine (needs the ``docker`` extra and an engine)."""
+
+    name = "docker"
+
+    def __init__(self, config: AegisConfig, session: SessionState, engine: Engine | None = None) -> None:
+        self._config = config
+        self._session = session
+        self.engine = engine or Engine.connect()
+        self.network = config.docker_network
+        if self.network == "bridge" and not self.engine.has_network("bridge"):
+            raise BackendUnavailable(
+                f"--aegis-docker-network=bridge, but the Docker engine at {self.engine.address} has no "
+                "'bridge' network (started with --bridge=none?). Pass --aegis-docker-network=host "
+                "(or set aegis_docker_network = host / AEGIS_DOCKER_NETWORK=host)"
+            )
+        self._started: list[_Removable] = []
+
+    def describe(self) -> str:
+        return (
+            f"docker (engine {self.engine.version} at {self.engine.address}, network {self.network}; "
+            f"nats image {self._config.docker_nats_image})"
+        )
+
+    def describe_postgres(self) -> str:
+        return f"postgres image {self._config.docker_pg_image} on docker engine {self.engine.version}"
+
+    def _labels(self, role: str, name: str) -> dict[str, str]:
+        return session_labels(self._session, role=role, name=name)
+
+    def start_nats(self, material: NatsMaterial, *, name: str, directory: Path) -> DockerNats:
+        runtime = DockerNats(
+            self.engine,
+            material,
+            name=name,
+            directory=directory,
+            image=self._config.docker_nats_image,
+            network=self.network,
+            labels=self._labels("nats", name),
+            start_timeout=self._config.start_timeout,
+        )
+        self._started.append(runtime)
+        runtime.start()
+        return runtime
+
+    def start_postgres(self, *, name: str) -> DockerPostgres:
+        server = DockerPostgres(
+            self.engine,
+            name=name,
+            image=self._config.docker_pg_image,
+            network=self.network,
+            labels=self._labels("postgres", name),
+            log_dir=self._session.new_dir(f"postgres-{name}"),
+            start_timeout=self._config.start_timeout,
+        )
+        self._started.append(server)
+        return server.start()
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019  (one backend per session: the cache dies with it)
+    def app_image(self, rootdir: Path | None) -> str:
+        if self._config.docker_app_image:
+            return self._config.docker_app_image
+        return build_app_image(self.engine, rootdir or Path.cwd(), network=self.network)
+
+    def app_launcher(self, launch: AppLaunch) -> AppRuntime:
+        """The service in a container of :meth:`app_image`.  A custom command (``aegis_app_command``
+        or an ``AppSpec``) without ``--aegis-docker-app-image`` is a command line of *this* machine:
+        it runs as a local process (reaching the containers on 127.0.0.1)."""
+        if launch.spec.command != REFERENCE_COMMAND and not self._config.docker_app_image:
+            return local_launcher(launch)
+        if self.network != "host":
+            raise BackendUnavailable(
+                "the service under test runs in a container only with --aegis-docker-network=host in "
+                "this version (with bridge it cannot reach the servers' 127.0.0.1 ports under the names "
+                "their certificates carry)"
+            )
+        app = DockerApp(
+            self.engine,
+            launch,
+            image=self.app_image(launch.rootdir),
+            network=self.network,
+            labels=self._labels("app", launch.name),
+        )
+        self._started.append(app)
+        return app
+
+    def close(self) -> None:
+        """Remove every container this session started (``--aegis-keep``: leave them)."""
+        if not self._config.keep:
+            for item in reversed(self._started):
+                with contextlib.suppress(Exception):
+                    item.remove()
+        self._started.clear()
+        self.engine.close()

@@ -1,0 +1,124 @@
+"""The service under test in a container: the docker backend's :class:`~pytest_aegis.app.AppRuntime`.
+
+The image is ``--aegis-docker-app-image``, or built once per session from the
+rootdir's ``Dockerfile``.  The container gets the harness's environment (the
+same ``AEGIS_NATS_*`` contract as a local process); with host networking the
+URLs stay ``127.0.0.1:PORT``.  Every variable whose value is the absolute path
+of an existing file (CA, client certificate and key, nkey seed, ``.creds``) has
+that file copied into the container at the *same* path before it starts, so
+the environment is valid inside the container unchanged.  Readiness is the
+same as for a process: the ready line from its output, then the health check
+(done by :class:`~pytest_aegis.app.AppProcess`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from pytest_aegis.app import AppLaunch, AppSpec
+from pytest_aegis.backends.base import BackendUnavailable
+from pytest_aegis.backends.docker.container import ContainerRun, FileSpec
+from pytest_aegis.backends.docker.engine import Engine
+
+REFERENCE_COMMAND = AppSpec().command
+
+
+def files_named_in(env: Mapping[str, str]) -> list[FileSpec]:
+    """The files whose absolute paths are values of ``env`` (readable: the image may run as non-root)."""
+    files = []
+    for value in env.values():
+        if value.startswith("/") and "\n" not in value:
+            path = Path(value)
+            if path.is_file():
+                files.append(FileSpec(value, path.read_bytes(), 0o644))
+    return files
+
+
+def build_app_image(engine: Engine, rootdir: Path, *, network: str) -> str:
+    """Build the rootdir's Dockerfile (the engine's layer cache makes repeats cheap); return the tag."""
+    from docker.errors import BuildError, DockerException
+
+    dockerfile = rootdir / "Dockerfile"
+    if not dockerfile.is_file():
+        raise BackendUnavailable(
+            f"the docker backend runs the service under test from an image, but {rootdir} has no "
+            "Dockerfile; add one, or name an image with --aegis-docker-app-image"
+        )
+    tag = f"pytest-aegis-app:{hashlib.sha256(str(rootdir).encode()).hexdigest()[:12]}"
+    try:
+        engine.client.images.build(
+            path=str(rootdir), tag=tag, rm=True, network_mode="host" if network == "host" else None
+        )
+    except BuildError as exc:
+        lines = [str(item.get("stream", item.get("error", ""))).rstrip() for item in exc.build_log]
+        tail = "\n".join([f"  {line}" for line in lines if line][-25:])
+        raise BackendUnavailable(f"building {dockerfile} failed: {exc.msg}\n{tail}") from None
+    except DockerException as exc:
+        raise BackendUnavailable(f"building {dockerfile} failed: {exc}") from None
+    return tag
+
+
+class DockerApp:
+    """One instance of the service in a container (restarts reuse the container)."""
+
+    def __init__(
+        self, engine: Engine, launch: AppLaunch, *, image: str, network: str, labels: dict[str, str]
+    ) -> None:
+        self.startup_lines: list[str] = []
+        self.log_path = launch.log_path
+        self._launch = launch
+        command = None if launch.spec.command == REFERENCE_COMMAND else list(launch.spec.command)
+        self._run = ContainerRun(
+            engine,
+            name=launch.name,
+            docker_name=f"aegis-app-{secrets.token_hex(4)}",
+            image=image,
+            image_setting="--aegis-docker-app-image",
+            command=command,
+            env=dict(launch.env),
+            labels=labels,
+            network=network,
+            files=files_named_in(launch.env),
+            log_path=launch.log_path,
+            hint="the app's environment is in AppProcess.env",
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self._run.container is None:
+            self._run.launch()
+        else:
+            self._run.start_again()
+        self.startup_lines = []
+        if self._launch.ready is not None:
+            self._run.wait_line(self._launch.ready, 0, time.monotonic() + timeout, "its ready line")
+            self.startup_lines = self._run.startup_lines
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        return self._run.stop(timeout)
+
+    def kill(self) -> int | None:
+        return self._run.kill()
+
+    def remove(self) -> None:
+        self._run.remove()
+
+    @property
+    def pid(self) -> int | None:
+        return self._run.pid
+
+    @property
+    def is_running(self) -> bool:
+        return self._run.is_running
+
+    def tail(self, lines: int = 50) -> list[str]:
+        return self._run.tail(lines)
+
+    def logs(self) -> str:
+        return self._run.logs()
+
+    def log_size(self) -> int:
+        return self._run.log_size()

@@ -1,0 +1,341 @@
+"""One container whose readiness and log come from its own output.
+
+:class:`ContainerRun` is the docker backend's counterpart of
+:class:`~pytest_aegis.process.ManagedProcess`: the container is a
+testcontainers ``DockerContainer`` (created, given its files with
+``put_archive`` before it starts, then started), its output is followed on a
+background thread into a log file (so failure reports show it, as for a local
+process), and :meth:`ContainerRun.wait_line` returns the moment a line
+matches: no fixed sleeps and no once-a-second log polling.  A restart starts
+the same container again (same filesystem: data and stores survive), attached
+before it starts so no line is missed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_aegis.backends.base import BackendUnavailable
+from pytest_aegis.backends.docker.engine import Engine
+from pytest_aegis.process import ServerStartError
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+TAIL = 400
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A file to put into the container before it starts."""
+
+    path: str  # absolute path inside the container
+    content: bytes
+    mode: int = 0o644
+
+
+def tar_of(files: Sequence[FileSpec]) -> bytes:
+    """A tar archive (for ``put_archive`` at ``/``) holding ``files`` and their parent directories."""
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        seen: set[str] = set()
+        for spec in files:
+            parts = Path(spec.path).relative_to("/").parts
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in seen:
+                    seen.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.mtime = len(spec.content), spec.mode, now
+            tar.addfile(info, io.BytesIO(spec.content))
+    return buffer.getvalue()
+
+
+class LogFollower:
+    """Drains one start's output stream (docker's multiplexed stdout+stderr) on a thread: appends
+    it to the log file, keeps this start's lines for :meth:`wait_line`, notes the end of stream
+    (the container's main process exited)."""
+
+    def __init__(self, stream: Iterator[bytes], log_path: Path, name: str) -> None:
+        self.lines: list[str] = []
+        self.eof = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(
+            target=self._drain, args=(stream, log_path), name=f"aegis-log-{name}", daemon=True
+        )
+        self._thread.start()
+
+    def _drain(self, stream: Iterator[bytes], log_path: Path) -> None:
+        pending = b""
+        try:
+            with open(log_path, "ab") as log:
+                for chunk in stream:
+                    log.write(chunk)
+                    log.flush()  # logs() reads the file: never leave lines in a buffer
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    if complete:
+                        self._add([raw.decode("utf-8", "replace").rstrip("\r") for raw in complete])
+        except Exception:  # the engine closed the stream abruptly: same as its end
+            pass
+        finally:
+            if pending:
+                self._add([pending.decode("utf-8", "replace")])
+            with self._cond:
+                self.eof = True
+                self._cond.notify_all()
+            with contextlib.suppress(Exception):
+                stream.close()  # type: ignore[attr-defined]
+
+    def _add(self, lines: list[str]) -> None:
+        with self._cond:
+            self.lines += lines
+            self._cond.notify_all()
+
+    def wait_line(self, predicate: Callable[[str], bool], start: int, deadline: float) -> int | None:
+        """Index of the first line at or after ``start`` that matches; ``None`` if the stream ended
+        first; raise :class:`TimeoutError` at ``deadline`` (a :func:`time.monotonic` time)."""
+        index = start
+        with self._cond:
+            while True:
+                while index < len(self.lines):
+                    if predicate(self.lines[index]):
+                        return index
+                    index += 1
+                if self.eof:
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self._cond.wait(remaining)
+
+    def join(self, timeout: float = 5.0) -> None:
+        self._thread.join(timeout)
+
+    def tail(self, count: int) -> list[str]:
+        with self._cond:
+            return self.lines[-count:]
+
+
+class ContainerRun:
+    """One container of the session, created from a testcontainers ``DockerContainer``.
+
+    ``network``: ``"host"`` (no published ports; the server is told its port on its command line
+    or in its config) or ``"bridge"`` (``ports`` maps container ports to the host ports published
+    on 127.0.0.1).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        name: str,
+        docker_name: str,
+        image: str,
+        image_setting: str,
+        command: Sequence[str] | None,
+        env: dict[str, str],
+        labels: dict[str, str],
+        network: str,
+        log_path: Path,
+        ports: dict[int, int] | None = None,
+        files: Sequence[FileSpec] = (),
+        fatal_markers: Sequence[str] = ("[FTL]", "[ERR]", "FATAL", "PANIC"),
+        hint: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.docker_name = docker_name
+        self.image = image
+        self.log_path = log_path
+        self.startup_lines: list[str] = []
+        self._engine = engine
+        self._image_setting = image_setting
+        self._command = list(command) if command is not None else None
+        self._env = env
+        self._labels = labels
+        self._network = network
+        self._ports = ports or {}
+        self._files = list(files)
+        self._fatal = tuple(fatal_markers)
+        self._hint = hint
+        self._extra = extra or {}
+        self.container: Container | None = None
+        self._follower: LogFollower | None = None
+        self._pid: int | None = None
+
+    # -- starting --------------------------------------------------------------
+
+    def launch(self) -> LogFollower:
+        """Create the container, put its files in, start it and follow its output."""
+        from docker.errors import DockerException, ImageNotFound
+        from testcontainers.core.container import DockerContainer
+
+        tc = DockerContainer(
+            self.image,
+            command=self._command,  # type: ignore[arg-type]
+            env=dict(self._env),
+            name=self.docker_name,
+        )
+        for spec in self._files:
+            tc.with_copy_into_container(spec.content, spec.path, spec.mode)
+        for container_port, host_port in self._ports.items():
+            tc.ports[f"{container_port}/tcp"] = ("127.0.0.1", host_port)  # type: ignore[assignment]
+        # An explicit network: testcontainers otherwise guesses one (docker-in-docker detection).
+        tc.with_kwargs(labels=self._labels, network=self._network, **self._extra)
+        try:
+            tc.start()
+        except ImageNotFound as exc:
+            raise BackendUnavailable(
+                f"image {self.image} is not on the Docker engine and could not be pulled ({exc}); "
+                f"pull or build it, or choose another with {self._image_setting}"
+            ) from None
+        except DockerException as exc:
+            if tc._container is not None:
+                with contextlib.suppress(DockerException):
+                    tc._container.remove(force=True)
+            raise self.error(f"the engine refused to create or start the container: {exc}") from None
+        self.container = tc.get_wrapped_container()
+        self._pid = None
+        # From the beginning of the container's log: nothing it printed is missed.
+        stream = self.container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        self._follower = LogFollower(stream, self.log_path, self.name)
+        return self._follower
+
+    def put_files(self, files: Sequence[FileSpec]) -> None:
+        assert self.container is not None
+        if not self.container.put_archive("/", tar_of(files)):
+            raise self.error("could not copy files into the container")
+
+    def start_again(self) -> LogFollower:
+        """Start the (stopped) container again: same filesystem, same ports."""
+        from docker.errors import DockerException
+
+        assert self.container is not None
+        # Attached before it starts: this start's lines only, and none missed.
+        stream = self.container.attach(stdout=True, stderr=True, stream=True, logs=False)
+        try:
+            self.container.start()
+        except DockerException as exc:
+            with contextlib.suppress(Exception):
+                stream.close()
+            raise self.error(f"the engine refused to start the container again: {exc}") from None
+        self._pid = None
+        self._follower = LogFollower(stream, self.log_path, self.name)
+        return self._follower
+
+    def wait_line(self, predicate: Callable[[str], bool], start: int, timeout_at: float, what: str) -> int:
+        """Index of the next line (from ``start``) matching ``predicate``; raise
+        :class:`ServerStartError` (with the log) when the container exits or the time is up."""
+        follower = self._follower
+        assert follower is not None
+        try:
+            index = follower.wait_line(predicate, start, timeout_at)
+        except TimeoutError:
+            self.kill()
+            raise self.error(f"no {what} before the start timeout") from None
+        self.startup_lines = follower.lines[: (index + 1) if index is not None else None]
+        if index is None:
+            code = self.exit_code()
+            raise self.error(f"exited with code {code} before {what}")
+        return index
+
+    def error(self, reason: str) -> ServerStartError:
+        hint = f"container {self.container.name if self.container else '(not created)'}, image {self.image}"
+        if self._hint:
+            hint += f"; {self._hint}"
+        return ServerStartError(self.name, reason, self.tail(40), hint, self._fatal)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def exit_code(self, timeout: float = 10.0) -> int | None:
+        from docker.errors import DockerException
+
+        if self.container is None:
+            return None
+        try:
+            result: dict[str, Any] = self.container.wait(timeout=timeout)
+        except (DockerException, OSError):
+            return None
+        finally:
+            if self._follower is not None:
+                self._follower.join()
+        return int(result.get("StatusCode", -1))
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """The image's stop signal (SIGTERM unless the image says otherwise), SIGKILL after ``timeout``."""
+        from docker.errors import DockerException
+
+        if self.container is None or not self.is_running:
+            return self.exit_code() if self.container is not None else None
+        with contextlib.suppress(DockerException):
+            self.container.stop(timeout=max(1, round(timeout)))
+        return self.exit_code()
+
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash would."""
+        from docker.errors import DockerException
+
+        if self.container is None:
+            return None
+        with contextlib.suppress(DockerException):  # 409: it is not running
+            self.container.kill()
+        return self.exit_code()
+
+    def remove(self) -> None:
+        from docker.errors import DockerException
+
+        if self.container is not None:
+            with contextlib.suppress(DockerException):
+                self.container.remove(force=True, v=True)
+            if self._follower is not None:
+                self._follower.join()
+
+    # -- inspection -------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        """Its output stream is open: the container's main process runs (no engine round trip)."""
+        return self._follower is not None and not self._follower.eof
+
+    @property
+    def pid(self) -> int | None:
+        """The host PID of the container's main process (the engine runs on this machine)."""
+        if self.container is None or not self.is_running:
+            return None
+        if self._pid is None:
+            with contextlib.suppress(Exception):
+                self.container.reload()
+                self._pid = int(self.container.attrs["State"]["Pid"]) or None
+        return self._pid
+
+    @property
+    def container_name(self) -> str | None:
+        return self.container.name if self.container is not None else None
+
+    def tail(self, lines: int = 50) -> list[str]:
+        return self._follower.tail(lines) if self._follower is not None else []
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0

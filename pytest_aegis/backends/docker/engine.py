@@ -1,0 +1,89 @@
+"""The Docker engine: connecting to it (or saying why not), its version, its networks.
+
+docker-py and testcontainers are imported here and in the container modules
+only, so the plugin loads (and the local backend works) without the ``docker``
+extra installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_aegis.backends.base import BackendUnavailable
+
+if TYPE_CHECKING:
+    import docker
+
+DEFAULT_SOCKET = Path("/var/run/docker.sock")
+PING_TIMEOUT = 5
+INSTALL_HINT = "install the extra with `pip install 'pytest-aegis[docker]'` (testcontainers and docker)"
+START_HINT = (
+    "start an engine (e.g. `sudo systemctl start docker`, Docker Desktop, or on this project's dev "
+    "machines `../shared/docker-sandbox/up.sh`), or point DOCKER_HOST at one "
+    "(e.g. DOCKER_HOST=unix:///run/user/$UID/docker.sock for rootless Docker)"
+)
+
+
+def engine_address() -> str:
+    """Where docker-py will look for the engine: ``$DOCKER_HOST`` or the default socket."""
+    return os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+
+
+def engine_configured() -> bool:
+    """Cheap check (no connection): is there any engine we could talk to?"""
+    return bool(os.environ.get("DOCKER_HOST")) or DEFAULT_SOCKET.exists()
+
+
+def disable_ryuk_unless_asked() -> None:
+    """We remove our containers ourselves (and the next session's sweep removes those of a killed
+    session); Ryuk would also remove the containers of an ``--aegis-keep`` session, and cannot run
+    where its image cannot be pulled.  So it is off unless TESTCONTAINERS_RYUK_DISABLED says otherwise."""
+    if os.environ.get("TESTCONTAINERS_RYUK_DISABLED") is None:
+        from testcontainers.core.config import testcontainers_config
+
+        testcontainers_config.ryuk_disabled = True
+
+
+class Engine:
+    """A connected Docker engine (one docker-py client per pytest process)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, timeout: float = PING_TIMEOUT) -> Engine:
+        """Connect and ping, or raise :class:`BackendUnavailable` saying what is missing and how to fix it."""
+        try:
+            import docker
+            import testcontainers  # noqa: F401  (the container classes come from it)
+        except ImportError as exc:
+            raise BackendUnavailable(f"the docker backend needs {exc.name}: {INSTALL_HINT}") from None
+        try:
+            client = docker.from_env(timeout=int(max(timeout, 1)))
+            client.ping()
+        except docker.errors.DockerException as exc:
+            raise BackendUnavailable(
+                f"no Docker engine answers at {engine_address()} (DOCKER_HOST="
+                f"{os.environ.get('DOCKER_HOST') or 'unset'}, default socket {DEFAULT_SOCKET}): {exc}\n"
+                f"Hint: {START_HINT}"
+            ) from None
+        disable_ryuk_unless_asked()
+        return cls(client)
+
+    @functools.cached_property
+    def version(self) -> str:
+        info: dict[str, Any] = self.client.version()
+        return str(info.get("Version", "?"))
+
+    @property
+    def address(self) -> str:
+        return str(self.client.api.base_url)
+
+    def has_network(self, name: str) -> bool:
+        return bool(self.client.networks.list(names=[name]))
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,189 @@
+"""nats-server in a container: the docker backend's :class:`~pytest_aegis.nats_server.NatsRuntime`.
+
+The config is the local backend's (:func:`pytest_aegis.nats_config.render` of the
+same material) with the container's paths.  It and the TLS files are copied
+into the container with ``put_archive`` before it starts, not bind-mounted:
+that works with a remote or rootless engine, needs no SELinux relabelling, and
+leaves no root-owned files (the JetStream store) in the user's session
+directory.  The JetStream store lives in the container's filesystem, so a
+restart (the same container started again) keeps it; removing the container
+removes it.  Operator-mode JWTs travel inside the config (memory resolver with
+``resolver_preload``); client credentials stay on the host where the tests are.
+
+Host networking: the config says port ``-1`` (the server picks a free port and
+logs it: no race) on the first start, and the port it picked on restarts.
+Bridge networking: the server listens on 4222/8222 in the container, published
+on 127.0.0.1 at free host ports we choose (fixed, so restarts keep them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+import time
+from pathlib import Path
+
+from pytest_aegis import nats_config
+from pytest_aegis.backends.docker.container import ContainerRun, FileSpec
+from pytest_aegis.backends.docker.engine import Engine
+from pytest_aegis.backends.docker.ports import PORT_ATTEMPTS, free_port, port_was_taken
+from pytest_aegis.certs import CertFiles
+from pytest_aegis.nats_config import NatsMaterial
+from pytest_aegis.process import ServerStartError
+
+CONF = "/etc/aegis/nats-server.conf"
+TLS_DIR = "/etc/aegis/tls"
+STORE = "/data/jetstream"
+CLIENT_PORT, MONITOR_PORT = 4222, 8222
+_CLIENT = re.compile(r"Listening for client connections on (\S+):(\d+)")
+_MONITOR = re.compile(r"Starting http monitor on (\S+):(\d+)")
+_VERSION = re.compile(r"Version:\s+(\S+)")
+READY = "Server is ready"
+NATS_FATAL = ("[FTL]", "[ERR]", "nats-server:")
+
+
+class DockerNats:
+    """A nats-server container (one per server; restarts reuse it)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        material: NatsMaterial,
+        *,
+        name: str,
+        directory: Path,
+        image: str,
+        network: str,
+        labels: dict[str, str],
+        start_timeout: float,
+    ) -> None:
+        self.name = name
+        self.host = nats_config.LOOPBACK
+        self.port = nats_config.RANDOM_PORT
+        self.monitor_port: int | None = nats_config.RANDOM_PORT
+        self.version = "?"
+        self.image = image
+        self._engine = engine
+        self._material = material
+        self._directory = directory
+        self._network = network
+        self._labels = labels
+        self._timeout = start_timeout
+        self._run: ContainerRun | None = None
+
+    # -- the config ---------------------------------------------------------------
+
+    def _tls_files(self) -> tuple[NatsMaterial, list[FileSpec]]:
+        """The material with the container's TLS paths, and the files to copy there."""
+        material = self._material
+        files: list[FileSpec] = []
+        if material.server_files is not None:
+            cert, key = f"{TLS_DIR}/server.pem", f"{TLS_DIR}/server.key"
+            files += [
+                FileSpec(cert, material.server_files.cert.read_bytes()),
+                FileSpec(key, material.server_files.key.read_bytes(), 0o600),
+            ]
+            changes: dict[str, object] = {"server_files": CertFiles(Path(cert), Path(key))}
+            if material.ca_file is not None:
+                files.append(FileSpec(f"{TLS_DIR}/ca.pem", material.ca_file.read_bytes()))
+                changes["ca_file"] = Path(f"{TLS_DIR}/ca.pem")
+            material = dataclasses.replace(material, **changes)  # type: ignore[arg-type]
+        return material, files
+
+    def _config(self, material: NatsMaterial) -> FileSpec:
+        if self._network == "host":
+            listen = {"host": self.host, "port": self.port, "monitor_port": self.monitor_port or -1}
+        else:
+            listen = {"host": "0.0.0.0", "port": CLIENT_PORT, "monitor_port": MONITOR_PORT}
+        text = nats_config.render(material, name=self.name, store_dir=Path(STORE), **listen)  # type: ignore[arg-type]
+        (self._directory / "nats-server.conf").write_text(text)  # a copy for humans (and --aegis-keep)
+        return FileSpec(CONF, text.encode(), 0o600)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        material, tls_files = self._tls_files()
+        attempts = PORT_ATTEMPTS if self._network == "bridge" else 1
+        for attempt in range(1, attempts + 1):
+            ports = {}
+            if self._network == "bridge":
+                self.port, self.monitor_port = free_port(), free_port()
+                ports = {CLIENT_PORT: self.port, MONITOR_PORT: self.monitor_port}
+            self._run = ContainerRun(
+                self._engine,
+                name=f"nats-server[{self.name}]",
+                docker_name=f"aegis-nats-{self.name}-{secrets.token_hex(3)}",
+                image=self.image,
+                image_setting="--aegis-docker-nats-image",
+                command=["-c", CONF],
+                env={},
+                labels=self._labels,
+                network=self._network,
+                ports=ports,
+                files=[self._config(material), *tls_files],
+                log_path=self._directory / "nats-server.log",
+                fatal_markers=NATS_FATAL,
+                hint=f"config: {self._directory / 'nats-server.conf'} (at {CONF} in the container)",
+            )
+            try:
+                self._run.launch()
+                self._await_ready()
+                return
+            except ServerStartError as exc:
+                self._run.remove()
+                if attempt == attempts or not port_was_taken(exc):
+                    raise
+
+    def _await_ready(self) -> None:
+        assert self._run is not None
+        self._run.wait_line(lambda line: READY in line, 0, time.monotonic() + self._timeout, f"'{READY}'")
+        for line in self._run.startup_lines:
+            if self._network == "host" and (match := _CLIENT.search(line)):
+                self.port = int(match.group(2))
+            elif self._network == "host" and (match := _MONITOR.search(line)):
+                self.monitor_port = int(match.group(2))
+            elif match := _VERSION.search(line):
+                self.version = match.group(1)
+
+    def restart(self) -> None:
+        """Stop if running, then start the same container again: same ports, same JetStream store."""
+        assert self._run is not None
+        self._run.stop()
+        if self._network == "host":  # the first start's config said -1: pin the ports it got
+            material, _ = self._tls_files()
+            self._run.put_files([self._config(material)])
+        self._run.start_again()
+        self._await_ready()
+
+    def stop(self) -> None:
+        if self._run is not None:
+            self._run.stop()
+
+    def kill(self) -> None:
+        if self._run is not None:
+            self._run.kill()
+
+    def remove(self) -> None:
+        if self._run is not None:
+            self._run.remove()
+
+    # -- inspection ------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._run.pid if self._run is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        return self._run is not None and self._run.is_running
+
+    def logs(self) -> str:
+        return self._run.logs() if self._run is not None else ""
+
+    def log_size(self) -> int:
+        return self._run.log_size() if self._run is not None else 0
+
+    def keep_instructions(self) -> str:
+        name = self._run.container_name if self._run is not None else "?"
+        return f"container {name} (image {self.image}); stop with `docker rm -f {name}`"

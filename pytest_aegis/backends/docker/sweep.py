@@ -1,0 +1,71 @@
+"""Removing the containers of dead sessions.
+
+Containers do not die with pytest (there is no PR_SET_PDEATHSIG across the
+engine), and we do not depend on Ryuk.  Instead every container carries the
+labels of :mod:`~pytest_aegis.backends.docker.labels`, and each session start
+removes the containers whose session is dead: its directory is gone or its
+lock is free (the same exact, PID-reuse-proof test as the process sweep of
+:mod:`pytest_aegis.session`).  Only this machine's sessions are judged (label
+``pytest-aegis.host``); a kept session (``--aegis-keep``) is alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from pytest_aegis.backends.docker import labels
+from pytest_aegis.session import session_is_dead
+
+if TYPE_CHECKING:
+    import docker
+
+LOG = logging.getLogger(__name__)
+SWEEP_TIMEOUT = 3
+
+
+def sweep_containers(client: docker.DockerClient) -> list[str]:
+    """Remove (force) the containers of dead sessions; return ``"<name> (<session>)"`` for each.
+
+    Run it after :func:`pytest_aegis.session.sweep`: the directories it removed (kept ones too,
+    with ``--kept``) make their containers dead here."""
+    import docker.errors
+
+    removed: list[str] = []
+    found = client.containers.list(
+        all=True, filters={"label": [labels.SESSION, f"{labels.HOST}={labels.hostname()}"]}
+    )
+    for container in found:
+        tags: dict[str, str] = container.labels
+        session_dir = labels.session_dir_of(tags)
+        if session_dir is None:
+            continue
+        if not session_is_dead(session_dir):
+            continue
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):  # a concurrent sweeper
+            container.remove(force=True, v=True)
+            removed.append(f"{container.name} ({session_dir.name})")
+    return removed
+
+
+def sweep_if_engine() -> list[str]:
+    """The sweep run at every session start: only when the docker extra is installed and an engine
+    is configured (socket or DOCKER_HOST); never fails the session (a problem is logged)."""
+    from pytest_aegis.backends.docker.engine import engine_configured
+
+    if not engine_configured():
+        return []
+    try:
+        import docker
+    except ImportError:
+        return []
+    try:
+        client = docker.from_env(timeout=SWEEP_TIMEOUT)
+        try:
+            return sweep_containers(client)
+        finally:
+            client.close()
+    except Exception as exc:  # the sweep is best effort; the session goes on
+        LOG.warning("pytest-aegis: could not sweep containers of dead sessions: %s", exc)
+        return []
