@@ -4,10 +4,12 @@ whose changes emit audit events, and the stored audit events."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BeforeValidator
 
 from aegis_service.audit_models import AccessGrantInput, AccessGrantOut, AuditEventPage
 from aegis_service.audit_query import AuditFilter, list_events
@@ -23,6 +25,19 @@ _EVENT_HEADER_DOC = {
         "schema": {"type": "string"},
     }
 }
+
+
+_DATE_TIME_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
+def _iso_date_time(value: object) -> object:
+    """Only ISO 8601 text: pydantic would also read ``0.5`` or ``1700000000`` as Unix time."""
+    if value is not None and not (isinstance(value, str) and _DATE_TIME_START.match(value)):
+        raise ValueError("expected an ISO 8601 date-time with a UTC offset, e.g. 2026-11-22T03:32:47Z")
+    return value
+
+
+DateTimeParam = Annotated[dt.datetime | None, BeforeValidator(_iso_date_time)]
 
 
 def create_audit_router(database: Database, grants: GrantRepository) -> APIRouter:
@@ -63,10 +78,10 @@ def create_audit_router(database: Database, grants: GrantRepository) -> APIRoute
     async def audit_events(
         event_type: Annotated[str | None, Query(alias="type", min_length=1, max_length=200)] = None,
         since: Annotated[
-            dt.datetime | None, Query(description="occurredAt >= since (ISO 8601, with offset)")
+            DateTimeParam, Query(description="occurredAt >= since (ISO 8601, with offset)")
         ] = None,
         until: Annotated[
-            dt.datetime | None, Query(description="occurredAt < until (ISO 8601, with offset)")
+            DateTimeParam, Query(description="occurredAt < until (ISO 8601, with offset)")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         cursor: Annotated[
@@ -77,8 +92,8 @@ def create_audit_router(database: Database, grants: GrantRepository) -> APIRoute
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
                 raise InvalidField(name, "must include a UTC offset, e.g. 2026-11-22T03:32:47Z")
-        if since is not None and until is not None and until <= since:
-            raise InvalidField("until", "must be after since")
+        if since is not None and until is not None and until < since:
+            raise InvalidField("until", "must not be before since")
         return await list_events(
             database,
             AuditFilter(event_type, since, until, int(cursor) if cursor else 0, limit),

@@ -136,6 +136,8 @@ async def test_audit_events_filters_and_pagination(audit_stack):
         ({"limit": 1001}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"since": "yesterday"}, "since"),
+        ({"until": "0.5"}, "until"),
+        ({"since": "1700000000"}, "since"),
         ({"since": "2026-11-22T03:00:00"}, "since"),
         ({"since": "2026-11-22T04:00:00Z", "until": "2026-11-22T03:00:00Z"}, "until"),
         ({"cursor": "abc"}, "cursor"),
