@@ -195,3 +195,50 @@ async def test_malformed_event_is_dead_lettered_and_the_consumer_keeps_going(aud
     assert (subject, bytes(stored_raw)) == ("audit.test.broken", raw)
     assert stored_reason.startswith(reason), stored_reason
     assert count_rows(stack.dsn) == 3
+
+
+async def test_two_instances_share_the_outbox_and_the_consumer_without_loss(audit_stack, fast_app):
+    stack = audit_stack(AEGIS_AUDIT_BATCH_SIZE="50")
+    second = fast_app(nats=stack.nats, env={**stack.app.env, "AEGIS_INSTANCE_ID": "second-instance"})
+    burst = [new_event("load.shared", {"n": n}, "test") for n in range(3000)]
+    async with await psycopg.AsyncConnection.connect(stack.dsn) as conn:
+        for start in range(0, len(burst), 100):
+            async with conn.transaction():
+                await enqueue(conn, burst[start : start + 100])
+    nc = await stack.nats.connect()
+    try:
+        direct = await publish(nc.jetstream(), [event() for _ in range(2000)])
+    finally:
+        await nc.close()
+    await assert_no_event_lost(stack.dsn, [e.event_id for e in burst] + direct, within=30)
+    assert count_rows(stack.dsn, "outbox_events WHERE published_at IS NULL") == 0
+    assert second.instance_id == "second-instance"
+
+
+async def test_service_starts_while_postgres_is_down_and_catches_up(audit_stack, postgres_server_factory):
+    server = postgres_server_factory()
+    dsn = new_database(server, "audit_late")
+    server.stop()
+    stack = audit_stack(dsn=dsn)  # NATS up, database down: the service still starts
+    async with stack.http() as http:
+        ready = await http.get("/readiness")
+        assert ready.status_code == 503
+        assert ready.json()["database"]["status"] == "down"
+        refused = await http.post(
+            "/api/access-grants", json={"principal": "bob", "subjectPattern": "a.b", "permission": "publish"}
+        )
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "unavailable"
+
+        server.restart()
+        await async_wait_until(
+            lambda: http.get("/readiness"),
+            "readiness once PostgreSQL is up",
+            timeout=15,
+            ok=lambda r: r.status_code == 200,
+        )
+        created = await http.post(
+            "/api/access-grants", json={"principal": "bob", "subjectPattern": "a.b", "permission": "publish"}
+        )
+        assert created.status_code == 201, created.text
+    await assert_event_persisted(stack.dsn, created.json()["eventId"], within=10)
