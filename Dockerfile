@@ -1,0 +1,40 @@
+# The reference service (aegis_service) as a small, non-root image.
+#
+#   docker build -t aegis-service .                   # a normal Docker host
+#   docker build --network host -t aegis-service .    # a host-network-only machine (see README)
+#
+# Stage 1 builds every wheel (the project's and its runtime dependencies') and installs them into
+# a venv without pip; stage 2 copies only that venv onto a fresh slim Python. Written for the
+# classic builder too (no BuildKit-only syntax).
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# Dependencies first: this layer is reused until the requirements change.
+COPY docker/service-requirements.txt docker/
+RUN pip wheel --wheel-dir /wheels -r docker/service-requirements.txt
+COPY pyproject.toml README.md ./
+COPY pytest_aegis pytest_aegis
+COPY aegis_service aegis_service
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+ && python -m venv --without-pip /opt/aegis \
+ && pip --python /opt/aegis/bin/python install --no-index --find-links /wheels --no-deps /wheels/*.whl \
+ && /opt/aegis/bin/python -c "import aegis_service.__main__, fastapi, uvicorn, uvloop, psycopg, psycopg_pool, nats, nkeys" \
+ && find /opt/aegis -name __pycache__ -prune -exec rm -rf {} +
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/aegis/bin:$PATH \
+    AEGIS_HTTP_BIND=0.0.0.0:8080
+RUN groupadd --system --gid 10001 aegis \
+ && useradd --system --uid 10001 --gid aegis --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin aegis
+COPY --from=builder /opt/aegis /opt/aegis
+COPY docker/healthcheck.py /opt/aegis/healthcheck.py
+USER aegis:aegis
+WORKDIR /tmp
+EXPOSE 8080
+# /readiness: NATS connected and, when AEGIS_DATABASE_URL is set, the schema at head.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["python", "/opt/aegis/healthcheck.py"]
+ENTRYPOINT ["python", "-m", "aegis_service"]
