@@ -96,11 +96,12 @@ async def count_events(
     show: int = SHOW,
 ) -> EventCounts:
     """Rows per expected id, the table's row count and a few stored ids that were not expected."""
+    # %b: the id list goes in binary (psycopg quotes a text array element by element, ~30x slower).
     ids = list(expected)
     params = {"table": _table(table), "column": sql.Identifier(column)}
     cursor = await conn.execute(
         sql.SQL(
-            "SELECT {column}::text, count(*) FROM {table} WHERE {column}::text = ANY(%s) GROUP BY 1"
+            "SELECT {column}::text, count(*) FROM {table} WHERE {column}::text = ANY(%b) GROUP BY 1"
         ).format(**params),
         (ids,),
     )
@@ -112,7 +113,7 @@ async def count_events(
     if total > sum(counts.values()):
         cursor = await conn.execute(
             sql.SQL(
-                "SELECT DISTINCT {column}::text FROM {table} WHERE NOT ({column}::text = ANY(%s)) LIMIT %s"
+                "SELECT DISTINCT {column}::text FROM {table} WHERE NOT ({column}::text = ANY(%b)) LIMIT %s"
             ).format(**params),
             (ids, max(show, 100)),
         )

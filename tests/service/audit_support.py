@@ -67,3 +67,15 @@ def new_database(server, name: str) -> str:
 
 async def consumer_info(js):
     return await js.consumer_info("AUDIT", "audit-store")
+
+
+async def wait_all_acked(js, last_seq: int, timeout: float = 10.0):
+    """Acks leave after the commit, so the rows can be visible a moment before the ack floor moves."""
+    from pytest_aegis.waiting import async_wait_until
+
+    return await async_wait_until(
+        lambda: consumer_info(js),
+        f"the consumer to ack up to stream sequence {last_seq}",
+        timeout=timeout,
+        ok=lambda info: info.ack_floor.stream_seq == last_seq and info.num_ack_pending == 0,
+    )

@@ -8,7 +8,7 @@ import json
 
 import psycopg
 import pytest
-from audit_support import consumer_info, count_rows, event, new_database, publish
+from audit_support import consumer_info, count_rows, event, new_database, publish, wait_all_acked
 
 from aegis_service.events import new_event
 from aegis_service.outbox import enqueue
@@ -56,8 +56,7 @@ async def test_the_same_event_published_twice_is_stored_once(audit_stack):
         assert past_window.seq == first.seq + 1
         sentinel = await publish(js, [event()])
         await assert_no_event_lost(stack.dsn, [event_id, *sentinel], within=5.0)
-        info = await js.consumer_info("AUDIT", "audit-store")
-        assert info.ack_floor.stream_seq == past_window.seq + 1  # all three messages handled and acked
+        await wait_all_acked(js, past_window.seq + 1)  # all three messages handled and acked
     finally:
         await nc.close()
     assert count_rows(stack.dsn) == 2
@@ -121,8 +120,7 @@ async def test_postgres_stopped_consumer_stops_acking_and_resumes(audit_stack, p
         js = nc.jetstream()
         before = await publish(js, [event() for _ in range(200)])
         await assert_no_event_lost(stack.dsn, before, within=10)
-        acked = (await consumer_info(js)).ack_floor.stream_seq
-        assert acked == 200
+        acked = (await wait_all_acked(js, 200)).ack_floor.stream_seq
 
         server.stop()
         async with stack.http() as http:
@@ -134,7 +132,6 @@ async def test_postgres_stopped_consumer_stops_acking_and_resumes(audit_stack, p
 
             during = await publish(js, [event() for _ in range(300)])
             # Nothing is acked while the database is away: the ack floor stays, the events wait.
-            await asyncio.sleep(0)
             info = await async_wait_until(
                 lambda: consumer_info(js),
                 "the consumer to have fetched the new events",
@@ -152,7 +149,7 @@ async def test_postgres_stopped_consumer_stops_acking_and_resumes(audit_stack, p
                 timeout=10,
                 ok=lambda r: r.status_code == 200,
             )
-        assert (await consumer_info(js)).ack_floor.stream_seq == 500
+        await wait_all_acked(js, 500)
     finally:
         await nc.close()
 
@@ -184,8 +181,7 @@ async def test_malformed_event_is_dead_lettered_and_the_consumer_keeps_going(aud
         await js.publish("audit.test.broken", raw)
         good_after = await publish(js, [event(), event()])
         await assert_no_event_lost(stack.dsn, good_before + good_after, within=10)
-        info = await consumer_info(js)
-        assert info.ack_floor.stream_seq == 4 and info.num_ack_pending == 0, info
+        await wait_all_acked(js, 4)
     finally:
         await nc.close()
     with psycopg.connect(stack.dsn) as conn:
