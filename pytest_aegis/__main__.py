@@ -31,6 +31,10 @@ def _certs(args: argparse.Namespace) -> int:
     ca = AegisCA(target)
     ca.server_cert_files("valid")
     ca.write_leaf(ca.client_cert, "client")
+    for cert in target.glob("*.pem"):
+        # Certificates are public: readable by a service running as another user (the non-root
+        # container of docker-compose.integration.yml mounts ca.pem). Keys stay 0600.
+        cert.chmod(0o644)
     for path in sorted(target.glob("*")):
         print(path)
     print("never commit these: the keys are private (certs/ is git-ignored)", file=sys.stderr)
