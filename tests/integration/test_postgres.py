@@ -44,6 +44,7 @@ def test_a_wrong_password_is_rejected(postgres_server):
         )
 
 
+@pytest.mark.aegis_backends("local", reason="a local postmaster's uid and data dir; a container has neither")
 def test_the_server_does_not_run_as_root_and_keeps_its_files_private(postgres_server):
     uid = os.stat(f"/proc/{postgres_server.pid}").st_uid
     assert uid != 0
@@ -84,6 +85,7 @@ def test_postgres_tx_is_inside_a_transaction_nobody_else_sees(postgres_server, p
         assert conn.execute("SELECT to_regclass('public.tx_only')").fetchone() == (None,)
 
 
+@pytest.mark.aegis_backends("local", reason="the initdb cache is the local backend's")
 def test_a_second_server_starts_warm_from_the_cached_cluster(postgres_server, postgres_server_factory):
     cache = postgres_server.cache_dir
     assert (cache / "data" / "PG_VERSION").is_file()

@@ -103,10 +103,13 @@ class DockerBackend:
         return build_app_image(self.engine, rootdir or Path.cwd(), network=self.network)
 
     def app_launcher(self, launch: AppLaunch) -> AppRuntime:
-        """The service in a container of :meth:`app_image`.  A custom command (``aegis_app_command``
-        or an ``AppSpec``) without ``--aegis-docker-app-image`` is a command line of *this* machine:
-        it runs as a local process (reaching the containers on 127.0.0.1)."""
-        if launch.spec.command != REFERENCE_COMMAND and not self._config.docker_app_image:
+        """The service in a container of :meth:`app_image`, running the image's own command.
+
+        A custom command (``aegis_app_command``, or an ``AppSpec`` fixture with another command) is a
+        command line of *this* machine: it runs as a local process, reaching the containers on
+        127.0.0.1.  To run your own service in a container, leave the command unset and name its
+        image with ``--aegis-docker-app-image`` (or let the rootdir's Dockerfile build it)."""
+        if launch.spec.command != REFERENCE_COMMAND:
             return local_launcher(launch)
         if self.network != "host":
             raise BackendUnavailable(

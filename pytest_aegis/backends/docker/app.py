@@ -71,14 +71,13 @@ class DockerApp:
         self.startup_lines: list[str] = []
         self.log_path = launch.log_path
         self._launch = launch
-        command = None if launch.spec.command == REFERENCE_COMMAND else list(launch.spec.command)
         self._run = ContainerRun(
             engine,
             name=launch.name,
             docker_name=f"aegis-app-{secrets.token_hex(4)}",
             image=image,
             image_setting="--aegis-docker-app-image",
-            command=command,
+            command=None,  # the image's own ENTRYPOINT/CMD
             env=dict(launch.env),
             labels=labels,
             network=network,

@@ -206,12 +206,13 @@ class ContainerRun:
             if tc._container is not None:
                 with contextlib.suppress(DockerException):
                     tc._container.remove(force=True)
+            tc.get_docker_client().client.close()
             raise self.error(f"the engine refused to create or start the container: {exc}") from None
-        self.container = tc.get_wrapped_container()
+        # testcontainers made a docker client for this container: use the session's from now on.
+        self.container = self._engine.client.containers.prepare_model(tc.get_wrapped_container().attrs)
+        tc.get_docker_client().client.close()
         self._pid = None
-        # From the beginning of the container's log: nothing it printed is missed.
-        stream = self.container.logs(stream=True, follow=True, stdout=True, stderr=True)
-        self._follower = LogFollower(stream, self.log_path, self.name)
+        self._follower = self._follow()  # from the log's beginning: nothing it printed is missed
         return self._follower
 
     def put_files(self, files: Sequence[FileSpec]) -> None:
@@ -224,17 +225,21 @@ class ContainerRun:
         from docker.errors import DockerException
 
         assert self.container is not None
-        # Attached before it starts: this start's lines only, and none missed.
-        stream = self.container.attach(stdout=True, stderr=True, stream=True, logs=False)
+        since = time.time()  # this start's lines only (the engine timestamps each line, same clock)
         try:
             self.container.start()
         except DockerException as exc:
-            with contextlib.suppress(Exception):
-                stream.close()
             raise self.error(f"the engine refused to start the container again: {exc}") from None
         self._pid = None
-        self._follower = LogFollower(stream, self.log_path, self.name)
+        self._follower = self._follow(since)
         return self._follower
+
+    def _follow(self, since: float | None = None) -> LogFollower:
+        """Follow the container's output (docker-py lifts the client's read timeout for this
+        stream, so a quiet server is not taken for a dead one)."""
+        assert self.container is not None
+        stream = self.container.logs(stream=True, follow=True, stdout=True, stderr=True, since=since)
+        return LogFollower(stream, self.log_path, self.name)
 
     def wait_line(self, predicate: Callable[[str], bool], start: int, timeout_at: float, what: str) -> int:
         """Index of the next line (from ``start``) matching ``predicate``; raise

@@ -8,23 +8,27 @@ extra installed.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_aegis.backends.base import BackendUnavailable
 
-if TYPE_CHECKING:
-    import docker
-
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 PING_TIMEOUT = 5
+CALL_TIMEOUT = 600
 INSTALL_HINT = "install the extra with `pip install 'pytest-aegis[docker]'` (testcontainers and docker)"
 START_HINT = (
     "start an engine (e.g. `sudo systemctl start docker`, Docker Desktop, or on this project's dev "
     "machines `../shared/docker-sandbox/up.sh`), or point DOCKER_HOST at one "
     "(e.g. DOCKER_HOST=unix:///run/user/$UID/docker.sock for rootless Docker)"
 )
+
+
+def docker_sdk() -> Any:
+    """docker-py (untyped; imported on demand so the plugin loads without the docker extra)."""
+    return importlib.import_module("docker")
 
 
 def engine_address() -> str:
@@ -50,20 +54,26 @@ def disable_ryuk_unless_asked() -> None:
 class Engine:
     """A connected Docker engine (one docker-py client per pytest process)."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: Any) -> None:  # a docker.DockerClient
         self.client = client
 
     @classmethod
     def connect(cls, timeout: float = PING_TIMEOUT) -> Engine:
         """Connect and ping, or raise :class:`BackendUnavailable` saying what is missing and how to fix it."""
         try:
-            import docker
-            import testcontainers  # noqa: F401  (the container classes come from it)
+            docker = docker_sdk()
+            importlib.import_module("testcontainers.core.container")  # the container class
         except ImportError as exc:
             raise BackendUnavailable(f"the docker backend needs {exc.name}: {INSTALL_HINT}") from None
         try:
-            client = docker.from_env(timeout=int(max(timeout, 1)))
-            client.ping()
+            probe = docker.from_env(timeout=int(max(timeout, 1)))  # a dead engine fails fast here
+            try:
+                probe.ping()
+            finally:
+                probe.close()
+            # Long calls (image builds, stops with their grace period) need more; log streams
+            # have no read timeout at all (docker-py lifts it for them).
+            client = docker.from_env(timeout=CALL_TIMEOUT)
         except docker.errors.DockerException as exc:
             raise BackendUnavailable(
                 f"no Docker engine answers at {engine_address()} (DOCKER_HOST="

@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pytest_aegis.backends.docker import labels
+from pytest_aegis.backends.docker.engine import docker_sdk, engine_configured
 from pytest_aegis.session import session_is_dead
-
-if TYPE_CHECKING:
-    import docker
 
 LOG = logging.getLogger(__name__)
 SWEEP_TIMEOUT = 3
 
 
-def sweep_containers(client: docker.DockerClient) -> list[str]:
+def sweep_containers(client: Any) -> list[str]:
     """Remove (force) the containers of dead sessions; return ``"<name> (<session>)"`` for each.
 
     Run it after :func:`pytest_aegis.session.sweep`: the directories it removed (kept ones too,
     with ``--kept``) make their containers dead here."""
-    import docker.errors
-
+    errors = docker_sdk().errors
     removed: list[str] = []
     found = client.containers.list(
         all=True, filters={"label": [labels.SESSION, f"{labels.HOST}={labels.hostname()}"]}
@@ -43,7 +40,7 @@ def sweep_containers(client: docker.DockerClient) -> list[str]:
             continue
         if not session_is_dead(session_dir):
             continue
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):  # a concurrent sweeper
+        with contextlib.suppress(errors.NotFound, errors.APIError):  # a concurrent sweeper
             container.remove(force=True, v=True)
             removed.append(f"{container.name} ({session_dir.name})")
     return removed
@@ -52,12 +49,10 @@ def sweep_containers(client: docker.DockerClient) -> list[str]:
 def sweep_if_engine() -> list[str]:
     """The sweep run at every session start: only when the docker extra is installed and an engine
     is configured (socket or DOCKER_HOST); never fails the session (a problem is logged)."""
-    from pytest_aegis.backends.docker.engine import engine_configured
-
     if not engine_configured():
         return []
     try:
-        import docker
+        docker = docker_sdk()
     except ImportError:
         return []
     try:
