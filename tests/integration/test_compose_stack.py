@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+from nats.aio.client import Client
 
 from pytest_aegis import assert_event_persisted, assert_health_check, assert_registry_roundtrip
 from pytest_aegis.assertions.service import assert_instance_registered
@@ -178,7 +179,7 @@ class Stack:
     def dsn(self) -> str:
         return f"postgresql://aegis:{self.pg_password}@127.0.0.1:{self.pg_port}/aegis"
 
-    async def connect(self) -> nats.NATS:
+    async def connect(self) -> Client:
         tls = ssl.create_default_context(cafile=str(self.certs / "ca.pem"))
         return await nats.connect(
             f"tls://127.0.0.1:{self.nats_port}",
