@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -11,9 +13,10 @@ import pytest_asyncio
 from nats.aio.client import Client
 
 from pytest_aegis.app import AppProcess, AppSpec
+from pytest_aegis.backends import BackendUnavailable
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.harness import get_harness
+from pytest_aegis.harness import Harness, get_harness
 from pytest_aegis.nats_server import NatsServer
 from pytest_aegis.nats_spec import NatsSpec, build_spec
 from pytest_aegis.reporting import mark_used
@@ -36,6 +39,23 @@ def spec_for(item: pytest.Item) -> NatsSpec | None:
         )
     item.stash[SPEC] = spec = build_spec(marker.kwargs, where=f"{item.nodeid}: @pytest.mark.{MARKER}")
     return spec
+
+
+def skip_unless_served(harness: Harness, spec: NatsSpec) -> None:
+    """Skip the test when the backend cannot give it a server of ``spec`` (external: the
+    server is what it is; see :meth:`ExternalBackend.cannot_serve`)."""
+    cannot_serve = getattr(harness.backend, "cannot_serve", None)
+    if cannot_serve is not None and (reason := cannot_serve(spec)):
+        pytest.skip(reason)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """external backend: the session's owner (not an xdist worker) connects before any test
+    runs, so it knows which streams existed before the session (it deletes only newer ones)."""
+    harness = get_harness(session.config)
+    if harness.config.backend == "external" and "PYTEST_XDIST_WORKER" not in os.environ:
+        with contextlib.suppress(BackendUnavailable):  # each test that needs it reports the error
+            getattr(harness.backend, "facts", None)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +84,9 @@ def nats_secure(request: pytest.FixtureRequest) -> NatsServer:
     Equal specs share one server per session.
     """
     spec = spec_for(request.node) or NatsSpec()
-    return get_harness(request.config).nats.get(spec)
+    harness = get_harness(request.config)
+    skip_unless_served(harness, spec)
+    return harness.nats.get(spec)
 
 
 @pytest.fixture
@@ -77,7 +99,9 @@ def nats_server_factory(request: pytest.FixtureRequest) -> Callable[..., NatsSer
     harness = get_harness(request.config)
 
     def start(**spec: Any) -> NatsServer:
-        server = harness.nats.start(build_spec(spec, where="nats_server_factory"))
+        built = build_spec(spec, where="nats_server_factory")
+        skip_unless_served(harness, built)
+        server = harness.nats.start(built)
         mark_used(request.node, server)
         return server
 

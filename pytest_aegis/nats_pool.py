@@ -45,7 +45,13 @@ class NatsPool:
         """A new server for ``spec``, not shared with anyone."""
         name = name or f"{re.sub(r'[^a-z0-9]+', '-', spec.label.lower()).strip('-')}-{len(self.servers) + 1}"
         directory = self._session.new_dir(f"nats-{name}")
-        material = nats_config.prepare(spec, directory / "material", self._ca() if spec.tls else None)
+        # A backend that connects to an existing server (external) supplies that server's own
+        # credentials and CA instead of material made for the spec.
+        adopt = getattr(self._backend, "nats_material", None)
+        if adopt is not None:
+            material = adopt(spec, directory / "material")
+        else:
+            material = nats_config.prepare(spec, directory / "material", self._ca() if spec.tls else None)
         runtime = self._backend.start_nats(material, name=name, directory=directory)
         server = NatsServer(runtime, material)
         self.servers.append(server)

@@ -40,6 +40,10 @@ def select_backend(config: AegisConfig, session: SessionState) -> Backend:
         return LocalBackend(config, session)
     if config.backend == "docker":
         return _docker(config, session)
+    if config.backend == "external":
+        from pytest_aegis.backends.external import ExternalBackend  # servers someone else started
+
+        return ExternalBackend(config, session)
     raise BackendUnavailable(
         f"--aegis-backend={config.backend} is not available in this version; use --aegis-backend=local "
         "(or auto)"

@@ -107,6 +107,12 @@ class DatabaseAdmin:
     def drop(self, database: PostgresDatabase) -> None:
         self.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database.name)))
 
+    def drop_template(self, database: PostgresDatabase) -> None:
+        """Drop a template made by :meth:`create_template` (a template cannot be dropped as it is)."""
+        name = sql.Identifier(database.name)
+        self.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(name))
+        self.drop(database)
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

@@ -6,13 +6,14 @@ Backend-neutral: servers come from :meth:`Backend.start_postgres`.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
 
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.postgres.databases import Connection, DatabaseAdmin, PostgresDatabase
+from pytest_aegis.postgres.databases import TEMPLATE, Connection, DatabaseAdmin, PostgresDatabase
 from pytest_aegis.postgres.handle import PostgresHandle
 from pytest_aegis.postgres.migrations import parse_migrations
 
@@ -79,7 +80,9 @@ class PostgresPool:
         """``aegis_template`` on ``server``, with the migrations applied (made once per server)."""
         key = id(server)
         if key not in self._templates:
-            self._templates[key] = self.admin(server).create_template(self.migrations)
+            # A server other sessions use too (external): a template of the session's own, dropped at close.
+            name = f"{TEMPLATE}_{secrets.token_hex(4)}" if _shared(server) else TEMPLATE
+            self._templates[key] = self.admin(server).create_template(self.migrations, name)
         return self._templates[key]
 
     def new_database(self, server: PostgresHandle) -> PostgresDatabase:
@@ -121,10 +124,29 @@ class PostgresPool:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    def _drop_own_databases(self, server: PostgresHandle) -> None:
+        """On a shared server: drop the session's ``postgres_tx`` database and template."""
+        key = id(server)
+        if (conn := self._tx_connections.pop(key, None)) is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        admin = self.admin(server)
+        for database, drop in (
+            (self._tx_databases.pop(key, None), admin.drop),
+            (self._templates.pop(key, None), admin.drop_template),
+        ):
+            if database is not None:
+                with contextlib.suppress(psycopg.Error):
+                    drop(database)
+
     def close(self) -> list[PostgresHandle]:
         """Remove every server (or, with keep, leave them running); return those left running."""
         kept = []
         for server in self.servers:
+            if _shared(server):
+                self._drop_own_databases(server)
+                self._forget(server)
+                continue  # not ours to stop or keep
             self._forget(server)
             if self._config.keep and server.is_running:
                 kept.append(server)
@@ -134,3 +156,9 @@ class PostgresPool:
         self.servers.clear()
         self._shared = None
         return kept
+
+
+def _shared(server: PostgresHandle) -> bool:
+    """A server other sessions use too (the external backend's): unique names, and the session
+    drops what it made instead of removing the server."""
+    return bool(getattr(server, "shared", False))

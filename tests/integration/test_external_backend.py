@@ -1,0 +1,265 @@
+"""--aegis-backend=external: the fixtures and helpers against servers the harness did not start.
+
+The "external" servers are started by this (outer) session: a nats-server with TLS +
+user/password + JetStream (``nats_server_factory``) and the outer ``postgres_server``.  An inner
+pytest session then points ``--aegis-backend=external`` at them.  Credentials go through the
+environment, never the command line.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import psycopg
+import pytest
+from support import run_inner
+
+from pytest_aegis.app import run_sync
+from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.postgres import PostgresHandle
+
+# The default user may do anything but publish to forbidden.> (for assert_permission_denied).
+PERMISSIONS = {"publish": {"deny": ["forbidden.>"]}}
+PRE_EXISTING = "KEEP_ME"
+
+INNER_TESTS = """
+import psycopg
+import pytest
+
+from pytest_aegis import (
+    assert_health_check,
+    assert_instance_registered,
+    assert_permission_denied,
+    assert_permitted,
+    assert_registry_roundtrip,
+)
+from pytest_aegis.backends.external import ExternalServerError
+
+
+@pytest.mark.asyncio
+async def test_client_and_permissions(nats_client, nats_server):
+    assert nats_server.url.startswith("tls://")
+    await assert_permitted(nats_client, "allowed.subject")
+    await assert_permission_denied(nats_client, "forbidden.subject")
+
+
+@pytest.mark.asyncio
+async def test_service_health_and_registry(aegis_app, nats_client):
+    await assert_health_check(nats_client, service=aegis_app.service_name, within=2)
+    await assert_instance_registered(nats_client, aegis_app.service_name, aegis_app.instance_id, within=5)
+    await assert_registry_roundtrip(aegis_app.http_url, nats_client)
+
+
+@pytest.mark.nats_secure()
+@pytest.mark.asyncio
+async def test_secure_spec_the_server_offers_runs(nats_secure, nats_client):
+    sub = await nats_client.subscribe("echo.x")
+    await nats_client.publish("echo.x", b"hi")
+    assert (await sub.next_msg(timeout=2)).data == b"hi"
+
+
+@pytest.mark.nats_secure(auth="token")
+def test_token_spec_is_skipped(nats_secure):
+    raise AssertionError("must not run on external")
+
+
+@pytest.mark.nats_secure(mtls=True)
+def test_mtls_spec_is_skipped(nats_client):
+    raise AssertionError("must not run on external")
+
+
+def test_lifecycle_is_refused(nats_server, postgres_server):
+    refused = r"stop\\(\\) is not available on the external backend.*not ours to stop"
+    with pytest.raises(ExternalServerError, match=refused):
+        nats_server.stop()
+    with pytest.raises(ExternalServerError, match="not ours to kill"):
+        nats_server.kill()
+    with pytest.raises(ExternalServerError, match="not ours to restart"):
+        nats_server.restart()
+    with pytest.raises(ExternalServerError, match="PostgreSQL server at .* not ours to stop"):
+        postgres_server.stop()
+
+
+@pytest.mark.parametrize("turn", [1, 2])
+def test_postgres_db_is_migrated_and_fresh(postgres_db, turn):
+    assert postgres_db.name.startswith("test_")
+    with postgres_db.connect(autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('public.leftover')").fetchone() == (None,)
+        conn.execute("CREATE TABLE leftover (turn int)")
+        (version,) = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+        assert version > 0, "the template should carry the migrations"
+
+
+def test_postgres_tx(postgres_tx):
+    postgres_tx.execute("CREATE TABLE only_in_tx (x int)")
+"""
+
+
+@pytest.fixture
+def external_nats(nats_server_factory: Any) -> NatsServer:
+    server: NatsServer = nats_server_factory(auth="userpass", tls=True, permissions=PERMISSIONS)
+    return server
+
+
+def stream_names(server: NatsServer) -> set[str]:
+    async def names() -> set[str]:
+        nc = await server.connect()
+        try:
+            return {info.config.name for info in await nc.jetstream().streams_info()}
+        finally:
+            await nc.close()
+
+    return run_sync(names)
+
+
+def add_stream(server: NatsServer, name: str, description: str) -> None:
+    async def add() -> None:
+        nc = await server.connect()
+        try:
+            js = nc.jetstream()
+            await js.add_stream(name=name, subjects=[f"{name.lower()}.>"], description=description)
+        finally:
+            await nc.close()
+
+    run_sync(add)
+
+
+def databases(server: PostgresHandle) -> set[str]:
+    with psycopg.connect(server.dsn) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+def external_env(monkeypatch: pytest.MonkeyPatch, server: NatsServer, **overrides: str | None) -> None:
+    """Point the inner session at ``server`` through AEGIS_EXTERNAL_* (secrets stay off argv)."""
+    creds = server.credentials
+    values: dict[str, str | None] = {
+        "AEGIS_BACKEND": "external",
+        "AEGIS_EXTERNAL_NATS_URL": server.url,
+        "AEGIS_EXTERNAL_NATS_USER": creds["user"],
+        "AEGIS_EXTERNAL_NATS_PASSWORD": creds["password"],
+        "AEGIS_EXTERNAL_NATS_CA": str(server.ca_file),
+    } | overrides
+    for key, value in values.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+
+
+def test_the_fixtures_and_helpers_run_against_external_servers_and_leave_nothing_behind(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, external_nats: NatsServer, postgres_server: PostgresHandle
+) -> None:
+    add_stream(external_nats, PRE_EXISTING, "pytest-aegis: made before the session, must survive it")
+    streams_before = stream_names(external_nats)
+    databases_before = databases(postgres_server)
+    external_env(monkeypatch, external_nats, AEGIS_EXTERNAL_PG_DSN=postgres_server.dsn)
+    inner.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "aegis_pg_migrations = aegis_service.migrations:upgrade\n"
+    )
+    inner.makepyfile(test_inner=INNER_TESTS)
+
+    result = run_inner(inner, "-rs", "-W", "error")
+
+    out = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=7, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"aegis: backend external (nats-server {external_nats.version} at {external_nats.url}*"
+            "tls+userpass+js, TLS verified with the CA*",
+            "aegis: postgres *: external at postgresql://*",
+            "SKIPPED*nats_secure(tls+token+js) needs a server the harness configures; the external backend "
+            f"uses the server at {external_nats.url} (tls+userpass+js), which lacks: auth='token'*",
+            "SKIPPED*nats_secure(mtls+userpass+js) needs a server the harness configures*which lacks: mtls*",
+        ]
+    )
+    assert external_nats.credentials["password"] not in out
+    assert postgres_server.password not in out
+    # The service made its KV buckets during the session: gone again; the stream that was
+    # there before (same description prefix) is untouched.
+    assert stream_names(external_nats) == streams_before
+    assert databases(postgres_server) == databases_before
+
+
+def test_a_wrong_password_errors_naming_the_auth_failure(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, external_nats: NatsServer
+) -> None:
+    external_env(monkeypatch, external_nats, AEGIS_EXTERNAL_NATS_PASSWORD="not-the-password")
+    inner.makepyfile("def test_uses_nats(nats_client):\n    pass\n")
+    result = run_inner(inner)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "aegis: backend external (unavailable: external NATS at " + external_nats.url + "*",
+            f"*BackendUnavailable: external NATS at {external_nats.url} (as aegis): cannot connect: "
+            "*Authorization Violation*check the NATS credentials*",
+        ]
+    )
+    assert "not-the-password" not in result.stdout.str() + result.stderr.str()
+
+
+def test_an_unreachable_url_errors_with_the_url_and_the_reason(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, external_nats: NatsServer
+) -> None:
+    # A port bound but not listening (no fixed port): connections to it are refused while the
+    # inner session runs.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        external_env(monkeypatch, external_nats, AEGIS_EXTERNAL_NATS_URL=f"tls://127.0.0.1:{port}")
+        inner.makepyfile("def test_uses_nats(nats_server):\n    pass\n")
+        result = run_inner(inner)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*external NATS at tls://127.0.0.1:{port} (as aegis): cannot connect: *Connect call failed*"]
+    )
+
+
+def test_tls_without_a_ca_verifies_with_the_system_store_and_fails_naming_the_ca_setting(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, external_nats: NatsServer
+) -> None:
+    external_env(monkeypatch, external_nats, AEGIS_EXTERNAL_NATS_CA=None)
+    inner.makepyfile("def test_uses_nats(nats_server):\n    pass\n")
+    result = run_inner(inner)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*cannot connect: *CERTIFICATE_VERIFY_FAILED*the server's certificate is not trusted: "
+            "pass its CA with --aegis-external-nats-ca / AEGIS_EXTERNAL_NATS_CA*"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"AEGIS_EXTERNAL_NATS_URL": None},
+            "*--aegis-backend=external needs the NATS server's URL: set --aegis-external-nats-url / "
+            "AEGIS_EXTERNAL_NATS_URL*",
+        ),
+        (
+            {
+                "AEGIS_EXTERNAL_NATS_USER": None,
+                "AEGIS_EXTERNAL_NATS_PASSWORD": None,
+                "AEGIS_EXTERNAL_NATS_CREDS": "/nonexistent/app.creds",
+            },
+            "*--aegis-external-nats-creds / AEGIS_EXTERNAL_NATS_CREDS: the NATS creds file "
+            "/nonexistent/app.creds does not exist*",
+        ),
+    ],
+    ids=["missing-url", "missing-creds-file"],
+)
+def test_bad_settings_error_naming_the_setting(
+    inner: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    external_nats: NatsServer,
+    overrides: dict[str, str | None],
+    message: str,
+) -> None:
+    external_env(monkeypatch, external_nats, **overrides)
+    inner.makepyfile("def test_uses_nats(nats_server):\n    pass\n")
+    result = run_inner(inner)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
