@@ -30,6 +30,7 @@ SUITES: dict[str, str] = {
     "registry": "pytest_aegis.bench.registry_load",
     "postgres": "pytest_aegis.bench.pg_ready",
     "audit": "pytest_aegis.bench.audit_throughput",
+    "containers": "pytest_aegis.bench.containers",  # needs the docker extra and a Docker engine
 }
 #: Options only some suites take, passed to their ``run`` as keyword arguments when given.
 SUITE_OPTIONS: dict[str, tuple[str, ...]] = {"audit": ("events",)}

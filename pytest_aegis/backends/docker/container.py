@@ -152,6 +152,7 @@ class ContainerRun:
         log_path: Path,
         ports: dict[int, int] | None = None,
         files: Sequence[FileSpec] = (),
+        mount: tuple[Path, str] | None = None,
         fatal_markers: Sequence[str] = ("[FTL]", "[ERR]", "FATAL", "PANIC"),
         hint: str | None = None,
         extra: dict[str, Any] | None = None,
@@ -169,6 +170,7 @@ class ContainerRun:
         self._network = network
         self._ports = ports or {}
         self._files = list(files)
+        self._mount = mount
         self._fatal = tuple(fatal_markers)
         self._hint = hint
         self._extra = extra or {}
@@ -191,6 +193,8 @@ class ContainerRun:
         )
         for spec in self._files:
             tc.with_copy_into_container(spec.content, spec.path, spec.mode)
+        if self._mount is not None:
+            tc.with_volume_mapping(self._mount[0], self._mount[1], "ro")
         for container_port, host_port in self._ports.items():
             tc.ports[f"{container_port}/tcp"] = ("127.0.0.1", host_port)  # type: ignore[assignment]
         # An explicit network: testcontainers otherwise guesses one (docker-in-docker detection).

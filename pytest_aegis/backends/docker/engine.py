@@ -92,6 +92,11 @@ class Engine:
     def address(self) -> str:
         return str(self.client.api.base_url)
 
+    @property
+    def is_local(self) -> bool:
+        """The engine runs on this machine (unix socket): host paths can be bind-mounted."""
+        return self.address.startswith("http+docker://localhost")
+
     def has_network(self, name: str) -> bool:
         return bool(self.client.networks.list(names=[name]))
 
