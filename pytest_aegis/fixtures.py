@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -53,9 +52,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """external backend: the session's owner (not an xdist worker) connects before any test
     runs, so it knows which streams existed before the session (it deletes only newer ones)."""
     harness = get_harness(session.config)
-    if harness.config.backend == "external" and "PYTEST_XDIST_WORKER" not in os.environ:
+    if harness.config.backend == "external" and not hasattr(session.config, "workerinput"):
         with contextlib.suppress(BackendUnavailable):  # each test that needs it reports the error
-            getattr(harness.backend, "facts", None)
+            if (own_session := getattr(harness.backend, "own_session", None)) is not None:
+                own_session()
 
 
 @pytest.fixture(scope="session")

@@ -240,6 +240,7 @@ async def _probe(kwargs: Mapping[str, Any], timeout: float, *, list_streams: boo
                 **kwargs,
                 allow_reconnect=False,
                 max_reconnect_attempts=1,  # 0 retries forever on a refused connection (nats-py)
+                reconnect_time_wait=0,  # and the second attempt would wait 2 s
                 connect_timeout=max(1, round(timeout)),
                 error_cb=on_error,
             ),
@@ -393,8 +394,14 @@ class ExternalBackend:
                     f"{DSN_FLAG}: not a valid PostgreSQL DSN ({str(exc).splitlines()[0]})"
                 ) from None
         # Under xdist every worker makes a backend; only the session's owner (the controller, or
-        # the single process) cleans up, once every worker is done.
-        self._owner = "PYTEST_XDIST_WORKER" not in os.environ
+        # the single process: see :meth:`own_session`) cleans up, once every worker is done.
+        self._owner = False
+
+    def own_session(self) -> None:
+        """Called at session start by the process that owns the session (not an xdist worker):
+        connect now and note the streams that exist, so that only newer ones are deleted at the end."""
+        self._owner = True
+        self.facts  # noqa: B018 (connects; a failure is kept and reported by each test that needs NATS)
 
     # -- NATS --------------------------------------------------------------------------
 

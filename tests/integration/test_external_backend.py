@@ -147,8 +147,13 @@ def external_env(monkeypatch: pytest.MonkeyPatch, server: NatsServer, **override
             monkeypatch.setenv(key, value)
 
 
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["one-process", "xdist"])
 def test_the_fixtures_and_helpers_run_against_external_servers_and_leave_nothing_behind(
-    inner: Any, monkeypatch: pytest.MonkeyPatch, external_nats: NatsServer, postgres_server: PostgresHandle
+    inner: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    external_nats: NatsServer,
+    postgres_server: PostgresHandle,
+    xdist: tuple[str, ...],
 ) -> None:
     add_stream(external_nats, PRE_EXISTING, "pytest-aegis: made before the session, must survive it")
     streams_before = stream_names(external_nats)
@@ -160,7 +165,8 @@ def test_the_fixtures_and_helpers_run_against_external_servers_and_leave_nothing
     )
     inner.makepyfile(test_inner=INNER_TESTS)
 
-    result = run_inner(inner, "-rs", "-W", "error")
+    # Under xdist the workers share the external servers; the controller cleans up after them all.
+    result = run_inner(inner, "-rs", "-W", "error", *xdist)
 
     out = result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=7, skipped=2)
