@@ -1,0 +1,99 @@
+"""The external backend's rules without servers: settings validation, redaction, the skip rule."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_aegis.backends.base import BackendUnavailable
+from pytest_aegis.backends.external import (
+    ExternalBackend,
+    ExternalPostgres,
+    ExternalServerError,
+    ServerFacts,
+    nats_target,
+    redact_dsn,
+    redact_url,
+)
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.session import SessionState
+
+
+def config(**settings: object) -> AegisConfig:
+    return AegisConfig(backend="external", **settings)  # type: ignore[arg-type]
+
+
+def test_urls_and_dsns_are_printed_without_their_secrets() -> None:
+    assert redact_url("tls://alice:s3cret@nats.example:4222") == "tls://alice:***@nats.example:4222"
+    assert redact_url("nats://tok3n@10.0.0.1:4222") == "nats://***@10.0.0.1:4222"
+    assert redact_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+    shown = redact_dsn("postgresql://app:s3cret@db.internal:6432/shared?sslmode=require")
+    assert shown == "postgresql://app@db.internal:6432/shared"
+    assert "s3cret" not in redact_dsn("host=db user=app password=s3cret dbname=x")
+
+
+def test_credentials_in_the_url_are_used_and_dropped_from_it() -> None:
+    target = nats_target(config(external_nats_url="nats://alice:s3cret@127.0.0.1:4333"))
+    assert target.url == "nats://127.0.0.1:4333"
+    assert target.identity.connect_kwargs == {"user": "alice", "password": "s3cret"}
+    assert target.auth == "userpass"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "needs the NATS server's URL: set --aegis-external-nats-url / AEGIS_EXTERNAL_NATS_URL"),
+        ({"external_nats_url": "http://x:1"}, "is not a NATS URL; expected nats://host:port or tls://"),
+        (
+            {"external_nats_url": "nats://h:1", "external_nats_user": "u"},
+            "a NATS user needs a password and vice versa; set --aegis-external-nats-password",
+        ),
+        (
+            {"external_nats_url": "nats://h:1", "external_nats_token": "t", "external_nats_creds": Path("x")},
+            "give one kind of NATS credentials, not token and creds",
+        ),
+        (
+            {"external_nats_url": "tls://h:1", "external_nats_ca": Path("/nonexistent/ca.pem")},
+            "--aegis-external-nats-ca / AEGIS_EXTERNAL_NATS_CA: the CA bundle /nonexistent/ca.pem "
+            "does not exist",
+        ),
+    ],
+    ids=["no-url", "wrong-scheme", "user-without-password", "two-kinds", "missing-ca"],
+)
+def test_bad_settings_name_the_setting(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(BackendUnavailable, match=re.escape(message)):
+        nats_target(config(**settings))
+
+
+def test_the_skip_rule_runs_only_specs_the_server_offers(tmp_path: Path) -> None:
+    backend = ExternalBackend(
+        config(external_nats_url="tls://127.0.0.1:4222", external_nats_user="u", external_nats_password="p"),
+        SessionState(tmp_path),
+    )
+    backend.__dict__["_check"] = ServerFacts("2.11.0", "k8s-nats-0", True, True, frozenset())
+    assert backend.offer.label == "tls+userpass+js"
+    assert backend.cannot_serve(NatsSpec()) is None
+    assert backend.cannot_serve(NatsSpec(jetstream=False)) is None
+    reason = backend.cannot_serve(NatsSpec(auth="token"))
+    assert reason is not None and "nats_secure(tls+token+js) needs a server the harness configures" in reason
+    assert "uses the server at tls://127.0.0.1:4222 (tls+userpass+js), which lacks: auth='token'" in reason
+    for spec in (NatsSpec(mtls=True), NatsSpec(server_cert="expired"), NatsSpec.plain()):
+        assert backend.cannot_serve(spec) is not None, spec.label
+
+
+def test_an_external_postgres_keeps_the_dsn_parameters_and_refuses_lifecycle() -> None:
+    server = ExternalPostgres(
+        "postgresql://app:s3cret@db.internal:6432/shared?sslmode=require", name="pg", version="16.4"
+    )
+    assert "dbname=test_1" in server.dsn_for("test_1") and "sslmode=require" in server.dsn_for("test_1")
+    assert "dbname=shared" in server.dsn
+    assert server.url == "postgresql://app@db.internal:6432/shared"
+    assert getattr(server, "shared", False)
+    with pytest.raises(
+        ExternalServerError, match=re.escape("PostgreSQL server at postgresql://app@db.internal:6432/shared")
+    ):
+        server.restart()
+    server.remove()  # never stops the server: a no-op
