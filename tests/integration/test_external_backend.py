@@ -13,15 +13,19 @@ from typing import Any
 
 import psycopg
 import pytest
+from nats.js.api import KeyValueConfig
+from nats.js.errors import NoKeysError
 from support import run_inner
 
 from pytest_aegis.app import run_sync
+from pytest_aegis.assertions.service import DEFINITIONS_BUCKET, INSTANCES_BUCKET
 from pytest_aegis.nats_server import NatsServer
 from pytest_aegis.postgres import PostgresHandle
 
 # The default user may do anything but publish to forbidden.> (for assert_permission_denied).
 PERMISSIONS = {"publish": {"deny": ["forbidden.>"]}}
 PRE_EXISTING = "KEEP_ME"
+SERVICE_BUCKETS = (INSTANCES_BUCKET, DEFINITIONS_BUCKET)
 
 INNER_TESTS = """
 import psycopg
@@ -125,6 +129,36 @@ def add_stream(server: NatsServer, name: str, description: str) -> None:
     run_sync(add)
 
 
+def add_bucket(server: NatsServer, bucket: str) -> None:
+    async def add() -> None:
+        nc = await server.connect()
+        try:
+            await nc.jetstream().create_key_value(
+                KeyValueConfig(bucket=bucket, history=1, description="shared")
+            )
+        finally:
+            await nc.close()
+
+    run_sync(add)
+
+
+def live_keys(server: NatsServer, bucket: str) -> list[str]:
+    """The bucket's keys with a value (delete and purge markers do not count)."""
+
+    async def keys() -> list[str]:
+        nc = await server.connect()
+        try:
+            kv = await nc.jetstream().key_value(bucket)
+            try:
+                return sorted(await kv.keys())
+            except NoKeysError:
+                return []
+        finally:
+            await nc.close()
+
+    return run_sync(keys)
+
+
 def databases(server: PostgresHandle) -> set[str]:
     with psycopg.connect(server.dsn) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
@@ -147,15 +181,23 @@ def external_env(monkeypatch: pytest.MonkeyPatch, server: NatsServer, **override
             monkeypatch.setenv(key, value)
 
 
-@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["one-process", "xdist"])
+@pytest.mark.parametrize(
+    ("xdist", "buckets_exist"),
+    [((), True), (("-n", "2"), False)],
+    ids=["one-process-shared-buckets", "xdist-fresh-server"],
+)
 def test_the_fixtures_and_helpers_run_against_external_servers_and_leave_nothing_behind(
     inner: Any,
     monkeypatch: pytest.MonkeyPatch,
     external_nats: NatsServer,
     postgres_server: PostgresHandle,
     xdist: tuple[str, ...],
+    buckets_exist: bool,
 ) -> None:
     add_stream(external_nats, PRE_EXISTING, "pytest-aegis: made before the session, must survive it")
+    if buckets_exist:  # the service's buckets as shared infrastructure: kept, and no keys of ours left
+        for bucket in SERVICE_BUCKETS:
+            add_bucket(external_nats, bucket)
     streams_before = stream_names(external_nats)
     databases_before = databases(postgres_server)
     external_env(monkeypatch, external_nats, AEGIS_EXTERNAL_PG_DSN=postgres_server.dsn)
@@ -185,6 +227,10 @@ def test_the_fixtures_and_helpers_run_against_external_servers_and_leave_nothing
     # The service made its KV buckets during the session: gone again; the stream that was
     # there before (same description prefix) is untouched.
     assert stream_names(external_nats) == streams_before
+    if buckets_exist:
+        assert {bucket: live_keys(external_nats, bucket) for bucket in SERVICE_BUCKETS} == {
+            bucket: [] for bucket in SERVICE_BUCKETS
+        }
     assert databases(postgres_server) == databases_before
 
 
