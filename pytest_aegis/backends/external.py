@@ -118,10 +118,6 @@ class NatsTarget:
     auth: str
     ca_file: Path | None
 
-    @property
-    def shown(self) -> str:
-        return self.url
-
 
 def nats_target(config: AegisConfig) -> NatsTarget:
     """Validate the ``external_nats_*`` settings; raise :class:`BackendUnavailable` naming the
