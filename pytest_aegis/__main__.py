@@ -15,12 +15,17 @@ from pytest_aegis.session import default_root, sweep
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from pytest_aegis.backends.docker.sweep import sweep_if_engine
+
     report = sweep(include_kept=args.kept)
+    report.containers = sweep_if_engine()  # after the dirs: a removed (kept) dir makes its containers dead
     for pid, name in report.killed:
         print(f"killed pid {pid} ({name})")
     for path in report.sessions:
         print(f"removed {path}")
-    if not report:
+    for container in report.containers:
+        print(f"removed container {container}")
+    if not report and not report.containers:
         print(f"nothing to sweep under {default_root()}")
     return 0
 

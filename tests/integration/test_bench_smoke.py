@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 import subprocess
 import sys
+
+import pytest
 
 CONFIGS = ("plain_js", "tls_userpass_js", "mtls_userpass_js")
 CONTENDERS = ("aegis", "bare_popen")
@@ -154,3 +157,29 @@ def test_bench_audit_quick_prints_json():
         assert (run["lost"], run["duplicates"]) == (0, 0)
         assert run["events_per_s"] > 0 and run["elapsed_s"] > 0
     assert suite["meets_targets"] is None
+
+
+@pytest.mark.docker
+def test_bench_containers_quick_prints_json():
+    from pytest_aegis.backends import BackendUnavailable
+
+    try:
+        from pytest_aegis.backends.docker import Engine
+
+        Engine.connect().close()
+    except BackendUnavailable as exc:
+        if os.environ.get("AEGIS_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"no Docker engine (AEGIS_REQUIRE_DOCKER=1): {exc}")
+        pytest.skip(f"no Docker engine: {str(exc).splitlines()[0]}")
+    document = _run_bench("--only", "containers", "--reps", "2", "--quick")
+    suite = document["suites"]["containers"]
+    assert "error" not in suite, suite.get("error")
+    assert suite["engine"]["version"] and suite["images"]["nats"]
+    assert set(suite["configs"]) == {"nats_plain_js", "nats_tls_userpass_js", "postgres"}
+    for config in suite["configs"].values():
+        for contender in ("aegis", "testcontainers"):
+            _assert_summary(config[contender], 2)
+        assert isinstance(config["ratio_aegis_to_testcontainers"], numbers.Real)
+    final = suite["configs"]["postgres"]["final_ready_line"]
+    assert final["aegis"]["median_ms"] > 0 and final["testcontainers"]["median_ms"] > 0
+    assert isinstance(suite["meets_targets"], bool)

@@ -99,7 +99,7 @@ def test_kill_9_of_pytest_leaves_containers_that_the_next_session_removes(engine
         follower = spawn_pytest(["test_ok.py"], {**os.environ, "AEGIS_STATE_DIR": str(tmp_path / "state")},
                                 tmp_path)  # fmt: skip
         assert follower.wait(timeout=120) == 0
-        left = [c.name for c in engine.client.containers.list(all=True) if c.name in names]
+        left = [c.name for c in engine.client.containers.list(all=True, filters={"name": names})]
         assert left == [], "the next session's sweep should have removed the dead session's containers"
     finally:
         for name in names:

@@ -8,8 +8,10 @@ extra installed.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,15 @@ def disable_ryuk_unless_asked() -> None:
         testcontainers_config.ryuk_disabled = True
 
 
+def _drop_leaked_sockets() -> None:
+    """When docker-py's client fails inside its constructor (API version detection) it leaves its
+    socket to the garbage collector, which would warn at some later, unrelated moment (an error
+    under ``-W error``).  Collect it now, quietly: the failure itself is reported to the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 class Engine:
     """A connected Docker engine (one docker-py client per pytest process)."""
 
@@ -65,21 +76,29 @@ class Engine:
             importlib.import_module("testcontainers.core.container")  # the container class
         except ImportError as exc:
             raise BackendUnavailable(f"the docker backend needs {exc.name}: {INSTALL_HINT}") from None
-        try:
-            probe = docker.from_env(timeout=int(max(timeout, 1)))  # a dead engine fails fast here
+        address = engine_address()
+        problem: object = None
+        if address.startswith("unix://") and not Path(address.removeprefix("unix://")).exists():
+            problem = "the socket does not exist"
+        else:
             try:
-                probe.ping()
-            finally:
-                probe.close()
-            # Long calls (image builds, stops with their grace period) need more; log streams
-            # have no read timeout at all (docker-py lifts it for them).
-            client = docker.from_env(timeout=CALL_TIMEOUT)
-        except docker.errors.DockerException as exc:
+                probe = docker.from_env(timeout=int(max(timeout, 1)))  # a dead engine fails fast here
+                try:
+                    probe.ping()
+                finally:
+                    probe.close()
+                # Long calls (image builds, stops with their grace period) need more; log streams
+                # have no read timeout at all (docker-py lifts it for them).
+                client = docker.from_env(timeout=CALL_TIMEOUT)
+            except docker.errors.DockerException as exc:
+                problem = exc
+                _drop_leaked_sockets()
+        if problem is not None:
             raise BackendUnavailable(
-                f"no Docker engine answers at {engine_address()} (DOCKER_HOST="
-                f"{os.environ.get('DOCKER_HOST') or 'unset'}, default socket {DEFAULT_SOCKET}): {exc}\n"
+                f"no Docker engine answers at {address} (DOCKER_HOST="
+                f"{os.environ.get('DOCKER_HOST') or 'unset'}, default socket {DEFAULT_SOCKET}): {problem}\n"
                 f"Hint: {START_HINT}"
-            ) from None
+            )
         disable_ryuk_unless_asked()
         return cls(client)
 

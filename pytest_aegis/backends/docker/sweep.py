@@ -30,19 +30,19 @@ def sweep_containers(client: Any) -> list[str]:
     with ``--kept``) make their containers dead here."""
     errors = docker_sdk().errors
     removed: list[str] = []
-    found = client.containers.list(
+    # The low-level list: one call, no inspect per container (which fails with NotFound when another
+    # session removes its container meanwhile).
+    found = client.api.containers(
         all=True, filters={"label": [labels.SESSION, f"{labels.HOST}={labels.hostname()}"]}
     )
-    for container in found:
-        tags: dict[str, str] = container.labels
-        session_dir = labels.session_dir_of(tags)
-        if session_dir is None:
-            continue
-        if not session_is_dead(session_dir):
+    for entry in found:
+        session_dir = labels.session_dir_of(entry.get("Labels") or {})
+        if session_dir is None or not session_is_dead(session_dir):
             continue
         with contextlib.suppress(errors.NotFound, errors.APIError):  # a concurrent sweeper
-            container.remove(force=True, v=True)
-            removed.append(f"{container.name} ({session_dir.name})")
+            client.api.remove_container(entry["Id"], force=True, v=True)
+            name = (entry.get("Names") or ["?"])[0].lstrip("/")
+            removed.append(f"{name} ({session_dir.name})")
     return removed
 
 
