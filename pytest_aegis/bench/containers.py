@@ -32,9 +32,12 @@ configuration measures its contenders interleaved (A, B, A, B, ...) in one run:
     ``postgres -c listen_addresses=127.0.0.1``; the DSN is built with
     127.0.0.1 instead of ``get_connection_url()``.
 
-``final_ready_line`` (PostgreSQL, per contender)
-    From the same start to the image's own final "ready to accept connections"
-    line, by the engine's log timestamps: the floor any readiness check can reach.
+``first_ready_line`` / ``final_ready_line`` (PostgreSQL, per contender)
+    From the same start to the image's own first and last "ready to accept
+    connections" lines, by the engine's log timestamps.  The entrypoint's first
+    server is a temporary one without TCP (initdb, password, init scripts), so
+    the final line is the floor any readiness check can reach; the target is
+    set against the first line, the stricter reading of "its own first ready line".
 
 Removal of containers is outside the timed region.  One session, CA and engine
 connection per run, as per pytest session.
@@ -72,7 +75,7 @@ NATS_CONFIGS: dict[str, NatsSpec] = {
 CONTENDERS = ("aegis", "testcontainers")
 #: The issue's targets: a NATS container ready in a median of at most 0.3 s; PostgreSQL ready
 #: within 1.3x the time to the image's own final "ready to accept connections" line.
-TARGETS: dict[str, float] = {"nats_median_ms": 300, "postgres_ratio_to_final_ready_line": 1.3}
+TARGETS: dict[str, float] = {"nats_median_ms": 300, "postgres_ratio_to_first_ready_line": 1.3}
 WARMUP_PAIRS = 1
 READY_LINE = "ready to accept connections"
 
@@ -155,8 +158,8 @@ async def tc_nats_once(image: str, material: NatsMaterial) -> float:
     return elapsed
 
 
-def _final_ready_line_s(container: Any, started_wall: float) -> float:
-    """Seconds from ``started_wall`` to the last "ready to accept connections" line (engine timestamps)."""
+def _ready_lines_s(container: Any, started_wall: float) -> tuple[float, float]:
+    """Seconds from ``started_wall`` to the first and the last "ready to accept connections" lines."""
     stamps = [
         line.split(" ", 1)[0]
         for line in container.logs(timestamps=True).decode("utf-8", "replace").splitlines()
@@ -164,26 +167,29 @@ def _final_ready_line_s(container: Any, started_wall: float) -> float:
     ]
     if not stamps:
         raise RuntimeError("no 'ready to accept connections' line in the container's log")
-    stamp = stamps[-1]
+    return _since(stamps[0], started_wall), _since(stamps[-1], started_wall)
+
+
+def _since(stamp: str, started_wall: float) -> float:
     # RFC 3339 with nanoseconds: keep microseconds for datetime
     head, _, frac = stamp.rstrip("Z").partition(".")
     when = dt.datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
     return when.timestamp() - started_wall
 
 
-def aegis_pg_once(backend: Any, engine: Any, index: int) -> tuple[float, float]:
+def aegis_pg_once(backend: Any, engine: Any, index: int) -> tuple[float, tuple[float, float]]:
     started_wall, started = time.time(), time.perf_counter()
     server = backend.start_postgres(name=f"bench-{index}")
     try:
         psycopg.connect(server.dsn, connect_timeout=10).close()
         elapsed = time.perf_counter() - started
-        final = _final_ready_line_s(engine.client.containers.get(server.container_name), started_wall)
+        lines = _ready_lines_s(engine.client.containers.get(server.container_name), started_wall)
     finally:
         server.remove()
-    return elapsed, final
+    return elapsed, lines
 
 
-def tc_pg_once(image: str) -> tuple[float, float]:
+def tc_pg_once(image: str) -> tuple[float, tuple[float, float]]:
     from pytest_aegis.backends.docker.ports import free_port
 
     port = free_port()
@@ -194,10 +200,10 @@ def tc_pg_once(image: str) -> tuple[float, float]:
         dsn = f"postgresql://{container.username}:{container.password}@127.0.0.1:{port}/{container.dbname}"
         psycopg.connect(dsn, connect_timeout=10).close()
         elapsed = time.perf_counter() - started
-        final = _final_ready_line_s(container.get_wrapped_container(), started_wall)
+        lines = _ready_lines_s(container.get_wrapped_container(), started_wall)
     finally:
         container.stop()
-    return elapsed, final
+    return elapsed, lines
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -242,31 +248,34 @@ async def _measure_nats(backend: Any, session: SessionState, ca: AegisCA, image:
 def _measure_postgres(backend: Any, engine: Any, image: str, reps: int,
                       progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
     ours: list[float] = []
-    ours_line: list[float] = []
     theirs: list[float] = []
-    theirs_line: list[float] = []
+    lines: dict[str, dict[str, list[float]]] = {
+        which: {"aegis": [], "testcontainers": []} for which in ("first", "final")
+    }
     for index in range(WARMUP_PAIRS + reps):
-        aegis_s, aegis_line = aegis_pg_once(backend, engine, index)
-        tc_s, tc_line = tc_pg_once(image)
+        aegis_s, aegis_lines = aegis_pg_once(backend, engine, index)
+        tc_s, tc_lines = tc_pg_once(image)
         if index >= WARMUP_PAIRS:
             ours.append(aegis_s)
-            ours_line.append(aegis_line)
             theirs.append(tc_s)
-            theirs_line.append(tc_line)
+            for position, which in enumerate(("first", "final")):
+                lines[which]["aegis"].append(aegis_lines[position])
+                lines[which]["testcontainers"].append(tc_lines[position])
     result = _pair_result(ours, theirs)
-    result["final_ready_line"] = {
-        "aegis": stats.summarize(ours_line),
-        "testcontainers": stats.summarize(theirs_line),
-    }
-    result["ratio_aegis_to_its_final_ready_line"] = stats.paired_ratio_median(ours, ours_line)
-    result["ratio_testcontainers_to_its_final_ready_line"] = stats.paired_ratio_median(theirs, theirs_line)
+    for which, per_contender in lines.items():
+        result[f"{which}_ready_line"] = {name: stats.summarize(v) for name, v in per_contender.items()}
+        result[f"ratio_aegis_to_its_{which}_ready_line"] = stats.paired_ratio_median(ours, per_contender["aegis"])
+        result[f"ratio_testcontainers_to_its_{which}_ready_line"] = stats.paired_ratio_median(
+            theirs, per_contender["testcontainers"]
+        )
     result["target_checks"] = {
-        "postgres_ratio_to_final_ready_line": result["ratio_aegis_to_its_final_ready_line"]
-        <= TARGETS["postgres_ratio_to_final_ready_line"]
+        "postgres_ratio_to_first_ready_line": result["ratio_aegis_to_its_first_ready_line"]
+        <= TARGETS["postgres_ratio_to_first_ready_line"]
     }
     progress(
         f"[{NAME}] postgres: aegis median {result['aegis']['median_ms']:.0f} ms "
-        f"(final ready line {result['final_ready_line']['aegis']['median_ms']:.0f} ms), "
+        f"(its ready lines: first {result['first_ready_line']['aegis']['median_ms']:.0f} ms, "
+        f"final {result['final_ready_line']['aegis']['median_ms']:.0f} ms), "
         f"testcontainers median {result['testcontainers']['median_ms']:.0f} ms"
     )
     return result
@@ -316,8 +325,10 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
             "notes": [
                 "removal of the containers is outside the timed region",
                 "the first pair per configuration is a discarded warm-up",
-                "final_ready_line: from the start to the image's last 'ready to accept connections' "
-                "line by the engine's log timestamps; the PostgreSQL target is aegis / that, paired",
+                "first_ready_line / final_ready_line: from the start to the image's first / last "
+                "'ready to accept connections' line by the engine's log timestamps (the first is the "
+                "entrypoint's temporary server without TCP); the PostgreSQL target is aegis / first "
+                "line, paired",
             ],
             "targets": dict(TARGETS),
             "configs": configs,

@@ -180,6 +180,10 @@ def test_bench_containers_quick_prints_json():
         for contender in ("aegis", "testcontainers"):
             _assert_summary(config[contender], 2)
         assert isinstance(config["ratio_aegis_to_testcontainers"], numbers.Real)
-    final = suite["configs"]["postgres"]["final_ready_line"]
-    assert final["aegis"]["median_ms"] > 0 and final["testcontainers"]["median_ms"] > 0
+    postgres = suite["configs"]["postgres"]
+    for which in ("first", "final"):
+        line = postgres[f"{which}_ready_line"]
+        assert line["aegis"]["median_ms"] > 0 and line["testcontainers"]["median_ms"] > 0
+        assert isinstance(postgres[f"ratio_aegis_to_its_{which}_ready_line"], numbers.Real)
+    assert postgres["first_ready_line"]["aegis"]["median_ms"] <= postgres["final_ready_line"]["aegis"]["median_ms"]
     assert isinstance(suite["meets_targets"], bool)
