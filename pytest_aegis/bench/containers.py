@@ -264,10 +264,10 @@ def _measure_postgres(backend: Any, engine: Any, image: str, reps: int,
     result = _pair_result(ours, theirs)
     for which, per_contender in lines.items():
         result[f"{which}_ready_line"] = {name: stats.summarize(v) for name, v in per_contender.items()}
-        result[f"ratio_aegis_to_its_{which}_ready_line"] = stats.paired_ratio_median(ours, per_contender["aegis"])
-        result[f"ratio_testcontainers_to_its_{which}_ready_line"] = stats.paired_ratio_median(
-            theirs, per_contender["testcontainers"]
-        )
+        for name, samples in (("aegis", ours), ("testcontainers", theirs)):
+            result[f"ratio_{name}_to_its_{which}_ready_line"] = stats.paired_ratio_median(
+                samples, per_contender[name]
+            )
     result["target_checks"] = {
         "postgres_ratio_to_first_ready_line": result["ratio_aegis_to_its_first_ready_line"]
         <= TARGETS["postgres_ratio_to_first_ready_line"]
