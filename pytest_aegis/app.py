@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pytest_aegis.nats_server import NatsServer
-from pytest_aegis.process import ManagedProcess, ServerStartError
+from pytest_aegis.process import ManagedProcess, ProcessBacked, ServerStartError
 from pytest_aegis.session import SessionState
 
 T = TypeVar("T")
@@ -149,7 +149,7 @@ class _Exited(Exception):
     """The app's process ended while we waited for it to become healthy."""
 
 
-class AppProcess:
+class AppProcess(ProcessBacked[AppRuntime]):
     """One running instance of the service under test (a process, or a container when the
     backend provides a ``launcher``)."""
 
@@ -176,7 +176,7 @@ class AppProcess:
         self.env = self._environment(env or {})
         self._directory = session.new_dir(f"app-{service_name}")
         ready = re.compile(spec.ready_pattern) if spec.ready_pattern else None
-        self._process: AppRuntime = (launcher or local_launcher)(
+        self._process = (launcher or local_launcher)(
             AppLaunch(
                 name=self.name,
                 spec=spec,
@@ -188,26 +188,6 @@ class AppProcess:
                 rootdir=rootdir,
             )
         )
-
-    @property
-    def pid(self) -> int | None:
-        """The process id (for a container: its main process's host PID), ``None`` when not running."""
-        return self._process.pid
-
-    @property
-    def is_running(self) -> bool:
-        return self._process.is_running
-
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
-    def logs(self) -> str:
-        """The app's whole log (all its starts)."""
-        return self._process.logs()
-
-    def log_size(self) -> int:
-        return self._process.log_size()
 
     def _environment(self, extra: Mapping[str, str]) -> dict[str, str]:
         ours = self.nats.env() | {

@@ -26,7 +26,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Generic, Protocol, TypeVar
 
 from pytest_aegis.session import SessionState
 
@@ -248,22 +248,48 @@ class ManagedProcess:
 
     def logs(self) -> str:
         """The whole log of this process (all its starts), as text."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return log_file_size(self.log_path)
 
 
-class ProcessBacked:
-    """Mixin for handles whose lifetime is one :class:`ManagedProcess` (``self._process``)."""
+def read_log(path: Path) -> str:
+    """A log file's text (undecodable bytes replaced); ``""`` before anything was written."""
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
 
-    _process: ManagedProcess
+
+def log_file_size(path: Path) -> int:
+    """A log file's size in bytes (0 before anything was written): where a test's section starts."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+class Runs(Protocol):
+    """What :class:`ProcessBacked` reads from the thing that runs: a process or a container."""
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def is_running(self) -> bool: ...
+    @property
+    def log_path(self) -> Path: ...
+    def logs(self) -> str: ...
+    def log_size(self) -> int: ...
+
+
+R = TypeVar("R", bound=Runs)
+
+
+class ProcessBacked(Generic[R]):
+    """Mixin for handles whose lifetime is one process or container (``self._process``)."""
+
+    _process: R
 
     @property
     def pid(self) -> int | None:

@@ -61,7 +61,7 @@ def find_nats_server(config: AegisConfig) -> Path:
     )
 
 
-class LocalNatsProcess(ProcessBacked):
+class LocalNatsProcess(ProcessBacked[ManagedProcess]):
     """A nats-server child process: the local backend's :class:`NatsRuntime`."""
 
     def __init__(

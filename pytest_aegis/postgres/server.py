@@ -44,7 +44,7 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
-class PostgresServer(ProcessBacked, PostgresHandle):
+class PostgresServer(ProcessBacked[ManagedProcess], PostgresHandle):
     """A local postmaster (the local backend's :class:`PostgresHandle`)."""
 
     def __init__(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pytest_aegis.app import AppLaunch, AppSpec
 from pytest_aegis.backends.base import BackendUnavailable
-from pytest_aegis.backends.docker.container import ContainerRun, FileSpec
+from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec
 from pytest_aegis.backends.docker.engine import Engine
 
 REFERENCE_COMMAND = AppSpec().command
@@ -62,8 +62,10 @@ def build_app_image(engine: Engine, rootdir: Path, *, network: str) -> str:
     return tag
 
 
-class DockerApp:
+class DockerApp(ContainerBacked):
     """One instance of the service in a container (restarts reuse the container)."""
+
+    _run: ContainerRun  # made with the handle, launched by the first start()
 
     def __init__(
         self, engine: Engine, launch: AppLaunch, *, image: str, network: str, labels: dict[str, str]
@@ -101,23 +103,3 @@ class DockerApp:
 
     def kill(self) -> int | None:
         return self._run.kill()
-
-    def remove(self) -> None:
-        self._run.remove()
-
-    @property
-    def pid(self) -> int | None:
-        return self._run.pid
-
-    @property
-    def is_running(self) -> bool:
-        return self._run.is_running
-
-    def tail(self, lines: int = 50) -> list[str]:
-        return self._run.tail(lines)
-
-    def logs(self) -> str:
-        return self._run.logs()
-
-    def log_size(self) -> int:
-        return self._run.log_size()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.backends.base import BackendUnavailable
 from pytest_aegis.backends.docker.engine import Engine
-from pytest_aegis.process import ServerStartError
+from pytest_aegis.process import ServerStartError, log_file_size, read_log
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -338,13 +338,41 @@ class ContainerRun:
         return self._follower.tail(lines) if self._follower is not None else []
 
     def logs(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return log_file_size(self.log_path)
+
+
+class ContainerBacked:
+    """Mixin for handles whose lifetime is one :class:`ContainerRun` (``self._run``; ``None``
+    until the first start): removal and inspection."""
+
+    _run: ContainerRun | None
+
+    def remove(self) -> None:
+        if self._run is not None:
+            self._run.remove()
+
+    @property
+    def pid(self) -> int | None:
+        """The container's main process as the host sees it; ``None`` when not running."""
+        return self._run.pid if self._run is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        return self._run is not None and self._run.is_running
+
+    @property
+    def container_name(self) -> str | None:
+        return self._run.container_name if self._run is not None else None
+
+    def tail(self, lines: int = 50) -> list[str]:
+        return self._run.tail(lines) if self._run is not None else []
+
+    def logs(self) -> str:
+        """The container's whole output (all its starts), as copied to the log file."""
+        return self._run.logs() if self._run is not None else ""
+
+    def log_size(self) -> int:
+        return self._run.log_size() if self._run is not None else 0

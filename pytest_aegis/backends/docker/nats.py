@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from pytest_aegis import nats_config
-from pytest_aegis.backends.docker.container import ContainerRun, FileSpec
+from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec
 from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.backends.docker.ports import PORT_ATTEMPTS, free_port, port_was_taken
 from pytest_aegis.certs import CertFiles
@@ -61,7 +61,7 @@ def container_material(material: NatsMaterial) -> tuple[NatsMaterial, list[FileS
     return material, files
 
 
-class DockerNats:
+class DockerNats(ContainerBacked):
     """A nats-server container (one per server; restarts reuse it)."""
 
     def __init__(
@@ -190,26 +190,6 @@ class DockerNats:
         if self._run is not None:
             self._run.kill()
 
-    def remove(self) -> None:
-        if self._run is not None:
-            self._run.remove()
-
-    # -- inspection ------------------------------------------------------------------
-
-    @property
-    def pid(self) -> int | None:
-        return self._run.pid if self._run is not None else None
-
-    @property
-    def is_running(self) -> bool:
-        return self._run is not None and self._run.is_running
-
-    def logs(self) -> str:
-        return self._run.logs() if self._run is not None else ""
-
-    def log_size(self) -> int:
-        return self._run.log_size() if self._run is not None else 0
-
     def keep_instructions(self) -> str:
-        name = self._run.container_name if self._run is not None else "?"
+        name = self.container_name or "?"
         return f"container {name} (image {self.image}); stop with `docker rm -f {name}`"

@@ -22,7 +22,7 @@ from typing import Self
 
 import psycopg
 
-from pytest_aegis.backends.docker.container import ContainerRun
+from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun
 from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.backends.docker.ports import PORT_ATTEMPTS, free_port, port_was_taken
 from pytest_aegis.postgres.handle import PostgresHandle
@@ -40,7 +40,7 @@ SETTINGS = {
 }
 
 
-class DockerPostgres(PostgresHandle):
+class DockerPostgres(ContainerBacked, PostgresHandle):
     """A PostgreSQL container (password auth over TCP on 127.0.0.1)."""
 
     def __init__(
@@ -152,30 +152,6 @@ class DockerPostgres(PostgresHandle):
     def kill(self) -> None:
         if self._run is not None:
             self._run.kill()
-
-    def remove(self) -> None:
-        if self._run is not None:
-            self._run.remove()
-
-    # -- inspection ----------------------------------------------------------------
-
-    @property
-    def pid(self) -> int | None:
-        return self._run.pid if self._run is not None else None
-
-    @property
-    def is_running(self) -> bool:
-        return self._run is not None and self._run.is_running
-
-    @property
-    def container_name(self) -> str | None:
-        return self._run.container_name if self._run is not None else None
-
-    def logs(self) -> str:
-        return self._run.logs() if self._run is not None else ""
-
-    def log_size(self) -> int:
-        return self._run.log_size() if self._run is not None else 0
 
     def keep_instructions(self) -> str:
         return (
