@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 import time
 import uuid
@@ -36,17 +35,12 @@ from typing import Any
 
 import psycopg
 
-from pytest_aegis.app import AppProcess, AppSpec
+from pytest_aegis.app import AppProcess
 from pytest_aegis.assertions.audit import count_events
 from pytest_aegis.backends.local import LocalBackend
-from pytest_aegis.bench.nats_ready import _DropSslEofNoise
+from pytest_aegis.bench.health_rtt import service_stack
 from pytest_aegis.bench.procs import process_cpu_s
-from pytest_aegis.certs import AegisCA
-from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_pool import NatsPool
 from pytest_aegis.nats_server import NatsServer
-from pytest_aegis.nats_spec import NatsSpec
-from pytest_aegis.session import SessionState
 
 NAME = "audit"
 TARGETS: dict[str, float] = {"events_per_s": 10_000, "lost": 0, "duplicates": 0}
@@ -92,34 +86,18 @@ def audit_stack() -> Iterator[Stack]:
     """NATS (secured, JetStream), PostgreSQL with a migrated database, and the service on both."""
     from aegis_service.migrations import upgrade
 
-    noise = _DropSslEofNoise()
-    logging.getLogger("asyncio").addFilter(noise)
-    session = SessionState()
-    backend = LocalBackend(AegisConfig(), session)
-    ca = AegisCA(session.new_dir("ca"))
-    pool = NatsPool(backend, session, lambda: ca)
-    app: AppProcess | None = None
-    try:
-        server = pool.start(NatsSpec())
+    dsns: list[str] = []
+
+    def database(backend: LocalBackend) -> dict[str, str]:
         postgres = backend.start_postgres(name="bench-audit")
         with psycopg.connect(postgres.dsn, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
-        dsn = postgres.dsn_for(DATABASE)
-        upgrade(dsn)
-        env = {"AEGIS_DATABASE_URL": dsn, "AEGIS_LOG_LEVEL": "WARNING"}
-        app = AppProcess(AppSpec(), server, session=session, service_name="bench-audit", env=env).start()
-        yield Stack(server, dsn, app)
-    finally:
-        try:
-            if app is not None:
-                app.stop()
-        finally:
-            try:
-                pool.close()
-                backend.close()
-            finally:
-                session.close()
-                logging.getLogger("asyncio").removeFilter(noise)
+        dsns.append(postgres.dsn_for(DATABASE))
+        upgrade(dsns[0])
+        return {"AEGIS_DATABASE_URL": dsns[0], "AEGIS_LOG_LEVEL": "WARNING"}
+
+    with service_stack("bench-audit", prepare=database) as stack:
+        yield Stack(stack.server, dsns[0], stack.app)
 
 
 async def _wait_stored(conn: psycopg.AsyncConnection[Any], target: int, timeout: float) -> float:

@@ -32,7 +32,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,23 +131,30 @@ class ServiceStack:
 
 
 @contextlib.contextmanager
-def service_stack(service_name: str = SERVICE_NAME) -> Iterator[ServiceStack]:
+def service_stack(
+    service_name: str = SERVICE_NAME, *, prepare: Callable[[LocalBackend], Mapping[str, str]] | None = None
+) -> Iterator[ServiceStack]:
     """One ``NatsSpec()`` server (TLS + user/password + JetStream) and the reference service on it;
-    everything is stopped (and the session directory removed) on exit."""
-    noise = _DropSslEofNoise()
-    logging.getLogger("asyncio").addFilter(noise)
-    session = SessionState()
-    pool: NatsPool | None = None
-    app: AppProcess | None = None
-    try:
+    ``prepare(backend)`` (e.g. a database) runs before the service starts and returns more of its
+    environment.  Everything is stopped (and the session directory removed) on exit, in reverse."""
+    with contextlib.ExitStack() as cleanup:
+        noise = _DropSslEofNoise()
+        logging.getLogger("asyncio").addFilter(noise)
+        cleanup.callback(logging.getLogger("asyncio").removeFilter, noise)
+        session = SessionState()
+        cleanup.callback(session.close)
         backend = LocalBackend(AegisConfig(), session)
+        cleanup.callback(backend.close)
         ca = AegisCA(session.new_dir("ca"))
         pool = NatsPool(backend, session, lambda: ca)
+        cleanup.callback(pool.close)
         started = time.perf_counter()
         server = pool.start(NatsSpec())
         server_ms = stats.to_ms(time.perf_counter() - started)
+        env = dict(prepare(backend)) if prepare is not None else None
         started = time.perf_counter()
-        app = AppProcess(AppSpec(), server, session=session, service_name=service_name).start()
+        app = AppProcess(AppSpec(), server, session=session, service_name=service_name, env=env).start()
+        cleanup.callback(app.stop)
         app_ms = stats.to_ms(time.perf_counter() - started)
         yield ServiceStack(
             session,
@@ -156,17 +163,6 @@ def service_stack(service_name: str = SERVICE_NAME) -> Iterator[ServiceStack]:
             app,
             {"nats_server_ms": round(server_ms, stats.DIGITS), "service_ms": round(app_ms, stats.DIGITS)},
         )
-    finally:
-        try:
-            if app is not None:
-                app.stop()
-        finally:
-            try:
-                if pool is not None:
-                    pool.close()
-            finally:
-                session.close()
-                logging.getLogger("asyncio").removeFilter(noise)
 
 
 # -- the bare responder ----------------------------------------------------------------------------------
