@@ -17,17 +17,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
-import nats.errors
 import psycopg
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from aegis_service.audit_stream import CONSUMER, STREAM
 from aegis_service.backoff import full_jitter
 from aegis_service.db import AsyncConn, connect, first_line
 from aegis_service.events import Rejected, StorableEvent, parse_event, utc_now
+from aegis_service.pull import BatchPuller
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +54,13 @@ class AuditConsumer:
     def __init__(
         self,
         dsn: str,
-        jetstream: Callable[[], JetStreamContext],
+        client: Callable[[], Client],
         *,
         batch: int,
         max_event_bytes: int,
     ) -> None:
         self._dsn = dsn
-        self._jetstream = jetstream
+        self._client = client
         self._batch = batch
         self._max_event_bytes = max_event_bytes
         self._conn: AsyncConn | None = None
@@ -72,7 +71,7 @@ class AuditConsumer:
 
     async def run(self) -> None:
         """Fetch the next batch while the current one is being stored (one fetch in flight at most)."""
-        sub: Any = None
+        sub: BatchPuller | None = None
         prefetch: asyncio.Task[list[Msg]] | None = None
         try:
             while True:
@@ -91,24 +90,24 @@ class AuditConsumer:
                     await prefetch
             if sub is not None:
                 with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+                    await sub.stop()
             await self._close_db()
 
-    async def _fetch(self, sub: Any) -> list[Msg]:
+    async def _fetch(self, sub: BatchPuller) -> list[Msg]:
         """The next batch; empty when none came within the fetch timeout or the fetch failed."""
         try:
-            return list(await sub.fetch(self._batch, timeout=FETCH_TIMEOUT))
-        except nats.errors.TimeoutError:
-            return []
+            return await sub.fetch(self._batch, timeout=FETCH_TIMEOUT)
         except Exception as exc:  # disconnected, consumer deleted, ...
             self.last_error = f"fetch failed: {first_line(exc)}"
             logger.warning("audit consumer: %s", self.last_error)
             await asyncio.sleep(full_jitter(1, 0.1, 1.0))
             return []
 
-    async def _subscribe(self) -> Any:
+    async def _subscribe(self) -> BatchPuller | None:
         try:
-            return await self._jetstream().pull_subscribe_bind(durable=CONSUMER, stream=STREAM)
+            puller = BatchPuller(self._client(), STREAM, CONSUMER)
+            await puller.start()
+            return puller
         except Exception as exc:
             self.last_error = f"cannot bind to {STREAM}/{CONSUMER}: {first_line(exc)}"
             logger.warning("audit consumer: %s", self.last_error)

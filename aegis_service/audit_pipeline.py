@@ -42,7 +42,7 @@ class AuditPipeline:
         self.relay = OutboxRelay(dsn, self.jetstream, poll_interval=settings.outbox_poll_interval)
         self.consumer = AuditConsumer(
             dsn,
-            self.jetstream,
+            lambda: self._connection.client,
             batch=settings.audit_batch_size,
             max_event_bytes=settings.audit_max_event_bytes,
         )
