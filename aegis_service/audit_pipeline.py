@@ -10,6 +10,7 @@ import logging
 import nats.errors
 import nats.js.errors
 from fastapi import APIRouter
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from aegis_service.audit_api import create_audit_router
@@ -39,13 +40,17 @@ class AuditPipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self.database = Database(dsn)
         self.grants = GrantRepository(self.database, f"{settings.service_name}/{settings.instance_id}")
-        self.relay = OutboxRelay(dsn, self.jetstream, poll_interval=settings.outbox_poll_interval)
+        self.relay = OutboxRelay(dsn, self.client, poll_interval=settings.outbox_poll_interval)
         self.consumer = AuditConsumer(
             dsn,
-            lambda: self._connection.client,
+            self.client,
             batch=settings.audit_batch_size,
             max_event_bytes=settings.audit_max_event_bytes,
         )
+
+    def client(self) -> Client:
+        """The service's NATS connection (one for the process; it is not replaced once connected)."""
+        return self._connection.client
 
     def jetstream(self) -> JetStreamContext:
         """One context for the process: nats-py keeps async-publish state in it."""

@@ -15,12 +15,14 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
+import nats.errors
 import psycopg
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 
 from aegis_service.backoff import full_jitter
 from aegis_service.db import AsyncConn, connect, first_line
 from aegis_service.events import OutgoingEvent
+from aegis_service.publish import BatchPublisher, PublishFailed
 
 logger = logging.getLogger(__name__)
 
@@ -48,22 +50,19 @@ async def enqueue(conn: AsyncConn, events: Sequence[OutgoingEvent]) -> None:
     )
 
 
-class PublishFailed(Exception):
-    pass
-
-
 class OutboxRelay:
     def __init__(
         self,
         dsn: str,
-        jetstream: Callable[[], JetStreamContext],
+        client: Callable[[], Client],
         *,
         poll_interval: float,
         batch: int = BATCH,
         publish_timeout: float = PUBLISH_TIMEOUT,
     ) -> None:
         self._dsn = dsn
-        self._jetstream = jetstream
+        self._client = client
+        self._publisher: BatchPublisher | None = None
         self._poll_interval = poll_interval
         self._batch = batch
         self._publish_timeout = publish_timeout
@@ -81,7 +80,7 @@ class OutboxRelay:
                     if await self._relay_batch() < self._batch:
                         await self._wait_for_work()
                     failures = 0
-                except (psycopg.Error, PublishFailed, OSError) as exc:
+                except (psycopg.Error, PublishFailed, nats.errors.Error, OSError) as exc:
                     failures += 1
                     self.last_error = first_line(exc)
                     delay = full_jitter(failures - 1, 0.1, 2.0)
@@ -90,6 +89,9 @@ class OutboxRelay:
                     await asyncio.sleep(delay)
         finally:
             await self._disconnect()
+            if self._publisher is not None:
+                with contextlib.suppress(Exception):
+                    await self._publisher.stop()
 
     async def _connect(self) -> None:
         if self._conn is None or self._conn.closed:
@@ -119,27 +121,15 @@ class OutboxRelay:
             rows = await cursor.fetchall()
             if not rows:
                 return 0
-            await self._publish([(str(r[1]), str(r[2]), bytes(r[3])) for r in rows])
+            await self._publish([(str(r[2]), bytes(r[3]), {"Nats-Msg-Id": str(r[1])}) for r in rows])
             await conn.execute(_MARK, ([r[0] for r in rows],))
         self.published += len(rows)
         self.last_error = None
         return len(rows)
 
-    async def _publish(self, messages: Sequence[tuple[str, str, bytes]]) -> None:
-        js = self._jetstream()
-        futures = []
-        try:
-            for event_id, subject, body in messages:
-                futures.append(await js.publish_async(subject, body, headers={"Nats-Msg-Id": event_id}))
-        except Exception as exc:
-            for future in futures:
-                future.cancel()
-            raise PublishFailed(f"publish to JetStream failed: {first_line(exc)}") from exc
-        done, pending = await asyncio.wait(futures, timeout=self._publish_timeout)
-        for future in pending:
-            future.cancel()  # releases its slot in nats-py's pending-publish semaphore
-        if pending:
-            raise PublishFailed(f"{len(pending)} of {len(futures)} publishes not acknowledged in time")
-        errors = [error for future in done if (error := future.exception()) is not None]
-        if errors:
-            raise PublishFailed(f"{len(errors)} publishes rejected: {first_line(errors[0])}")
+    async def _publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]]) -> None:
+        if self._publisher is None:
+            publisher = BatchPublisher(self._client())
+            await publisher.start()
+            self._publisher = publisher
+        await self._publisher.publish(messages, timeout=self._publish_timeout)

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from nats.aio.msg import Msg
 
 from pytest_aegis.app import AppProcess
 from pytest_aegis.assertions.audit import count_events
@@ -52,9 +51,6 @@ POLL_MIN_S = 0.005
 POLL_MAX_S = 0.25
 OUTBOX_CHUNK = 5_000
 SUBJECT = "audit.bench.happened"
-#: Publishes awaiting their JetStream ack (nats-py's own default for ``publish_async``).
-IN_FLIGHT = 4000
-_STORED_BY_AUDIT = b'"stream":"AUDIT"'
 DATABASE = "audit_bench"
 
 Event = tuple[str, bytes]
@@ -133,43 +129,23 @@ async def _wait_stored(conn: psycopg.AsyncConnection[Any], target: int, timeout:
 
 
 async def _publish_all(server: NatsServer, events: list[Event]) -> float:
-    """Publish every event with a JetStream ack each (at most :data:`IN_FLIGHT` unacked); return
-    the seconds until the last ack came back.
+    """Publish every event, each acked by the stream (the service's own :class:`BatchPublisher`, at
+    most 4,000 acks pending); return the seconds until the last ack came back.
 
-    The acks are counted by one callback subscription on a reply-subject prefix, not by nats-py's
-    ``publish_async`` (a future, a semaphore and a parsed ``PubAck`` object per message): the bench's
-    producer shares the 2 cores with the pipeline it measures, and ``publish_async`` cost ~75 us of
-    CPU per event here against ~25 us this way (same server, same acks), so with it the figure was
-    the producer's speed, not the pipeline's.
+    Not nats-py's ``publish_async``: the bench's producer shares the 2 cores with the pipeline it
+    measures, and ``publish_async`` cost ~75 us of CPU per event here against ~25 us (same server,
+    same acks), so with it the figure was the producer's speed, not the pipeline's.
     """
+    from aegis_service.publish import BatchPublisher
+
     nc = await server.connect()
-    loop = asyncio.get_running_loop()
-    window = asyncio.Semaphore(IN_FLIGHT)
-    all_acked: asyncio.Future[None] = loop.create_future()
-    rejected: list[bytes] = []
-    acked = 0
-
-    async def on_ack(msg: Msg) -> None:
-        nonlocal acked
-        window.release()
-        acked += 1
-        if _STORED_BY_AUDIT not in msg.data:  # an error, or no responders (empty, with a status)
-            rejected.append(msg.data or str(msg.headers).encode())
-        if acked == len(events) and not all_acked.done():
-            all_acked.set_result(None)
-
     try:
-        prefix = nc.new_inbox()
-        await nc.subscribe(f"{prefix}.*", cb=on_ack)
+        publisher = BatchPublisher(nc)
+        await publisher.start()
+        messages = [(SUBJECT, body, {"Nats-Msg-Id": event_id}) for event_id, body in events]
         started = time.perf_counter()
-        for n, (event_id, body) in enumerate(events):
-            await window.acquire()
-            await nc.publish(SUBJECT, body, reply=f"{prefix}.{n}", headers={"Nats-Msg-Id": event_id})
-        await asyncio.wait_for(all_acked, timeout=60)
-        elapsed = time.perf_counter() - started
-        if rejected:
-            raise RuntimeError(f"{len(rejected)} publishes not stored by stream AUDIT, e.g. {rejected[0]!r}")
-        return elapsed
+        await publisher.publish(messages, timeout=60)
+        return time.perf_counter() - started
     finally:
         await nc.close()
 
