@@ -53,7 +53,8 @@ class AuditPipeline:
         return self._connection.client
 
     def jetstream(self) -> JetStreamContext:
-        """One context for the process: nats-py keeps async-publish state in it."""
+        """One context for the process, for the stream and consumer set-up (publishing and fetching
+        go through :mod:`aegis_service.publish` and :mod:`aegis_service.pull` on :meth:`client`)."""
         if self._js is None:
             self._js = self._connection.client.jetstream(timeout=self._settings.request_timeout)
         return self._js

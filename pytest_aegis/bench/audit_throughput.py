@@ -142,7 +142,12 @@ async def _publish_all(server: NatsServer, events: list[Event]) -> float:
     try:
         publisher = BatchPublisher(nc)
         await publisher.start()
-        messages = [(SUBJECT, body, {"Nats-Msg-Id": event_id}) for event_id, body in events]
+        # Nats-Expected-Stream: the server rejects (and the publisher fails on) any event that
+        # another stream would store.
+        messages = [
+            (SUBJECT, body, {"Nats-Msg-Id": event_id, "Nats-Expected-Stream": "AUDIT"})
+            for event_id, body in events
+        ]
         started = time.perf_counter()
         await publisher.publish(messages, timeout=60)
         return time.perf_counter() - started
