@@ -103,12 +103,27 @@ async def test_a_missing_consumer_is_an_error_naming_the_status(js_client):
         await puller.stop()
 
 
+async def until_waiting_on_the_server(nc) -> None:
+    """Until the server has registered the lingering pull request.  ``lingering`` is set when the
+    request is sent; the server queues it before the consumer takes it, and a consumer deleted in
+    between drops it with no status at all."""
+
+    async def probe() -> bool:
+        info = await nc.jetstream().consumer_info(STREAM, CONSUMER)
+        return (info.num_waiting or 0) >= 1
+
+    await async_wait_until(probe, "the server to hold the waiting pull request", timeout=5)
+
+
 async def test_a_consumer_deleted_during_a_fetch_is_an_error(js_client, puller):
     fetching = asyncio.create_task(puller.fetch(10, timeout=5))
     await until_lingering(puller)
+    await until_waiting_on_the_server(js_client)
     await js_client.jetstream().delete_consumer(STREAM, CONSUMER)
     with pytest.raises(PullError, match=r"(?i)deleted") as info:
-        await asyncio.wait_for(fetching, 5)
+        # Longer than the fetch's own timeout: without the 409 the fetch returns [] and
+        # pytest.raises reports DID NOT RAISE instead of a bare TimeoutError.
+        await asyncio.wait_for(fetching, 10)
     assert info.value.status == "409"
 
 
