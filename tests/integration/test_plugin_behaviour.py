@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 
 import psycopg
 import pytest
@@ -87,6 +88,20 @@ def test_report_header_shows_backend_and_nats_version(inner):
     inner.makepyfile("def test_x():\n    pass\n")
     result = run_inner(inner)
     result.stdout.fnmatch_lines(["aegis: backend local (nats-server 2.* at *nats-server); keep=False"])
+
+
+def test_a_dead_docker_engine_leaves_no_unclosed_socket_behind_the_session_start_sweep(
+    inner, tmp_path, monkeypatch
+):
+    # A socket file nobody listens on, as a stopped dockerd leaves /var/run/docker.sock.
+    stale = tmp_path / "stale-docker.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(stale))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{stale}")
+    inner.makepyfile("import gc\n\ndef test_x():\n    gc.collect()\n")
+    result = run_inner(inner, "-W", "error")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*ResourceWarning*")
 
 
 def test_missing_binary_names_the_setting_and_how_to_fix_it(inner):

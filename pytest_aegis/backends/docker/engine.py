@@ -53,13 +53,23 @@ def disable_ryuk_unless_asked() -> None:
         testcontainers_config.ryuk_disabled = True
 
 
-def _drop_leaked_sockets() -> None:
-    """When docker-py's client fails inside its constructor (API version detection) it leaves its
-    socket to the garbage collector, which would warn at some later, unrelated moment (an error
-    under ``-W error``).  Collect it now, quietly: the failure itself is reported to the user."""
+def open_client(timeout: float) -> Any:
+    """``docker.from_env`` (a ``docker.DockerClient``); raises docker-py's ``DockerException``.
+
+    When the client fails inside its constructor (API version detection: a stale socket file, an
+    engine that is down) docker-py leaves its socket to the garbage collector, which would warn at
+    some later, unrelated moment (an error under ``-W error``, in whichever test runs next).  So the
+    socket is collected here, quietly: the failure itself is the caller's to report."""
+    docker = docker_sdk()
+    try:
+        return docker.from_env(timeout=int(max(timeout, 1)))
+    except docker.errors.DockerException as exc:
+        # The traceback holds the frames that hold the socket: keep only the message.
+        failure = docker.errors.DockerException(str(exc))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+    raise failure
 
 
 class Engine:
@@ -82,17 +92,16 @@ class Engine:
             problem = "the socket does not exist"
         else:
             try:
-                probe = docker.from_env(timeout=int(max(timeout, 1)))  # a dead engine fails fast here
+                probe = open_client(timeout)  # a dead engine fails fast here
                 try:
                     probe.ping()
                 finally:
                     probe.close()
                 # Long calls (image builds, stops with their grace period) need more; log streams
                 # have no read timeout at all (docker-py lifts it for them).
-                client = docker.from_env(timeout=CALL_TIMEOUT)
+                client = open_client(CALL_TIMEOUT)
             except docker.errors.DockerException as exc:
                 problem = exc
-                _drop_leaked_sockets()
         if problem is not None:
             raise BackendUnavailable(
                 f"no Docker engine answers at {address} (DOCKER_HOST="

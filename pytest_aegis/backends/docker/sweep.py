@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from pytest_aegis.backends.docker import labels
-from pytest_aegis.backends.docker.engine import docker_sdk, engine_configured
+from pytest_aegis.backends.docker.engine import docker_sdk, engine_configured, open_client
 from pytest_aegis.session import session_is_dead
 
 LOG = logging.getLogger(__name__)
@@ -52,11 +52,11 @@ def sweep_if_engine() -> list[str]:
     if not engine_configured():
         return []
     try:
-        docker = docker_sdk()
+        docker_sdk()
     except ImportError:
         return []
     try:
-        client = docker.from_env(timeout=SWEEP_TIMEOUT)
+        client = open_client(SWEEP_TIMEOUT)
         try:
             return sweep_containers(client)
         finally:
