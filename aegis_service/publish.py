@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.api import Header, StatusCode
 
 #: nats-py's own default for ``publish_async``: publishes awaiting their ack at any time.
 MAX_PENDING = 4000
@@ -114,8 +115,8 @@ def _reason(msg: Msg) -> str:
     if msg.data:
         return msg.data.decode("utf-8", "replace")
     headers = msg.headers or {}
-    status = headers.get("Status", "no reply")
-    if status == "503":  # no responders
+    status = headers.get(Header.STATUS, "no reply")
+    if status == StatusCode.SERVICE_UNAVAILABLE:  # no responders
         return "503 no stream captures the subject"
-    description = headers.get("Description", "").strip().splitlines()
+    description = headers.get(Header.DESCRIPTION, "").strip().splitlines()
     return f"{status} {description[0] if description else ''}".strip()

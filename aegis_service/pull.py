@@ -22,13 +22,11 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.api import Header, StatusCode
 
-_STATUS = "Status"
-_DESCRIPTION = "Description"
 #: Statuses that end a pull request normally: no messages (404), expired (408), conflict (409,
 #: e.g. leadership change or too many waiting requests).  100 is an idle heartbeat.
-_END = frozenset({"404", "408", "409"})
-_HEARTBEAT = "100"
+_END = frozenset({StatusCode.NO_MESSAGES, StatusCode.REQUEST_TIMEOUT, StatusCode.CONFLICT})
 #: The server's expiry comes this much before the local timeout, so its 408 arrives first.
 _EXPIRY_MARGIN_NS = 100_000
 
@@ -106,17 +104,17 @@ class BatchPuller:
     async def _on_message(self, msg: Msg) -> None:
         headers = msg.headers
         # A delivered message has a reply subject (its ack); a status from the server has none.
-        status = headers.get(_STATUS) if headers and not msg.reply else None
+        status = headers.get(Header.STATUS) if headers and not msg.reply else None
         done = self._done
         if status is None:
             self._buffer.append(msg)
             if done is not None and not done.done() and (self._linger or len(self._buffer) >= self._want):
                 done.set_result(None)
             return
-        if status == _HEARTBEAT or msg.subject != self._reply or done is None or done.done():
+        if status == StatusCode.CONTROL_MESSAGE or msg.subject != self._reply or done is None or done.done():
             return  # a heartbeat, or the end of an earlier request
         assert headers is not None
-        description = headers.get(_DESCRIPTION, "")
+        description = headers.get(Header.DESCRIPTION, "")
         if status not in _END or "deleted" in description.lower():
             self._error = PullError(status, description)
         done.set_result(None)
