@@ -190,20 +190,32 @@ def aegis_pg_once(backend: Any, engine: Any, index: int) -> tuple[float, tuple[f
 
 
 def tc_pg_once(image: str) -> tuple[float, tuple[float, float]]:
-    from pytest_aegis.backends.docker.ports import free_port
+    """One reference start.  Like the docker backend's own start (and its clock), a server that
+    lost its free port to another process before binding it is retried on a new port; testcontainers
+    only notices after its 120 s wait, which the figure then includes.  Any other failure carries the
+    container's log."""
+    from pytest_aegis.backends.docker.ports import PORT_ATTEMPTS, free_port, port_was_taken
 
-    port = free_port()
     started_wall, started = time.time(), time.perf_counter()
-    container = tc_postgres(image, port)
-    try:
-        container.start()
-        dsn = f"postgresql://{container.username}:{container.password}@127.0.0.1:{port}/{container.dbname}"
-        psycopg.connect(dsn, connect_timeout=10).close()
-        elapsed = time.perf_counter() - started
-        lines = _ready_lines_s(container.get_wrapped_container(), started_wall)
-    finally:
-        container.stop()
-    return elapsed, lines
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = free_port()
+        container = tc_postgres(image, port)
+        try:
+            try:
+                container.start()
+            except Exception as exc:
+                log = container.get_wrapped_container().logs(tail=20).decode("utf-8", "replace")
+                if attempt < PORT_ATTEMPTS and port_was_taken(log):
+                    continue
+                message = f"PostgresContainer on port {port} did not start: {exc}\nits log:\n{log}"
+                raise RuntimeError(message) from exc
+            dsn = f"postgresql://{container.username}:{container.password}@127.0.0.1:{port}/{container.dbname}"
+            psycopg.connect(dsn, connect_timeout=10).close()
+            elapsed = time.perf_counter() - started
+            return elapsed, _ready_lines_s(container.get_wrapped_container(), started_wall)
+        finally:
+            container.stop()
+    raise AssertionError("unreachable")
 
 
 # -- the run ------------------------------------------------------------------------------------------

@@ -21,5 +21,6 @@ def free_port() -> int:
     return pg_server.free_port()
 
 
-def port_was_taken(error: BaseException) -> bool:
+def port_was_taken(error: BaseException | str) -> bool:
+    """The error (or a server's log) says the port was taken before the server could bind it."""
     return any(marker in str(error) for marker in PORT_TAKEN)
