@@ -27,9 +27,11 @@ from pytest_aegis.assertions.service import (
 )
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.fixtures import nats_server_fixture
+from pytest_aegis.nats_connect import NatsConnectError
 from pytest_aegis.nats_server import NatsServer
 from pytest_aegis.nats_spec import NatsSpec
 from pytest_aegis.postgres import PostgresDatabase, PostgresServer
+from pytest_aegis.process import ServerStartError
 
 # `pytest -p pytest_aegis` registers this module; it pulls in the hooks and fixtures.
 pytest_plugins = ("pytest_aegis.plugin", "pytest_aegis.fixtures", "pytest_aegis.pg_fixtures")
@@ -38,10 +40,12 @@ __all__ = [
     "AegisCA",
     "AppProcess",
     "AppSpec",
+    "NatsConnectError",
     "NatsServer",
     "NatsSpec",
     "PostgresDatabase",
     "PostgresServer",
+    "ServerStartError",
     "ServiceInstance",
     "assert_connection_rejected",
     "assert_event_persisted",

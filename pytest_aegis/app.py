@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from pytest_aegis.nats_connect import NatsConnectError, classify_lines
 from pytest_aegis.nats_server import NatsServer
 from pytest_aegis.process import ManagedProcess, ProcessBacked, ServerStartError
 from pytest_aegis.session import SessionState
@@ -145,6 +146,12 @@ def local_launcher(launch: AppLaunch) -> AppRuntime:
     )
 
 
+def _refusal(app_lines: list[str], server_lines: list[str]) -> str | None:
+    """Which refusal (``tls`` before ``auth`` before ``permissions``) the lines show, if any."""
+    found = classify_lines([*app_lines, *server_lines])
+    return next((reason for reason in ("tls", "auth", "permissions") if reason in found), None)
+
+
 class _Exited(Exception):
     """The app's process ended while we waited for it to become healthy."""
 
@@ -203,9 +210,22 @@ class AppProcess(ProcessBacked[AppRuntime]):
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> AppProcess:
-        """Spawn, wait for the ready line (if any) and for a healthy health check."""
-        self._process.start(self.spec.start_timeout)
-        self._read_ready_line()
+        """Spawn, wait for the ready line (if any) and for a healthy health check.
+
+        Raises :class:`ServerStartError` within about ``spec.start_timeout``: if the service exits,
+        never becomes healthy, or the harness's own probe connection is refused; ``refusal`` then
+        says whether a server refused it (``tls``, ``auth``, ...), from the service's log and the
+        NATS server's log lines of the attempt."""
+        offset = self.nats.log_size()
+        try:
+            self._process.start(self.spec.start_timeout)
+            self._read_ready_line()
+            self._await_health()
+        except ServerStartError as exc:
+            raise self._explained(exc, offset) from None
+        return self
+
+    def _await_health(self) -> None:
         try:
             run_sync(self._wait_healthy)
         except _Exited:
@@ -220,7 +240,27 @@ class AppProcess(ProcessBacked[AppRuntime]):
             raise ServerStartError(
                 self.name, f"never answered its health check: {exc}", self._process.tail(40)
             ) from None
-        return self
+        except NatsConnectError as exc:
+            self._process.kill()
+            raise ServerStartError(
+                self.name,
+                f"the harness's health probe could not connect: {exc}",
+                self._process.tail(40),
+                refusal=exc.reason,
+            ) from None
+
+    def _explained(self, error: ServerStartError, offset: int) -> ServerStartError:
+        """``error`` with the NATS server's lines from the attempt and the refusal they show."""
+        server_lines = self.nats.logs().encode()[offset:].decode(errors="replace").splitlines()
+        refusal = error.refusal or _refusal(error.log_tail, server_lines)
+        return ServerStartError(
+            error.name,
+            error.reason,
+            error.log_tail,
+            error.hint,
+            refusal=refusal,
+            server_lines=server_lines,
+        )
 
     def _read_ready_line(self) -> None:
         if not self.spec.ready_pattern or not self._process.startup_lines:

@@ -50,7 +50,13 @@ class Harness:
 
     @functools.cached_property
     def nats(self) -> NatsPool:
-        return NatsPool(self.backend, self.session, lambda: self.ca, keep=self.config.keep)
+        return NatsPool(
+            self.backend,
+            self.session,
+            lambda: self.ca,
+            keep=self.config.keep,
+            connect_deadline=self.config.start_timeout,
+        )
 
     @functools.cached_property
     def postgres(self) -> PostgresPool:

@@ -14,16 +14,23 @@ from collections.abc import Callable
 from pytest_aegis import nats_config
 from pytest_aegis.backends import Backend
 from pytest_aegis.certs import AegisCA
-from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.nats_server import CONNECT_DEADLINE, NatsServer
 from pytest_aegis.nats_spec import NatsSpec
 from pytest_aegis.session import SessionState
 
 
 class NatsPool:
     def __init__(
-        self, backend: Backend, session: SessionState, ca: Callable[[], AegisCA], *, keep: bool = False
+        self,
+        backend: Backend,
+        session: SessionState,
+        ca: Callable[[], AegisCA],
+        *,
+        keep: bool = False,
+        connect_deadline: float = CONNECT_DEADLINE,
     ) -> None:
         self._backend = backend
+        self._connect_deadline = connect_deadline
         self._session = session
         self._ca = ca
         self._keep = keep
@@ -53,7 +60,7 @@ class NatsPool:
         else:
             material = nats_config.prepare(spec, directory / "material", self._ca() if spec.tls else None)
         runtime = self._backend.start_nats(material, name=name, directory=directory)
-        server = NatsServer(runtime, material)
+        server = NatsServer(runtime, material, connect_deadline=self._connect_deadline)
         self.servers.append(server)
         return server
 

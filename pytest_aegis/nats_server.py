@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import nats
 from nats.aio.client import Client
 
 from pytest_aegis.nats_config import NatsMaterial
+from pytest_aegis.nats_connect import open_client
 from pytest_aegis.nats_spec import NatsSpec
 
 CLIENT_DEFAULTS: Mapping[str, Any] = {
@@ -24,6 +24,8 @@ CLIENT_DEFAULTS: Mapping[str, Any] = {
     "reconnect_time_wait": 0.05,
     "max_reconnect_attempts": 100,
 }
+#: The overall deadline of :meth:`NatsServer.connect` when the pool does not set one.
+CONNECT_DEADLINE = 20.0
 
 
 class NatsRuntime(Protocol):
@@ -55,9 +57,13 @@ class NatsServer:
     >>> nats_secure.connect_kwargs(tls=None)                   # drop an argument: None removes it
     """
 
-    def __init__(self, runtime: NatsRuntime, material: NatsMaterial) -> None:
+    def __init__(
+        self, runtime: NatsRuntime, material: NatsMaterial, *, connect_deadline: float = CONNECT_DEADLINE
+    ) -> None:
         self._runtime = runtime
         self.material = material
+        #: Seconds :meth:`connect` may take in all (the session's ``aegis_start_timeout``).
+        self.connect_deadline = connect_deadline
 
     # -- identity ------------------------------------------------------------
 
@@ -133,9 +139,21 @@ class NatsServer:
         kwargs.update(overrides)
         return {key: value for key, value in kwargs.items() if value is not None}
 
-    async def connect(self, *, as_user: str | None = None, **overrides: Any) -> Client:
-        """A connected nats-py client (see :meth:`connect_kwargs`); close it yourself."""
-        return await nats.connect(**self.connect_kwargs(as_user=as_user, **overrides))
+    async def connect(
+        self, *, as_user: str | None = None, deadline: float | None = None, **overrides: Any
+    ) -> Client:
+        """A connected nats-py client (see :meth:`connect_kwargs`); close it yourself.
+
+        Never waits forever: raises :class:`~pytest_aegis.nats_connect.NatsConnectError` with the
+        reason (``tls``, ``auth``, ``timeout``, ...) and the server's log lines from the attempt
+        at the first error no retry can fix, or after ``deadline`` seconds (default
+        :attr:`connect_deadline`).
+        """
+        return await open_client(
+            self.connect_kwargs(as_user=as_user, **overrides),
+            timeout=self.connect_deadline if deadline is None else deadline,
+            server=self,
+        )
 
     def env(self, prefix: str = "AEGIS_NATS_") -> dict[str, str]:
         """Environment variables that point a service at this server (as the

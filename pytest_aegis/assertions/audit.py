@@ -131,9 +131,13 @@ async def assert_no_event_lost(
 ) -> None:
     """Assert that every id of ``expected_ids`` is stored in ``table`` exactly once within ``within``
     seconds.  Fails at once on a duplicate (a second copy never goes away); otherwise polls."""
+    from pytest_aegis.postgres.handle import CONNECT_TIMEOUT  # the postgres package imports backends
+
     poll = Poll(within, interval=0.01, max_interval=0.25)
     message: str | None = "not checked yet"
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+    ) as conn:
         async for _ in poll.aiter():
             found = await count_events(conn, expected_ids, table=table, column=column)
             message = describe_events(expected_ids, found, table=table, elapsed=poll.elapsed)

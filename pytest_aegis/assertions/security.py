@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import ssl
 from typing import Any, Literal
 
-import nats.errors
 from nats.aio.client import Client
 
+from pytest_aegis.nats_connect import (
+    NatsConnectError,
+    PlaintextRejected,
+    classify,
+    describe,
+    open_client,
+)
 from pytest_aegis.nats_server import NatsServer
-from pytest_aegis.waiting import WaitTimeout, async_wait_until
 
 Reason = Literal["auth", "tls", "protocol", "reset"]
 REASONS: dict[str, str] = {
@@ -27,43 +31,6 @@ REASONS: dict[str, str] = {
     "protocol": "protocol error sent by the server (e.g. maximum control line exceeded)",
     "reset": "the server dropped the connection mid-handshake without a reason (e.g. oversized input)",
 }
-_AUTH_TEXT = re.compile(r"authorization violation|authentication (expired|revoked)|user authentication", re.I)
-_TLS_TEXT = re.compile(r"secure connection - tls required|tls", re.I)
-
-
-class PlaintextRejected(ConnectionError):
-    """A plaintext client was turned away by a server that requires TLS."""
-
-
-class TLSRejectedByServer(ConnectionError):
-    """The server aborted the TLS handshake; the message carries its logged reason.
-
-    With TLS 1.3 the client finishes its half of the handshake before the
-    server checks the client certificate, so a rejected client sometimes sees
-    only a reset.  The server's own log line then says why.
-    """
-
-
-def classify(error: BaseException) -> str:
-    """``auth``, ``tls``, ``protocol`` or ``other`` for a connection error."""
-    if isinstance(error, ssl.SSLError | PlaintextRejected | TLSRejectedByServer):
-        return "tls"
-    if isinstance(error, nats.errors.AuthorizationError):
-        return "auth"
-    if isinstance(error, nats.errors.Error) and not isinstance(error, nats.errors.TimeoutError):
-        text = str(error)
-        if _AUTH_TEXT.search(text):
-            return "auth"
-        if "Secure Connection - TLS Required" in text:
-            return "tls"
-        return "protocol"
-    if isinstance(error, ConnectionResetError | BrokenPipeError | nats.errors.UnexpectedEOF):
-        return "reset"
-    return "other"
-
-
-def _describe(error: BaseException | None) -> str:
-    return "no error" if error is None else f"{type(error).__module__}.{type(error).__qualname__}: {error}"
 
 
 def _server_log_since(server: NatsServer, offset: int) -> str:
@@ -71,55 +38,23 @@ def _server_log_since(server: NatsServer, offset: int) -> str:
     return f"\nserver log during the attempt:\n{text}" if text else ""
 
 
-async def _tls_reason_from_log(server: NatsServer, offset: int, error: BaseException) -> BaseException:
-    """Turn a bare reset into the server's logged TLS handshake error, if it logged one."""
-
-    async def handshake_error() -> str | None:
-        text = server.logs().encode()[offset:].decode(errors="replace")
-        return next((line for line in text.splitlines() if "TLS handshake error" in line), None)
-
-    try:
-        line = await async_wait_until(
-            handshake_error, "the server to log its TLS handshake error", timeout=1.0
-        )
-    except WaitTimeout:
-        return error
-    return TLSRejectedByServer(f"{error}; the server logged: {str(line).split('[ERR] ', 1)[-1]}")
-
-
 async def _attempt(server: NatsServer, timeout: float, overrides: dict[str, Any]) -> BaseException | None:
+    """Connect once (no reconnects) and return the error that settled it, ``None`` if accepted.
+    A bare reset that the server logged as a TLS handshake error comes back as
+    :class:`TLSRejectedByServer` carrying the server's reason."""
     if overrides.get("tls") is False:
         return await _plaintext_attempt(server, timeout)
-    seen: list[BaseException] = []
-
-    async def on_error(error: Exception) -> None:
-        seen.append(error)
-
     kwargs = server.connect_kwargs(**overrides) | {
         "allow_reconnect": False,
         "max_reconnect_attempts": 0,
         "connect_timeout": timeout,
-        "error_cb": on_error,
     }
-    client = Client()
     try:
-        await client.connect(**kwargs)
-    except Exception as exc:
-        _abort(client)
-        return exc
+        client = await open_client(kwargs, timeout=timeout + 1, server=server)
+    except NatsConnectError as exc:
+        return exc.cause or exc
     await client.close()
     return None
-
-
-def _abort(client: Client) -> None:
-    """Drop a client whose connect failed.
-
-    ``Client.close()`` can hang forever after a failed TLS upgrade (the
-    writer's ``wait_closed`` never resolves), so abort the socket instead.
-    """
-    writer = getattr(getattr(client, "_transport", None), "_io_writer", None)
-    if writer is not None:
-        writer.transport.abort()
 
 
 async def _plaintext_attempt(server: NatsServer, timeout: float) -> BaseException | None:
@@ -183,19 +118,16 @@ async def assert_connection_rejected(
             f"with overrides {sorted(overrides)}" + _server_log_since(server, offset)
         )
     actual = classify(error)
-    if actual == "reset" and "tls" in wanted and server.spec.tls:
-        error = await _tls_reason_from_log(server, offset, error)
-        actual = classify(error)
     if actual not in wanted:
         raise AssertionError(
             f"expected {server.name} to reject the connection for reason {expected}, "
-            f"but it failed for reason {actual!r}: {_describe(error)}" + _server_log_since(server, offset)
+            f"but it failed for reason {actual!r}: {describe(error)}" + _server_log_since(server, offset)
         )
     if match is not None and not re.search(match, str(error), re.I):
         raise AssertionError(
             f"{server.name} rejected the connection for reason {actual!r} as expected, "
             "but the error does not "
-            f"match {match!r}: {_describe(error)}"
+            f"match {match!r}: {describe(error)}"
         )
     return error
 
@@ -227,7 +159,7 @@ class _ErrorTap:
         return next((e for e in self.errors if wanted in str(e).lower()), None)
 
     def seen(self) -> str:
-        return "; ".join(_describe(e) for e in self.errors) or "no error at all"
+        return "; ".join(describe(e) for e in self.errors) or "no error at all"
 
 
 async def _act(nc: Client, subject: str, action: str) -> Any:

@@ -46,13 +46,13 @@ from urllib.parse import unquote, urlsplit
 
 import nats.errors
 import psycopg
-from nats.aio.client import Client
 from psycopg import conninfo
 
 from pytest_aegis.app import run_sync
 from pytest_aegis.backends.base import BackendUnavailable
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_config import Identity, NatsMaterial
+from pytest_aegis.nats_connect import NatsConnectError, open_client
 from pytest_aegis.nats_server import CLIENT_DEFAULTS
 from pytest_aegis.nats_spec import NatsSpec
 from pytest_aegis.postgres.handle import PostgresHandle
@@ -209,10 +209,9 @@ def _client_tls(target: NatsTarget, tls: bool) -> ssl.SSLContext | None:
     return context
 
 
-def _reason(error: BaseException, seen: list[BaseException]) -> str:
-    """The underlying reason: nats-py wraps a refused or failed connect in ``NoServersError``
-    and passes the real error to the error callback."""
-    real = next((e for e in reversed(seen) if not isinstance(e, nats.errors.NoServersError)), error)
+def _reason(error: NatsConnectError) -> str:
+    """The underlying reason, with a hint naming the setting that fixes it."""
+    real: BaseException = error.cause or error
     text = str(real) or type(real).__name__
     if isinstance(real, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         text += f" (the server's certificate is not trusted: pass its CA with {CA_FLAG})"
@@ -224,29 +223,16 @@ def _reason(error: BaseException, seen: list[BaseException]) -> str:
 
 
 async def _probe(kwargs: Mapping[str, Any], timeout: float, *, list_streams: bool) -> ServerFacts:
-    seen: list[BaseException] = []
-
-    async def on_error(error: Exception) -> None:
-        seen.append(error)
-
-    client = Client()
+    options = {
+        "allow_reconnect": False,
+        "max_reconnect_attempts": 1,  # 0 retries forever on a refused connection (nats-py)
+        "reconnect_time_wait": 0,  # and the second attempt would wait 2 s
+        "connect_timeout": max(1, round(timeout)),
+    }
     try:
-        await asyncio.wait_for(
-            client.connect(
-                **kwargs,
-                allow_reconnect=False,
-                max_reconnect_attempts=1,  # 0 retries forever on a refused connection (nats-py)
-                reconnect_time_wait=0,  # and the second attempt would wait 2 s
-                connect_timeout=max(1, round(timeout)),
-                error_cb=on_error,
-            ),
-            timeout * 3,
-        )
-    except Exception as exc:
-        writer = getattr(getattr(client, "_transport", None), "_io_writer", None)
-        if writer is not None:  # close() can hang after a failed TLS upgrade
-            writer.transport.abort()
-        raise BackendUnavailable(_reason(exc, seen)) from None
+        client = await open_client({**kwargs, **options}, timeout=timeout * 3)
+    except NatsConnectError as exc:
+        raise BackendUnavailable(_reason(exc)) from None
     try:
         info: dict[str, Any] = dict(getattr(client, "_server_info", {}) or {})
         jetstream = False
@@ -492,9 +478,10 @@ class ExternalBackend:
         """Delete the streams this session made (see the module docstring); return their names."""
         before = self.facts.streams
         kwargs = self._connect_kwargs(self.offer.tls) | dict(CLIENT_DEFAULTS)
+        timeout = min(self._config.start_timeout, 10.0)
 
         async def delete() -> list[str]:
-            nc = await nats.connect(**kwargs)
+            nc = await open_client(kwargs, timeout=timeout, target=self.target.url)
             try:
                 js = nc.jetstream()
                 deleted = []
@@ -508,7 +495,7 @@ class ExternalBackend:
             finally:
                 await nc.close()
 
-        return run_sync(delete)
+        return run_sync(lambda: asyncio.wait_for(delete(), timeout * 3))
 
     # -- PostgreSQL ----------------------------------------------------------------------
 

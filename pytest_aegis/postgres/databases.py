@@ -17,7 +17,7 @@ from types import TracebackType
 import psycopg
 from psycopg import errors, sql
 
-from pytest_aegis.postgres.handle import PostgresHandle
+from pytest_aegis.postgres.handle import CONNECT_TIMEOUT, PostgresHandle
 from pytest_aegis.postgres.migrations import MigrationSource
 from pytest_aegis.waiting import wait_until
 
@@ -37,8 +37,10 @@ class PostgresDatabase:
         return self.server.dsn_for(self.name)
 
     def connect(self, **kwargs: object) -> Connection:
-        """A new psycopg connection to this database (close it, or use ``with``)."""
-        return psycopg.connect(self.dsn, **kwargs)  # type: ignore[arg-type]
+        """A new psycopg connection to this database (close it, or use ``with``); it gives up
+        after ``connect_timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
+        timeout = kwargs.pop("connect_timeout", CONNECT_TIMEOUT)
+        return psycopg.connect(self.dsn, connect_timeout=timeout, **kwargs)  # type: ignore[arg-type]
 
 
 class DatabaseAdmin:
@@ -56,7 +58,9 @@ class DatabaseAdmin:
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.server.dsn, autocommit=True)
+            self._conn = psycopg.connect(
+                self.server.dsn, autocommit=True, connect_timeout=max(2, round(self._timeout))
+            )
         return self._conn
 
     def execute(self, statement: sql.Composed) -> None:

@@ -10,6 +10,9 @@ from abc import ABC, abstractmethod
 from typing import Self
 from urllib.parse import quote
 
+#: libpq's ``connect_timeout`` (whole seconds) for every connection the harness opens.
+CONNECT_TIMEOUT = 10
+
 
 class PostgresHandle(ABC):
     """A PostgreSQL server reachable over TCP with password auth."""

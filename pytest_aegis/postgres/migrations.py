@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psycopg
 
+from pytest_aegis.postgres.handle import CONNECT_TIMEOUT
+
 _MIGRATION = re.compile(r"^(\d+)_.+\.sql$")
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -97,7 +99,7 @@ def migration_files(directory: Path) -> list[Path]:
 
 def apply_directory(directory: Path, dsn: str) -> None:
     files = migration_files(directory)
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT) as conn:
         for path in files:
             try:
                 with conn.transaction():

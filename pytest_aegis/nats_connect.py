@@ -1,0 +1,284 @@
+"""Every NATS connection the harness opens goes through :func:`open_client`: one deadline for the
+whole attempt, and a failure that says *why*.
+
+nats-py's first ``connect()`` with reconnects allowed can wait forever: after a certificate
+verification failure it closes the half-upgraded socket and awaits ``wait_closed()``, which never
+resolves (nats-py 2.16), and a server that refuses every attempt is retried for as long as the
+reconnect settings allow.  :func:`open_client` therefore
+
+* gives up at an overall deadline, whatever nats-py is doing;
+* stops at the first error that no retry can fix (an untrusted, expired or wrong-host certificate,
+  a failed handshake, bad credentials), instead of reconnecting into it;
+* raises :class:`NatsConnectError` with the classified reason (``tls``, ``auth``, ``protocol``,
+  ``timeout``), the errors nats-py reported, and the server's log lines written during the attempt.
+
+The classifiers (:func:`classify`, :func:`classify_lines`) are shared with the negative-test helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Literal, Protocol
+
+import nats.errors
+from nats.aio.client import Client
+
+from pytest_aegis.waiting import WaitTimeout, async_wait_until
+
+ConnectReason = Literal["tls", "auth", "protocol", "reset", "unreachable", "timeout"]
+#: Reasons a retry cannot fix: the first such error ends the attempt.
+FATAL_REASONS: frozenset[str] = frozenset({"tls", "auth"})
+_AUTH_TEXT = re.compile(r"authorization violation|authentication (expired|revoked)|user authentication", re.I)
+#: What the server or a client logs when a TLS handshake or a certificate check fails.
+TLS_LINE = re.compile(
+    r"TLS handshake error|certificate verif\w* failed|CERTIFICATE_VERIFY_FAILED|"
+    r"client didn't provide a certificate|tls: bad certificate|unknown certificate authority|"
+    r"TLS required|SSLError|SSL: ",
+    re.I,
+)
+AUTH_LINE = re.compile(r"authorization violation|authentication error|user authentication", re.I)
+PERMISSIONS_LINE = re.compile(r"permissions violation", re.I)
+
+
+class PlaintextRejected(ConnectionError):
+    """A plaintext client was turned away by a server that requires TLS."""
+
+
+class TLSRejectedByServer(ConnectionError):
+    """The server aborted the TLS handshake; the message carries its logged reason.
+
+    With TLS 1.3 the client finishes its half of the handshake before the
+    server checks the client certificate, so a rejected client sometimes sees
+    only a reset.  The server's own log line then says why.
+    """
+
+
+class ServerLog(Protocol):
+    """What :func:`open_client` reads from the server it connects to (a ``NatsServer``)."""
+
+    @property
+    def name(self) -> str: ...
+    def logs(self) -> str: ...
+    def log_size(self) -> int: ...
+
+
+class NatsConnectError(ConnectionError):
+    """The harness could not connect to a NATS server within its deadline.
+
+    ``reason`` is ``"tls"`` (certificate verification or handshake failure, also when the server
+    logged it and the client saw only a reset), ``"auth"`` (bad or missing credentials),
+    ``"protocol"`` (another error the server sent), ``"reset"`` (the server dropped the connection
+    without saying why), ``"unreachable"`` (nothing listens there) or ``"timeout"`` (nothing settled
+    it before the deadline).  ``cause`` is the most telling error seen (``None`` on a bare
+    timeout), ``errors`` all of them, and ``server_lines`` the server's log lines written during the
+    attempt.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        reason: ConnectReason,
+        *,
+        timeout: float,
+        errors: list[BaseException],
+        server_lines: list[str],
+    ) -> None:
+        self.target = target
+        self.reason: ConnectReason = reason
+        self.errors = errors
+        self.cause = _cause(reason, errors)
+        self.server_lines = server_lines
+        seen = describe(self.cause) if self.cause is not None else "no error reported"
+        parts = [f"could not connect to {target} ({reason}): {seen}"]
+        if reason == "timeout":
+            parts[0] = f"could not connect to {target} within {timeout:g}s (timeout); last error: {seen}"
+        if server_lines:
+            parts += ["server log during the attempt:", *(f"  {line}" for line in server_lines[-20:])]
+        parts.append(f"hint: {_HINTS[reason]}")
+        super().__init__("\n".join(parts))
+
+
+_HINTS: Mapping[str, str] = {
+    "tls": "the client does not trust the server's certificate, or the handshake failed: check the "
+    "server_cert kind and the client's TLS context (connect_kwargs(tls=...))",
+    "auth": "the server refused the credentials: check user/password, token, nkey seed or creds",
+    "protocol": "the server sent an error during the handshake: see its log lines above",
+    "reset": "the server closed the connection without a reason: see its log lines above",
+    "unreachable": "nothing accepts connections there: is the server running, on that port?",
+    "timeout": "is the server running and listening on that port? its log lines are above",
+}
+
+
+def classify(error: BaseException) -> str:
+    """``auth``, ``tls``, ``protocol``, ``reset`` or ``other`` for a connection error."""
+    if isinstance(error, NatsConnectError):
+        return error.reason if error.reason != "timeout" else "other"
+    if isinstance(error, ssl.SSLError | PlaintextRejected | TLSRejectedByServer):
+        return "tls"
+    if isinstance(error, nats.errors.AuthorizationError):
+        return "auth"
+    if isinstance(error, nats.errors.NoServersError | nats.errors.TimeoutError):
+        return "other"  # nats-py's summary after the errors that say why
+    if isinstance(error, nats.errors.Error):
+        text = str(error)
+        if _AUTH_TEXT.search(text):
+            return "auth"
+        if "Secure Connection - TLS Required" in text:
+            return "tls"
+        return "protocol"
+    if isinstance(error, ConnectionResetError | BrokenPipeError | nats.errors.UnexpectedEOF):
+        return "reset"
+    return "other"
+
+
+def classify_lines(lines: Iterable[str]) -> set[str]:
+    """The refusal reasons (``tls``, ``auth``, ``permissions``) that log lines show."""
+    found: set[str] = set()
+    for line in lines:
+        if TLS_LINE.search(line):
+            found.add("tls")
+        if AUTH_LINE.search(line):
+            found.add("auth")
+        if PERMISSIONS_LINE.search(line):
+            found.add("permissions")
+    return found
+
+
+def describe(error: BaseException | None) -> str:
+    return "no error" if error is None else f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+
+
+def _cause(reason: str, errors: list[BaseException]) -> BaseException | None:
+    """The error that shows ``reason`` (the server's account of a handshake, added last, first),
+    else the last error that says more than "no servers available"."""
+    for error in reversed(errors):
+        if isinstance(error, TLSRejectedByServer):
+            return error
+    matching = [e for e in errors if classify(e) == reason]
+    telling = [e for e in errors if not isinstance(e, nats.errors.NoServersError)]
+    if matching:
+        return matching[0]
+    return (telling or errors)[-1] if errors else None
+
+
+def abort(client: Client) -> None:
+    """Drop a client whose connect failed.
+
+    ``Client.close()`` can hang forever after a failed TLS upgrade (the writer's ``wait_closed``
+    never resolves), so abort the sockets, the bare one and the TLS one, instead.
+    """
+    transport = getattr(client, "_transport", None)
+    for name in ("_io_writer", "_bare_io_writer"):
+        writer = getattr(transport, name, None)
+        if writer is not None:
+            writer.transport.abort()
+
+
+def _lines_since(server: ServerLog | None, offset: int) -> list[str]:
+    if server is None:
+        return []
+    return server.logs().encode()[offset:].decode(errors="replace").splitlines()
+
+
+async def open_client(
+    kwargs: Mapping[str, Any],
+    *,
+    timeout: float,
+    server: ServerLog | None = None,
+    target: str | None = None,
+) -> Client:
+    """Connect with ``nats.connect`` keywords ``kwargs`` and return the client, or raise
+    :class:`NatsConnectError` within ``timeout`` seconds (plus at most ~1.5 s to collect the
+    server's side of a failed handshake).
+
+    A caller's ``error_cb`` still sees every error.  ``server`` (its log) makes the error carry the
+    server's lines from the attempt; ``target`` names it (default: the server's name or first URL).
+    """
+    seen: list[BaseException] = []
+    settled = asyncio.Event()
+    caller_cb: Callable[[Exception], Awaitable[None]] | None = kwargs.get("error_cb")
+
+    async def on_error(error: Exception) -> None:
+        seen.append(error)
+        if classify(error) in FATAL_REASONS:
+            settled.set()
+        if caller_cb is not None:
+            await caller_cb(error)
+
+    offset = server.log_size() if server is not None else 0
+    client = Client()
+    connecting = asyncio.ensure_future(client.connect(**{**kwargs, "error_cb": on_error}))
+    refused = asyncio.ensure_future(settled.wait())
+    try:
+        await asyncio.wait({connecting, refused}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        refused.cancel()
+    timed_out = not connecting.done() and not settled.is_set()
+    if connecting.done() and not connecting.cancelled():
+        error = connecting.exception()
+        if error is None:
+            return client
+        if all(error is not e for e in seen):
+            seen.append(error)
+    await _give_up(client, connecting)
+    reason, errors = await _settle(seen, server, offset, timed_out=timed_out)
+    servers = list(kwargs.get("servers") or ["?"])
+    raise NatsConnectError(
+        target or (server.name if server is not None else str(servers[0])),
+        reason,
+        timeout=timeout,
+        errors=errors,
+        server_lines=_lines_since(server, offset),
+    )
+
+
+async def _give_up(client: Client, connecting: asyncio.Future[None]) -> None:
+    """Stop nats-py's attempt (it may be stuck closing a half-upgraded socket) and free the socket."""
+    connecting.cancel()
+    abort(client)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(connecting, 1.0)
+
+
+async def _settle(
+    seen: list[BaseException], server: ServerLog | None, offset: int, *, timed_out: bool
+) -> tuple[ConnectReason, list[BaseException]]:
+    """The reason of a failed attempt, from nats-py's errors and, for a bare reset or a timeout,
+    from the server's own account of the handshake (TLS 1.3 rejects a client certificate after the
+    client thinks the handshake is done, so the client sees only a reset)."""
+    kinds = [classify(error) for error in seen]
+    if "tls" in kinds:
+        return "tls", seen
+    if "auth" in kinds:
+        return "auth", seen
+    if server is not None and (timed_out or "reset" in kinds):
+        line = await _server_tls_error(server, offset)
+        if line is not None:
+            cause = _cause("reset", seen)
+            explained = TLSRejectedByServer(f"{cause or 'no answer'}; the server logged: {line}")
+            return "tls", [*seen, explained]
+    if timed_out:
+        return "timeout", seen
+    if "protocol" in kinds:
+        return "protocol", seen
+    if "reset" in kinds:
+        return "reset", seen
+    return "unreachable" if any(isinstance(e, OSError) for e in seen) else "timeout", seen
+
+
+async def _server_tls_error(server: ServerLog, offset: int, within: float = 1.0) -> str | None:
+    """The server's "TLS handshake error" line from the attempt, waiting up to ``within`` seconds
+    for it (the server logs its side a moment after the client gave up)."""
+
+    async def handshake_error() -> str | None:
+        lines = _lines_since(server, offset)
+        line = next((line for line in lines if "TLS handshake error" in line), None)
+        return line.split("[ERR] ", 1)[-1] if line is not None else None
+
+    with contextlib.suppress(WaitTimeout):
+        return await async_wait_until(handshake_error, "the server's TLS handshake error", timeout=within)
+    return None
