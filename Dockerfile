@@ -3,21 +3,22 @@
 #   docker build -t aegis-service .                   # a normal Docker host
 #   docker build --network host -t aegis-service .    # a host-network-only machine (see README)
 #
-# Stage 1 builds every wheel (the project's and its runtime dependencies') and installs them into
-# a venv without pip; stage 2 copies only that venv onto a fresh slim Python. Written for the
-# classic builder too (no BuildKit-only syntax).
+# Stage 1 builds every wheel (the service's and its runtime dependencies', as service/pyproject.toml
+# lists them) and installs them into a venv without pip; stage 2 copies only that venv onto a fresh
+# slim Python. Nothing of the pytest plugin goes in. Written for the classic builder too (no
+# BuildKit-only syntax).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Dependencies first: this layer is reused until the requirements change.
-COPY deploy/service-requirements.txt deploy/
-RUN pip wheel --wheel-dir /wheels -r deploy/service-requirements.txt
-COPY pyproject.toml README.md ./
-COPY pytest_aegis pytest_aegis
-COPY aegis_service aegis_service
-RUN pip wheel --no-deps --wheel-dir /wheels . \
+# Dependencies first: this layer is reused until the service's project file changes.
+COPY service/pyproject.toml service/
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('service/pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > requirements.txt \
+ && pip wheel --wheel-dir /wheels -r requirements.txt
+COPY service service
+RUN pip wheel --no-deps --wheel-dir /wheels ./service \
  && python -m venv --without-pip /opt/aegis \
  && pip --python /opt/aegis/bin/python install --no-index --find-links /wheels --no-deps /wheels/*.whl \
  && /opt/aegis/bin/python -c "import aegis_service.__main__, fastapi, uvicorn, uvloop, psycopg, psycopg_pool, nats, nkeys" \

@@ -6,27 +6,37 @@ PYTEST_ARGS ?=
 # The docker sandbox (a Docker engine and stand-in images for machines without one; CI has it).
 DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
-.PHONY: venv integration test unit test-docker lint bench clean docker-sandbox compose-v2 docker-up
+.PHONY: venv integration test unit test-plugin test-service test-docker lint docs bench clean \
+	docker-sandbox compose-v2 docker-up
 
-$(VENV)/.installed: pyproject.toml
+# The plugin (with its dev extra) and the reference service (service/), both editable.
+$(VENV)/.installed: pyproject.toml service/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./service
 	touch $@
 
 venv: $(VENV)/.installed
 
 ## The main job: the reference service's integration suite on the embedded (local) backend.
 integration: $(VENV)/.installed
-	$(PY) -m pytest tests/service -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/service/integration -n 2 $(PYTEST_ARGS)
 
-## Every test (unit + integration), in parallel as CI runs it.
+## Every test (unit + integration of the plugin and the service), in parallel as CI runs it.
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
-## Unit tests only: no server is started.
+## Unit tests only (plugin and service): no server is started.
 unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit tests/service_unit -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/plugin/unit tests/service/unit -n 2 $(PYTEST_ARGS)
+
+## The plugin's own tests (tests/plugin/{unit,integration}).
+test-plugin: $(VENV)/.installed
+	$(PY) -m pytest tests/plugin -n 2 $(PYTEST_ARGS)
+
+## The reference service's tests (tests/service/{unit,integration}).
+test-service: $(VENV)/.installed
+	$(PY) -m pytest tests/service -n 2 $(PYTEST_ARGS)
 
 ## Every test on the docker backend (servers and the service in containers); needs an engine.
 test-docker: $(VENV)/.installed
@@ -48,13 +58,17 @@ compose-v2: $(VENV)/.installed
 	  && $(PY) -c "import importlib.util as u, pathlib as p, subprocess as s; \
 	  s.run([str(p.Path(u.find_spec('compose').origin).parent / 'docker-compose'), 'version'], check=True)"; fi
 
+SOURCES := pytest_aegis service/aegis_service bench tests
+
+## Lint: ruff (rules and format), mypy --strict on the plugin, the service and the benchmarks.
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check pytest_aegis aegis_service tests
-	$(VENV)/bin/mypy pytest_aegis
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
+	$(VENV)/bin/mypy pytest_aegis service/aegis_service bench
 
 ## Full benchmarks (on demand; CI runs only a quick smoke of them).
 bench: $(VENV)/.installed
-	$(PY) -m pytest_aegis.bench --out bench-results/bench.json
+	$(PY) -m bench --out bench-results/bench.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,6 +1,6 @@
 """Suite ``postgres``: server start (cold and warm initdb cache), per-test databases, rollback mode.
 
-Measured with :func:`time.perf_counter`, summarised by :mod:`pytest_aegis.bench.stats`:
+Measured with :func:`time.perf_counter`, summarised by :mod:`bench.stats`:
 
 ``server_cold_start``
     ``LocalPostgres.start()`` with an empty initdb cache (``$XDG_CACHE_HOME``
@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_aegis.bench import stats
+from bench import stats
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.postgres.databases import (
     DatabaseAdmin,

@@ -11,7 +11,7 @@ from importlib import metadata
 
 def _package_version() -> str:
     try:
-        return metadata.version("pytest-aegis")
+        return metadata.version("aegis-service")
     except metadata.PackageNotFoundError:
         return "0.1.0"
 

@@ -42,7 +42,7 @@ from pytest_aegis.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILES = ("docker-compose.integration.yml", "docker-compose.hostnet.yml")
 LONG_RUNNING = ("nats", "postgres", "aegis")  # migrate is a one-shot job
 BUILD_AND_START_TIMEOUT = 600.0  # a cold build downloads every wheel; a warm one takes seconds

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark CLI: ``python -m pytest_aegis.bench --only nats --quick``.
+"""Smoke test of the benchmark CLI: ``python -m bench --only nats --quick``.
 
 It starts real nats-servers (the plugin's path and a bare Popen) and checks
 the shape of the JSON only: timings on a shared CI machine are not asserted.
@@ -11,9 +11,12 @@ import numbers
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+#: ``python -m bench`` runs from the repo's root (bench/ is a folder of the repo, not installed).
+REPO = Path(__file__).resolve().parents[3]
 CONFIGS = ("plain_js", "tls_userpass_js", "mtls_userpass_js")
 CONTENDERS = ("aegis", "bare_popen")
 STATS = ("median_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "mean_ms")
@@ -22,10 +25,11 @@ STATS = ("median_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "mean_ms")
 def test_bench_nats_quick_prints_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_aegis.bench", "--only", "nats", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--only", "nats", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=REPO,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     document = json.loads(proc.stdout)
@@ -59,10 +63,11 @@ def test_bench_nats_quick_prints_json(tmp_path):
 
 def _run_bench(*args):
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_aegis.bench", *args],
+        [sys.executable, "-m", "bench", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=REPO,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return json.loads(proc.stdout)

@@ -39,11 +39,11 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from bench import stats
+from bench.nats_ready import _DropSslEofNoise
+from bench.procs import read_until, terminate
 from pytest_aegis.app import AppProcess, AppSpec
 from pytest_aegis.backends.local import LocalBackend
-from pytest_aegis.bench import stats
-from pytest_aegis.bench.nats_ready import _DropSslEofNoise
-from pytest_aegis.bench.procs import read_until, terminate
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_pool import NatsPool

@@ -25,7 +25,7 @@ from pytest_aegis.session import SessionState
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 DOCKER = AegisConfig(backend="docker", docker_network="host")
 DOCKER_ENV = {"AEGIS_BACKEND": "docker", "AEGIS_DOCKER_NETWORK": "host"}
 

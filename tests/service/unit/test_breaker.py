@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes import FakeClock
 
 from aegis_service.breaker import BreakerState, CircuitBreaker, CircuitOpenError
-
-from .conftest import FakeClock
 
 
 def make(clock: FakeClock, threshold: int = 3, reset: float = 5.0) -> tuple[CircuitBreaker, list[str]]:

@@ -1,4 +1,4 @@
-"""``python -m pytest_aegis.bench [--only SUITE] [--reps N] [--quick] [--events N] [--out FILE]``.
+"""``python -m bench [--only SUITE] [--reps N] [--quick] [--events N] [--out FILE]``.
 
 Runs the selected suites (all by default) and prints one JSON document; with
 ``--out`` it is also written to that file.  Progress goes to stderr.  The exit
@@ -21,16 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_aegis.bench import Suite
+from bench import Suite
 
 #: Suite name -> module (imported only when the suite is selected).
 SUITES: dict[str, str] = {
-    "nats": "pytest_aegis.bench.nats_ready",
-    "health": "pytest_aegis.bench.health_rtt",
-    "registry": "pytest_aegis.bench.registry_load",
-    "postgres": "pytest_aegis.bench.pg_ready",
-    "audit": "pytest_aegis.bench.audit_throughput",
-    "containers": "pytest_aegis.bench.containers",  # needs the docker extra and a Docker engine
+    "nats": "bench.nats_ready",
+    "health": "bench.health_rtt",
+    "registry": "bench.registry_load",
+    "postgres": "bench.pg_ready",
+    "audit": "bench.audit_throughput",
+    "containers": "bench.containers",  # needs the docker extra and a Docker engine
 }
 #: Options only some suites take, passed to their ``run`` as keyword arguments when given.
 SUITE_OPTIONS: dict[str, tuple[str, ...]] = {"audit": ("events",)}
@@ -41,7 +41,7 @@ QUICK_REPS = 5
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_aegis.bench", description="Benchmarks of pytest-aegis; prints JSON."
+        prog="python -m bench", description="Benchmarks of pytest-aegis; prints JSON."
     )
     parser.add_argument(
         "--only",
@@ -76,7 +76,7 @@ def resolve_reps(parser: argparse.ArgumentParser, reps: int | None, quick: bool)
 def _metadata(argv: Sequence[str], reps: int, quick: bool, suites: Sequence[str]) -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
-        "command": shlex.join(["python", "-m", "pytest_aegis.bench", *argv]),
+        "command": shlex.join(["python", "-m", "bench", *argv]),
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "suites": list(suites),
         "reps": reps,

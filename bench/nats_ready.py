@@ -38,10 +38,10 @@ from typing import Any
 
 import nats
 
+from bench import stats
+from bench.procs import BenchError, read_until, terminate
 from pytest_aegis import nats_config
 from pytest_aegis.backends.local import LocalBackend
-from pytest_aegis.bench import stats
-from pytest_aegis.bench.procs import BenchError, read_until, terminate
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_config import NatsMaterial

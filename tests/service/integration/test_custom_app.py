@@ -9,7 +9,7 @@ import pytest
 
 from pytest_aegis import AppSpec, assert_health_check
 
-SERVICE = Path(__file__).parents[2] / "fixtures" / "minimal_service.py"
+SERVICE = Path(__file__).parents[3] / "fixtures" / "minimal_service.py"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Suite ``registry``: the reference service's registry HTTP API under 100 concurrent clients.
 
-The set-up is the ``health`` suite's (:func:`~pytest_aegis.bench.health_rtt.service_stack`): one
+The set-up is the ``health`` suite's (:func:`~bench.health_rtt.service_stack`): one
 ``NatsSpec()`` nats-server (TLS + user/password + JetStream) and the reference service on it.
 
 100 clients (asyncio tasks, one keep-alive connection each) each run CRUD cycles on their own
@@ -50,9 +50,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pytest_aegis.bench import stats
-from pytest_aegis.bench.health_rtt import service_stack
-from pytest_aegis.bench.procs import process_cpu_s
+from bench import stats
+from bench.health_rtt import service_stack
+from bench.procs import process_cpu_s
 
 NAME = "registry_load"
 OPERATIONS = ("create", "read", "update", "delete")

@@ -35,11 +35,11 @@ from typing import Any
 
 import psycopg
 
+from bench.health_rtt import service_stack
+from bench.procs import process_cpu_s
 from pytest_aegis.app import AppProcess
 from pytest_aegis.assertions.audit import count_events
 from pytest_aegis.backends.local import LocalBackend
-from pytest_aegis.bench.health_rtt import service_stack
-from pytest_aegis.bench.procs import process_cpu_s
 from pytest_aegis.nats_server import NatsServer
 
 NAME = "audit"

@@ -1,11 +1,11 @@
 """Benchmarks of pytest-aegis.
 
-Run them with ``python -m pytest_aegis.bench [--only SUITE] [--reps N] [--quick] [--out FILE]``.
+Run them with ``python -m bench [--only SUITE] [--reps N] [--quick] [--out FILE]``.
 
 Each suite is a module of this package with the shape of :class:`Suite`: a
 ``run(reps, quick)`` function returning a JSON-serialisable dict.  Register a
 new suite (health round-trip, registry API, postgres, ...) in
-:data:`pytest_aegis.bench.__main__.SUITES`; suites are imported only when
+:data:`bench.__main__.SUITES`; suites are imported only when
 selected, so one suite's dependencies never burden another.
 """
 

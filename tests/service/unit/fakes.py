@@ -1,8 +1,6 @@
-"""Helpers for the pure-logic tests of the reference service (no servers, no NATS)."""
+"""Test doubles for the pure-logic tests of the reference service (no servers, no NATS)."""
 
 from __future__ import annotations
-
-import pytest
 
 
 class FakeClock:
@@ -16,8 +14,3 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()

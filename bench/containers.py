@@ -57,9 +57,9 @@ from typing import Any
 import nats
 import psycopg
 
+from bench import stats
+from bench.nats_ready import _DropSslEofNoise, bare_connect_kwargs
 from pytest_aegis import nats_config
-from pytest_aegis.bench import stats
-from pytest_aegis.bench.nats_ready import _DropSslEofNoise, bare_connect_kwargs
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.nats_config import NatsMaterial

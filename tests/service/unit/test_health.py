@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from fakes import FakeClock
+
 from aegis_service.breaker import CircuitBreaker
 from aegis_service.connection import NatsConnection, redact_url
 from aegis_service.health import HealthMonitor
@@ -11,8 +13,6 @@ from aegis_service.kv import KvGateway
 from aegis_service.models import HealthReport, InstanceStatus
 from aegis_service.registration import Registrar
 from aegis_service.settings import load_settings
-
-from .conftest import FakeClock
 
 
 def build(clock: FakeClock) -> tuple[HealthMonitor, Registrar, CircuitBreaker]:

@@ -1,4 +1,4 @@
-"""Unit tests for :mod:`pytest_aegis.bench.stats` (pure functions, no I/O).
+"""Unit tests for :mod:`bench.stats` (pure functions, no I/O).
 
 Expected percentiles are computed by hand with linear interpolation between
 closest ranks (numpy's default method) and cross-checked against
@@ -13,7 +13,7 @@ import statistics
 
 import pytest
 
-from pytest_aegis.bench import stats
+from bench import stats
 
 SECONDS = [0.010, 0.012, 0.011, 0.030, 0.013]  # sorted: 10, 11, 12, 13, 30 ms
 
