@@ -136,7 +136,7 @@ async def _publish_all(server: NatsServer, events: list[Event]) -> float:
     measures, and ``publish_async`` cost ~75 us of CPU per event here against ~25 us (same server,
     same acks), so with it the figure was the producer's speed, not the pipeline's.
     """
-    from aegis_service.publish import BatchPublisher
+    from aegis_service.adapters.nats.publish import BatchPublisher
 
     nc = await server.connect()
     try:
@@ -156,8 +156,8 @@ async def _publish_all(server: NatsServer, events: list[Event]) -> float:
 
 
 async def _enqueue_all(dsn: str, events: list[Event]) -> float:
-    from aegis_service.events import OutgoingEvent
-    from aegis_service.outbox import enqueue
+    from aegis_service.adapters.postgres.outbox import enqueue
+    from aegis_service.domain.events import OutgoingEvent
 
     outgoing = [OutgoingEvent(event_id, SUBJECT, body) for event_id, body in events]
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Reference service under test for pytest-aegis.
 
 Run it with ``python -m aegis_service``; configuration comes from ``AEGIS_*`` environment variables
-(see ``aegis_service/README.md``).
+(see ``service/README.md``).
 """
 
 from __future__ import annotations

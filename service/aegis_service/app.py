@@ -1,4 +1,5 @@
-"""Wiring and lifecycle: start everything, announce READY on stdout, stop gracefully on SIGTERM/SIGINT."""
+"""The composition root: build the adapters and use cases from the settings, start everything, announce
+READY on stdout, stop gracefully on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -12,20 +13,35 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from aegis_service.audit_pipeline import AuditPipeline
+from fastapi import APIRouter, FastAPI
+from nats.aio.client import Client
+
+from aegis_service import migrations
+from aegis_service.adapters.http.api import create_app
+from aegis_service.adapters.http.audit import create_audit_routers
+from aegis_service.adapters.http.probes import create_probes_router
+from aegis_service.adapters.http.server import HttpBindError, HttpServer, bind_socket
+from aegis_service.adapters.nats import audit as nats_audit
+from aegis_service.adapters.nats.connection import ConnectError, NatsConnection
+from aegis_service.adapters.nats.definitions import KvDefinitionStore
+from aegis_service.adapters.nats.health import HealthResponder
+from aegis_service.adapters.nats.instances import KvInstanceRegistry
+from aegis_service.adapters.nats.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, KvGateway
+from aegis_service.adapters.nats.publish import StreamPublisher
+from aegis_service.adapters.postgres.audit_events import PostgresEventQuery, PostgresEventStore
+from aegis_service.adapters.postgres.db import Database
+from aegis_service.adapters.postgres.grants import GrantRepository
+from aegis_service.adapters.postgres.outbox import PostgresOutbox
+from aegis_service.audit import AuditConsumer, OutboxRelay
 from aegis_service.backoff import full_jitter
 from aegis_service.breaker import CircuitBreaker
-from aegis_service.connection import ConnectError, NatsConnection, describe_error
-from aegis_service.definitions import DefinitionRepository
-from aegis_service.errors import Unavailable
-from aegis_service.health import HealthMonitor, HealthResponder
-from aegis_service.http_server import HttpBindError, HttpServer, bind_socket
-from aegis_service.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, KvGateway
-from aegis_service.probes_api import create_probes_router
+from aegis_service.definitions import DefinitionService
+from aegis_service.domain.errors import Unavailable, describe_error
+from aegis_service.health import HealthMonitor, Probes
 from aegis_service.registration import Registrar
-from aegis_service.registry_api import create_app
 from aegis_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +56,63 @@ class StartupError(Exception):
     """Startup could not complete; the message is one line for the operator."""
 
 
+class AuditPipeline:
+    """The audit pipeline (on only with ``AEGIS_DATABASE_URL``): the pool for HTTP, the ``AUDIT`` stream
+    and consumer, the outbox relay and the consumer tasks, and their routes."""
+
+    def __init__(self, settings: Settings, connection: NatsConnection) -> None:
+        assert settings.database_url is not None
+        dsn = settings.database_url.get_secret_value()
+        self._settings = settings
+        self._connection = connection
+        self._tasks: list[asyncio.Task[None]] = []
+        self.database = Database(dsn)
+        self.grants = GrantRepository(self.database, f"{settings.service_name}/{settings.instance_id}")
+        self.relay = OutboxRelay(
+            PostgresOutbox(dsn), StreamPublisher(self.client), poll_interval=settings.outbox_poll_interval
+        )
+        self.consumer = AuditConsumer(
+            nats_audit.AuditSource(self.client),
+            PostgresEventStore(dsn),
+            batch=settings.audit_batch_size,
+            max_event_bytes=settings.audit_max_event_bytes,
+        )
+
+    def client(self) -> Client:
+        """The service's NATS connection (one for the process; it is not replaced once connected)."""
+        return self._connection.client
+
+    async def set_up_stream(self) -> None:
+        s = self._settings
+        await nats_audit.set_up(
+            self._connection.client.jetstream(timeout=s.request_timeout),
+            duplicate_window=s.audit_duplicate_window,
+            ack_wait=s.audit_ack_wait,
+            batch_size=s.audit_batch_size,
+        )
+
+    async def open(self) -> None:
+        await self.database.open()
+
+    def routers(self) -> list[APIRouter]:
+        return create_audit_routers(self.grants, PostgresEventQuery(self.database))
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.relay.run(), name="outbox-relay"),
+            asyncio.create_task(self.consumer.run(), name="audit-consumer"),
+        ]
+
+    async def stop(self, timeout: float) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout)
+        self._tasks = []
+        await self.database.close()
+
+
 class ServiceApp:
     def __init__(self, settings: Settings, stdout: TextIO | None = None) -> None:
         self.settings = settings
@@ -50,7 +123,7 @@ class ServiceApp:
             "nats-publish", settings.breaker_failure_threshold, settings.breaker_reset_timeout
         )
         self.gateway = KvGateway(self.connection, self.breaker, settings.request_timeout)
-        self.registrar = Registrar(settings, self.gateway)
+        self.registrar = Registrar(settings, KvInstanceRegistry(self.gateway))
         self.monitor = HealthMonitor(settings, self.connection, self.registrar, self.breaker)
         self.responder = HealthResponder(self.monitor, self.connection, settings)
         self.audit = AuditPipeline(settings, self.connection) if settings.database_url is not None else None
@@ -71,9 +144,6 @@ class ServiceApp:
             await self._shutdown()
             for sig in signals:
                 loop.remove_signal_handler(sig)
-
-    def request_stop(self) -> None:
-        self._stop.set()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
@@ -133,13 +203,7 @@ class ServiceApp:
             await self._until(deadline, "set up the AUDIT stream", self.audit.set_up_stream)
             await self.audit.open()
 
-        api = create_app(DefinitionRepository(self.gateway), self.monitor.report)
-        api.include_router(
-            create_probes_router(self._nats_status, self.audit.database if self.audit else None)
-        )
-        for router in self.audit.routers() if self.audit else ():
-            api.include_router(router)
-        self.http = HttpServer(api, self._sock, access_log=s.log_level == "DEBUG")
+        self.http = HttpServer(self._http_app(), self._sock, access_log=s.log_level == "DEBUG")
         await self.http.start()
 
         self.registrar.set_metadata(
@@ -156,8 +220,13 @@ class ServiceApp:
         if self.audit is not None:
             self.audit.start()
 
-    def _nats_status(self) -> dict[str, object]:
-        return {"connected": self.connection.is_connected, "url": self.connection.url}
+    def _http_app(self) -> FastAPI:
+        api = create_app(DefinitionService(KvDefinitionStore(self.gateway)), self.monitor.report)
+        database = self.audit.database if self.audit is not None else None
+        api.include_router(create_probes_router(Probes(self.connection, database, migrations.head)))
+        for router in self.audit.routers() if self.audit is not None else ():
+            api.include_router(router)
+        return api
 
     async def _open_buckets(self) -> None:
         async def opened(_kv: object) -> None:
@@ -166,9 +235,8 @@ class ServiceApp:
         for bucket in (INSTANCES_BUCKET, DEFINITIONS_BUCKET):
             await self.gateway.run(bucket, opened, f"open KV bucket {bucket}")
 
-    async def _until(self, deadline: float, what: str, step: object) -> None:
+    async def _until(self, deadline: float, what: str, step: Callable[[], Awaitable[object]]) -> None:
         """Retry async ``step`` on :class:`Unavailable` with jittered backoff until ``deadline``."""
-        assert callable(step)
         attempt = 0
         while True:
             try:

@@ -1,26 +1,58 @@
-"""Health: a report built purely from in-memory state (no I/O), served over NATS request/reply on the
-health subject (and ``<subject>.<instanceId>`` to address one instance) and over HTTP ``/healthz``."""
+"""Health, built purely from in-memory state (no I/O): the health document (served over NATS
+request/reply and HTTP ``/healthz``), and the verdicts of the HTTP probes ``/health`` and ``/readiness``.
+
+Readiness: NATS connected and, when a database is configured, the database reachable with every required
+table present and migrations at head. Without a database the audit pipeline is off by configuration, not
+broken: readiness is 200 and says ``"database": {"status": "not_configured"}``.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
+from typing import Any, Protocol
 
 from aegis_service.breaker import BreakerState, CircuitBreaker
-from aegis_service.connection import NatsConnection
-from aegis_service.models import HealthStatus, InstanceStatus
+from aegis_service.domain.models import HealthStatus, InstanceStatus, SchemaStatus
 from aegis_service.registration import Registrar
 from aegis_service.settings import Settings
 
-logger = logging.getLogger(__name__)
-
 _RANK: dict[HealthStatus, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+
+
+class ConnectionState(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def disconnected_since(self) -> float | None: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+
+class Connection(Protocol):
+    """Port: what health needs to know about the NATS connection (read from memory)."""
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def state(self) -> ConnectionState: ...
+
+
+class SchemaProbe(Protocol):
+    """Port: the database's schema status (never raises: an unreachable database is a status)."""
+
+    async def status(self) -> SchemaStatus: ...
+
+
+def nats_status(connection: Connection) -> dict[str, Any]:
+    return {"connected": connection.is_connected, "url": connection.url}
 
 
 def _check(status: HealthStatus, detail: str) -> dict[str, Any]:
@@ -31,7 +63,7 @@ class HealthMonitor:
     def __init__(
         self,
         settings: Settings,
-        connection: NatsConnection,
+        connection: Connection,
         registrar: Registrar,
         breaker: CircuitBreaker,
         clock: Callable[[], float] = time.monotonic,
@@ -57,7 +89,7 @@ class HealthMonitor:
             "instanceId": self._settings.instance_id,
             "version": self._settings.service_version,
             "status": status,
-            "nats": {"connected": self._connection.is_connected, "url": self._connection.url},
+            "nats": nats_status(self._connection),
             "uptimeSeconds": round(now - self._started, 3),
             "checks": checks,
         }
@@ -100,30 +132,42 @@ class HealthMonitor:
         return _check("degraded", "half-open, probing")
 
 
-class HealthResponder:
-    """Replies to health requests from memory; the handler does no I/O besides the reply itself."""
+class Probes:
+    """``/health`` (NATS, database and migration status; always answers) and ``/readiness`` (ready only
+    when the service can do its job). ``database`` is ``None`` when none is configured."""
 
-    def __init__(self, monitor: HealthMonitor, connection: NatsConnection, settings: Settings) -> None:
-        self._monitor = monitor
+    def __init__(self, connection: Connection, database: SchemaProbe | None, head: Callable[[], int]) -> None:
         self._connection = connection
-        self._subjects = (settings.health_subject, f"{settings.health_subject}.{settings.instance_id}")
-        self._subscriptions: list[Subscription] = []
+        self._database = database
+        self._head = head
 
-    @property
-    def subjects(self) -> tuple[str, ...]:
-        return self._subjects
+    async def health(self) -> dict[str, Any]:
+        nats = nats_status(self._connection)
+        db = self._database_check(await self._schema())
+        healthy = nats["connected"] and db["status"] in ("up", "not_configured")
+        return {"status": "healthy" if healthy else "unhealthy", "nats": nats, "database": db}
 
-    async def start(self) -> None:
-        nc = self._connection.client
-        for subject in self._subjects:
-            self._subscriptions.append(await nc.subscribe(subject, cb=self._handle))
-        await nc.flush(timeout=5)  # the server has the subscriptions before we call ourselves ready
-        logger.info("health responder listening on %s", ", ".join(self._subjects))
+    async def readiness(self) -> dict[str, Any]:
+        """``{"ready", "reasons", "database"}``; ``reasons`` lists what keeps the service from being ready."""
+        status = await self._schema()
+        reasons = [] if self._connection.is_connected else ["nats: not connected"]
+        if status is not None:
+            reasons += [f"database: {problem}" for problem in status.problems()]
+        return {"ready": not reasons, "reasons": reasons, "database": self._database_check(status)}
 
-    async def _handle(self, msg: Msg) -> None:
-        if not msg.reply:
-            return
-        try:
-            await msg.respond(self._monitor.encode())
-        except Exception as exc:  # never let a bad request kill the subscription
-            logger.warning("health reply failed: %s", exc)
+    async def _schema(self) -> SchemaStatus | None:
+        return await self._database.status() if self._database is not None else None
+
+    def _database_check(self, status: SchemaStatus | None) -> dict[str, Any]:
+        if status is None:
+            return {"status": "not_configured", "migrationVersion": None, "headVersion": self._head()}
+        check: dict[str, Any] = {
+            "status": "up" if status.reachable else "down",
+            "migrationVersion": status.version,
+            "headVersion": status.head,
+        }
+        if status.missing_tables:
+            check["missingTables"] = list(status.missing_tables)
+        if status.error:
+            check["detail"] = status.error
+        return check

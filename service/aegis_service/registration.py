@@ -1,6 +1,7 @@
-"""Instance registration in KV bucket ``service-instances`` under ``<serviceName>.<instanceId>``.
+"""Instance registration under ``<serviceName>.<instanceId>`` in the instance registry (KV bucket
+``service-instances``) and heartbeats.
 
-Each write carries a per-message TTL, so the entry disappears unless a heartbeat refreshes it. A heartbeat
+Each write carries a TTL, so the entry disappears unless a heartbeat refreshes it. A heartbeat
 that finds the entry gone (expired or deleted) re-creates it. Consecutive heartbeat failures back off with
 jitter; after :data:`UNHEALTHY_AFTER` of them the instance reports ``UNHEALTHY`` until one succeeds.
 """
@@ -15,21 +16,37 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import nats.js.errors
-from nats.js.kv import KeyValue
+from typing import Any, Protocol
 
 from aegis_service.backoff import full_jitter
-from aegis_service.connection import describe_error
-from aegis_service.kv import INSTANCES_BUCKET, KvGateway, publish_with_ttl, purge_with_ttl
-from aegis_service.models import InstanceStatus, ServiceInstance, utc_now
+from aegis_service.domain.errors import RevisionMismatch, describe_error
+from aegis_service.domain.models import InstanceStatus, ServiceInstance, utc_now
 from aegis_service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 UNHEALTHY_AFTER = 3
 MIN_RETRY_DELAY = 0.05
+
+
+class InstanceRegistry(Protocol):
+    """Port: where instances announce themselves; an entry expires unless rewritten within its TTL."""
+
+    @property
+    def name(self) -> str:
+        """For log lines, e.g. ``KV bucket service-instances``."""
+        ...
+
+    async def put(
+        self, key: str, instance: ServiceInstance, ttl: float, expected_revision: int | None = None
+    ) -> int:
+        """Write the entry and return its revision. With ``expected_revision`` only if that is still the
+        entry's latest revision, else :class:`RevisionMismatch` (e.g. it expired or was deleted)."""
+        ...
+
+    async def remove(self, key: str, ttl: float) -> None:
+        """Remove the entry (whatever marker the removal leaves expires after ``ttl``)."""
+        ...
 
 
 @dataclass
@@ -39,7 +56,6 @@ class RegistrationState:
     last_heartbeat: datetime | None = None
     last_success: float | None = None  # monotonic
     consecutive_failures: int = 0
-    recreated: int = 0
     last_error: str | None = None
 
 
@@ -47,14 +63,14 @@ class Registrar:
     def __init__(
         self,
         settings: Settings,
-        gateway: KvGateway,
+        registry: InstanceRegistry,
         metadata: dict[str, Any] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
-        self._gateway = gateway
+        self._registry = registry
         self._metadata = metadata
         self._clock = clock
         self._rng = rng or random.Random()
@@ -83,9 +99,9 @@ class Registrar:
         """First write; raises on failure (startup decides whether to retry)."""
         await self._write()
         logger.info(
-            "registered %s in KV bucket %s (revision %s, TTL %gs)",
+            "registered %s in %s (revision %s, TTL %gs)",
             self.key,
-            INSTANCES_BUCKET,
+            self._registry.name,
             self.state.revision,
             self._settings.registration_ttl,
         )
@@ -132,13 +148,8 @@ class Registrar:
                 await task
 
     async def deregister(self) -> None:
-        """Remove the entry (a KV purge whose marker expires after the TTL)."""
-        ttl = self._settings.registration_ttl
-
-        async def purge(_kv: KeyValue) -> None:
-            await purge_with_ttl(self._gateway.js, INSTANCES_BUCKET, self.key, ttl)
-
-        await self._gateway.run(INSTANCES_BUCKET, purge, "deregister instance")
+        """Remove the entry; the marker the removal leaves expires after the TTL."""
+        await self._registry.remove(self.key, self._settings.registration_ttl)
         self.state.status = InstanceStatus.STANDBY
         self.state.revision = None
         logger.info("deregistered %s", self.key)
@@ -161,25 +172,13 @@ class Registrar:
 
     async def _write(self) -> None:
         document = self.document(InstanceStatus.ACTIVE)
-        payload = document.model_dump_json(exclude_none=True).encode()
         ttl = self._settings.registration_ttl
         key = self.key
-        expected = self.state.revision
-
-        async def write(_kv: KeyValue) -> int:
-            js = self._gateway.js
-            if expected is None:
-                return await publish_with_ttl(js, INSTANCES_BUCKET, key, payload, ttl)
-            try:
-                return await publish_with_ttl(
-                    js, INSTANCES_BUCKET, key, payload, ttl, expected_revision=expected
-                )
-            except nats.js.errors.KeyWrongLastSequenceError:
-                logger.warning("registry entry %s was lost (expired or deleted); re-creating it", key)
-                self.state.recreated += 1
-                return await publish_with_ttl(js, INSTANCES_BUCKET, key, payload, ttl)
-
-        revision = await self._gateway.run(INSTANCES_BUCKET, write, "registration heartbeat")
+        try:
+            revision = await self._registry.put(key, document, ttl, self.state.revision)
+        except RevisionMismatch:
+            logger.warning("registry entry %s was lost (expired or deleted); re-creating it", key)
+            revision = await self._registry.put(key, document, ttl)
         state = self.state
         if state.status is InstanceStatus.UNHEALTHY:
             logger.info(

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from audit_support import consumer_info, count_rows, event, new_database, publish, wait_all_acked
 
-from aegis_service.events import new_event
-from aegis_service.outbox import enqueue
+from aegis_service.adapters.postgres.outbox import enqueue
+from aegis_service.domain.events import new_event
 from pytest_aegis import assert_event_persisted, assert_no_event_lost
 from pytest_aegis.waiting import async_wait_until
 

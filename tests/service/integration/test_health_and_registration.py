@@ -129,8 +129,13 @@ async def test_failing_heartbeats_mark_the_instance_unhealthy_and_recovery_clear
             doc = (await http.get("/healthz")).json()
             return doc["checks"]["kvRegistry"]["status"] == wanted and doc["status"] == wanted
 
-        await async_wait_until(lambda: registry_state("unhealthy"), "the registry check to turn unhealthy",
-                               timeout=10, interval=0.05, max_interval=0.25)
+        await async_wait_until(
+            lambda: registry_state("unhealthy"),
+            "the registry check to turn unhealthy",
+            timeout=10,
+            interval=0.05,
+            max_interval=0.25,
+        )
         restarted_at = dt.datetime.now(dt.UTC)
         server.restart()
         nc = await server.connect()
@@ -140,8 +145,12 @@ async def test_failing_heartbeats_mark_the_instance_unhealthy_and_recovery_clear
                 found = await assert_instance_registered(nc, app.service_name, app.instance_id, within=2)
                 return found.status == "ACTIVE" and found.last_heartbeat > restarted_at
 
-            await async_wait_until(active_after_restart, "a fresh ACTIVE heartbeat after NATS restarts",
-                                   timeout=10, transient=(AssertionError,))
+            await async_wait_until(
+                active_after_restart,
+                "a fresh ACTIVE heartbeat after NATS restarts",
+                timeout=10,
+                transient=(AssertionError,),
+            )
             await async_wait_until(lambda: registry_state("healthy"), "/healthz to recover", timeout=10)
             await assert_health_check(nc, service=app.service_name, within=0.5)
         finally:

@@ -6,7 +6,7 @@ import pytest
 import pytest_asyncio
 from nats.js.api import StreamConfig
 
-from aegis_service.publish import BatchPublisher, PublishFailed
+from aegis_service.adapters.nats.publish import BatchPublisher, PublishFailed
 
 pytestmark = pytest.mark.asyncio
 

@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from aegis_service.pull import BatchPuller, PullError
+from aegis_service.adapters.nats.pull import BatchPuller, PullError
 from pytest_aegis.waiting import async_wait_until
 
 pytestmark = pytest.mark.asyncio

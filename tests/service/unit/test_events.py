@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from aegis_service.events import Rejected, StorableEvent, new_event, parse_event
+from aegis_service.domain.events import Rejected, StorableEvent, new_event, parse_event
 
 NOW = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC)
 

@@ -6,11 +6,12 @@ import json
 
 from fakes import FakeClock
 
+from aegis_service.adapters.nats.connection import NatsConnection, redact_url
+from aegis_service.adapters.nats.instances import KvInstanceRegistry
+from aegis_service.adapters.nats.kv import KvGateway
 from aegis_service.breaker import CircuitBreaker
-from aegis_service.connection import NatsConnection, redact_url
+from aegis_service.domain.models import HealthReport, InstanceStatus
 from aegis_service.health import HealthMonitor
-from aegis_service.kv import KvGateway
-from aegis_service.models import HealthReport, InstanceStatus
 from aegis_service.registration import Registrar
 from aegis_service.settings import load_settings
 
@@ -19,7 +20,7 @@ def build(clock: FakeClock) -> tuple[HealthMonitor, Registrar, CircuitBreaker]:
     settings = load_settings({"AEGIS_SERVICE_NAME": "demo", "AEGIS_INSTANCE_ID": "i1"})
     connection = NatsConnection(settings, clock=clock)
     breaker = CircuitBreaker("b", failure_threshold=1, reset_timeout=5, clock=clock)
-    registrar = Registrar(settings, KvGateway(connection, breaker, 1.0), clock=clock)
+    registrar = Registrar(settings, KvInstanceRegistry(KvGateway(connection, breaker, 1.0)), clock=clock)
     return HealthMonitor(settings, connection, registrar, breaker, clock=clock), registrar, breaker
 
 

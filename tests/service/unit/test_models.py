@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from aegis_service.models import (
+from aegis_service.domain.models import (
     InstanceStatus,
     ServiceDefinition,
     ServiceDefinitionInput,

@@ -1,7 +1,7 @@
 """HTTP contract of the registry API: error shapes, status codes, ETag/If-Match and the OpenAPI document.
 
-The KV-backed repository is replaced by a small in-memory one with the same optimistic-locking rules, so
-these tests exercise only the HTTP layer (no NATS).
+The KV-backed store is replaced by the in-memory one (same optimistic-locking rules), so these tests
+exercise only the HTTP layer (no NATS).
 """
 
 from __future__ import annotations
@@ -13,83 +13,28 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from aegis_service.errors import Conflict, NotFound, Unavailable
-from aegis_service.models import (
-    ServiceDefinitionInput,
-    ServiceDefinitionOut,
-    ServiceDefinitionUpdate,
-    utc_now,
-)
-from aegis_service.registry_api import create_app, parse_if_match
+from aegis_service.adapters.http.api import create_app
+from aegis_service.adapters.http.registry import parse_if_match
+from aegis_service.adapters.memory import MemoryDefinitionStore
+from aegis_service.definitions import DefinitionService
+from aegis_service.domain.errors import Unavailable
+from aegis_service.domain.models import ServiceDefinitionOut
 
 
-class MemoryRepository:
+class MemoryRepository(MemoryDefinitionStore):
+    """The in-memory store, with switches for an outage (503) and an unexpected error (500)."""
+
     def __init__(self) -> None:
-        self.items: dict[str, ServiceDefinitionOut] = {}
-        self.revision = 0
+        super().__init__()
         self.down = False
         self.explode = False
 
-    def _check(self) -> None:
+    async def list(self) -> list[ServiceDefinitionOut]:
         if self.down:
             raise Unavailable("KV: NATS is not connected", retry_after=2)
         if self.explode:
             raise RuntimeError("secret internal detail")
-
-    def _next(self) -> int:
-        self.revision += 1
-        return self.revision
-
-    async def list(self) -> list[ServiceDefinitionOut]:
-        self._check()
-        return sorted(self.items.values(), key=lambda item: item.service_name)
-
-    async def get(self, name: str) -> ServiceDefinitionOut:
-        self._check()
-        if name not in self.items:
-            raise NotFound(f"service '{name}' not found")
-        return self.items[name]
-
-    async def create(self, body: ServiceDefinitionInput) -> ServiceDefinitionOut:
-        self._check()
-        if body.service_name in self.items:
-            raise Conflict("exists")
-        now = utc_now()
-        item = ServiceDefinitionOut(
-            service_name=body.service_name,
-            owner=body.owner,
-            description=body.description,
-            version=body.version,
-            created_at=now,
-            updated_at=now,
-            revision=self._next(),
-        )
-        self.items[item.service_name] = item
-        return item
-
-    async def update(
-        self, name: str, body: ServiceDefinitionUpdate, if_match: int | None
-    ) -> ServiceDefinitionOut:
-        current = await self.get(name)
-        if if_match is not None and if_match != current.revision:
-            raise Conflict("stale")
-        item = current.model_copy(
-            update={
-                "owner": body.owner,
-                "description": body.description,
-                "version": body.version,
-                "updated_at": utc_now(),
-                "revision": self._next(),
-            }
-        )
-        self.items[name] = item
-        return item
-
-    async def delete(self, name: str, if_match: int | None) -> None:
-        current = await self.get(name)
-        if if_match is not None and if_match != current.revision:
-            raise Conflict("stale")
-        del self.items[name]
+        return await super().list()
 
 
 HEALTH = {
@@ -140,7 +85,7 @@ class Client:
 
 @pytest.fixture
 def client(repo: MemoryRepository) -> Client:
-    return Client(create_app(repo, lambda: HEALTH))  # type: ignore[arg-type]
+    return Client(create_app(DefinitionService(repo), lambda: HEALTH))
 
 
 BODY = {"serviceName": "billing", "owner": "team-a", "version": "1.0.0"}

@@ -11,8 +11,9 @@ import trustme
 
 from aegis_service import __main__ as entry
 from aegis_service import __version__
-from aegis_service.kv import ttl_header_value
-from aegis_service.settings import Settings, SettingsError, load_settings, parse_http_bind
+from aegis_service.adapters.nats.kv import ttl_header_value
+from aegis_service.env_values import parse_http_bind
+from aegis_service.settings import Settings, SettingsError, load_settings
 
 
 def load(**env: str) -> Settings:
@@ -158,7 +159,7 @@ def test_a_ca_alone_turns_tls_on_even_with_a_nats_url(pki: dict[str, Path]) -> N
 def test_tls_context_always_verifies(pki: dict[str, Path]) -> None:
     import ssl
 
-    from aegis_service.tls import build_ssl_context
+    from aegis_service.adapters.nats.tls import build_ssl_context
 
     context = build_ssl_context(load(AEGIS_NATS_TLS_CA=str(pki["ca"])))
     assert context is not None

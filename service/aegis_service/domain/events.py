@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from aegis_service.domain.models import utc_now
+
 SUBJECT_PREFIX = "audit."
 MAX_ID_LENGTH = 128
 MAX_TYPE_LENGTH = 200
@@ -50,10 +52,6 @@ class Rejected:
     subject: str
     raw: bytes
     reason: str
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def new_event(

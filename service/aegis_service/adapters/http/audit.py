@@ -1,5 +1,5 @@
-"""HTTP routes of the audit pipeline (mounted only when a database is configured): access grants,
-whose changes emit audit events, and the stored audit events."""
+"""HTTP routes of the audit pipeline (mounted only when a database is configured): access grants, whose
+changes emit audit events, and the stored audit events."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BeforeValidator
 
-from aegis_service.audit_models import AccessGrantInput, AccessGrantOut, AuditEventPage
-from aegis_service.audit_query import AuditFilter, list_events
-from aegis_service.db import Database
-from aegis_service.grants import GrantRepository
-from aegis_service.registry_api import E404, E409, E422, E500, E503, InvalidField
+from aegis_service.adapters.http.errors import E404, E409, E422, E500, E503, InvalidField
+from aegis_service.audit import EventQuery, GrantStore
+from aegis_service.domain.audit import AccessGrantInput, AccessGrantOut, AuditEventPage, AuditFilter
 
 MAX_LIMIT = 1000
 EVENT_ID_HEADER = "X-Audit-Event-Id"
@@ -40,15 +38,18 @@ def _iso_date_time(value: object) -> object:
 DateTimeParam = Annotated[dt.datetime | None, BeforeValidator(_iso_date_time)]
 
 
-def create_audit_router(database: Database, grants: GrantRepository) -> APIRouter:
-    router = APIRouter()
+def create_audit_routers(grants: GrantStore, events: EventQuery) -> list[APIRouter]:
+    return [create_grants_router(grants), create_events_router(events)]
+
+
+def create_grants_router(grants: GrantStore) -> APIRouter:
+    router = APIRouter(tags=["access grants"])
 
     @router.post(
         "/api/access-grants",
         status_code=201,
         response_model=AccessGrantOut,
         responses={201: {"headers": _EVENT_HEADER_DOC}, **E409, **E422, **E500, **E503},
-        tags=["access grants"],
     )
     async def create_grant(body: AccessGrantInput, response: Response) -> AccessGrantOut:
         """Grant a permission; the grant and its ``access_grant.created`` event commit together."""
@@ -62,19 +63,19 @@ def create_audit_router(database: Database, grants: GrantRepository) -> APIRoute
         status_code=204,
         response_class=Response,
         responses={204: {"headers": _EVENT_HEADER_DOC}, **E404, **E422, **E500, **E503},
-        tags=["access grants"],
     )
     async def revoke_grant(grant_id: Annotated[uuid.UUID, Path(alias="grantId")]) -> Response:
         """Revoke a grant; the delete and its ``access_grant.revoked`` event commit together."""
         grant = await grants.revoke(grant_id)
         return Response(status_code=204, headers={EVENT_ID_HEADER: grant.event_id})
 
-    @router.get(
-        "/api/audit-events",
-        response_model=AuditEventPage,
-        responses={**E422, **E500, **E503},
-        tags=["audit"],
-    )
+    return router
+
+
+def create_events_router(events: EventQuery) -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/api/audit-events", response_model=AuditEventPage, responses={**E422, **E500, **E503})
     async def audit_events(
         event_type: Annotated[str | None, Query(alias="type", min_length=1, max_length=200)] = None,
         since: Annotated[
@@ -94,9 +95,6 @@ def create_audit_router(database: Database, grants: GrantRepository) -> APIRoute
                 raise InvalidField(name, "must include a UTC offset, e.g. 2026-11-22T03:32:47Z")
         if since is not None and until is not None and until < since:
             raise InvalidField("until", "must not be before since")
-        return await list_events(
-            database,
-            AuditFilter(event_type, since, until, int(cursor) if cursor else 0, limit),
-        )
+        return await events.page(AuditFilter(event_type, since, until, int(cursor) if cursor else 0, limit))
 
     return router

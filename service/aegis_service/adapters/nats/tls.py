@@ -1,4 +1,4 @@
-"""TLS client context for the NATS connection. Verification is always on."""
+"""TLS client context for the NATS connection, from the settings. Verification is always on."""
 
 from __future__ import annotations
 

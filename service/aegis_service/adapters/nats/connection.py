@@ -19,9 +19,10 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.client import Server
 
+from aegis_service.adapters.nats.tls import build_ssl_context
 from aegis_service.backoff import full_jitter
+from aegis_service.domain.errors import describe_error
 from aegis_service.settings import Settings
-from aegis_service.tls import build_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -71,25 +72,12 @@ def connection_uses_tls(nc: NATS) -> bool | None:
     return writer.get_extra_info("ssl_object") is not None
 
 
-def describe_error(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {exc.verify_message or exc.reason}"
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    name = type(exc).__name__
-    return f"{name}: {text}" if text else name
-
-
 @dataclass
 class ConnectionState:
     connected: bool = False
     url: str = ""
-    connected_since: float | None = None
     disconnected_since: float | None = None
     reconnects: int = 0
-    disconnects: int = 0
     last_error: str | None = None
     listeners: list[Callable[[], None]] = field(default_factory=list)
 
@@ -163,7 +151,6 @@ class NatsConnection:
                 continue
             self._nc = nc
             self.state.connected = True
-            self.state.connected_since = self._clock()
             self.state.url = self.url
             logger.info("connected to NATS at %s (attempt %d)", self.state.url, attempt)
             return nc
@@ -249,7 +236,6 @@ class NatsConnection:
             return
         self.state.connected = False
         self.state.disconnected_since = self._clock()
-        self.state.disconnects += 1
         if not self._closing:
             logger.warning("disconnected from NATS at %s; reconnecting", self.state.url)
 
@@ -261,7 +247,6 @@ class NatsConnection:
             await _quiet_close(nc)
             return
         self.state.connected = True
-        self.state.connected_since = self._clock()
         self.state.disconnected_since = None
         self.state.reconnects += 1
         self.state.url = self.url

@@ -1,8 +1,10 @@
-"""Wire models (pydantic v2, camelCase JSON): registry entries, service definitions, health and errors."""
+"""Wire models (pydantic v2, camelCase JSON, frozen): registry entries, service definitions, health, and
+the database schema status the probes report."""
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -34,6 +36,7 @@ class CamelModel(BaseModel):
         validate_by_alias=True,
         validate_by_name=True,
         serialize_by_alias=True,
+        frozen=True,
     )
 
 
@@ -135,30 +138,26 @@ class HealthReport(CamelModel):
     checks: dict[str, CheckResult]
 
 
-# -- errors ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What the database looks like: reachable, its migration version, the tables it lacks."""
 
-ErrorCode = Literal[
-    "validation_error",
-    "not_found",
-    "conflict",
-    "precondition_required",
-    "method_not_allowed",
-    "unavailable",
-    "internal_error",
-    "http_error",
-]
+    reachable: bool
+    head: int
+    version: int | None = None
+    missing_tables: tuple[str, ...] = ()
+    error: str | None = None
 
+    @property
+    def ready(self) -> bool:
+        return self.reachable and not self.missing_tables and self.version == self.head
 
-class ErrorDetail(CamelModel):
-    field: str
-    message: str
-
-
-class ErrorBody(CamelModel):
-    code: ErrorCode
-    message: str
-    details: list[ErrorDetail] = Field(default_factory=list)
-
-
-class ErrorResponse(CamelModel):
-    error: ErrorBody
+    def problems(self) -> list[str]:
+        if not self.reachable:
+            return [f"database unreachable: {self.error}"]
+        problems = []
+        if self.missing_tables:
+            problems.append(f"missing tables: {', '.join(self.missing_tables)}")
+        if self.version != self.head:
+            problems.append(f"migrations at version {self.version}, head is {self.head}")
+        return problems

@@ -1,19 +1,20 @@
 """PostgreSQL access for the HTTP side: a small psycopg connection pool and the schema check that
-``/health`` and ``/readiness`` report.  The pipeline's long-running tasks (relay, consumer) hold
-their own connections, so a slow request never starves them and vice versa."""
+``/health`` and ``/readiness`` report (the :class:`~aegis_service.health.SchemaProbe`). The pipeline's
+long-running tasks (relay, consumer) hold their own connections, so a slow request never starves them
+and vice versa."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from aegis_service.errors import Unavailable
+from aegis_service.domain.errors import Unavailable, first_line
+from aegis_service.domain.models import SchemaStatus
 from aegis_service.migrations import REQUIRED_TABLES, head
 
 logger = logging.getLogger(__name__)
@@ -34,31 +35,6 @@ def connect_kwargs() -> dict[str, Any]:
 
 async def connect(dsn: str, *, autocommit: bool = False) -> AsyncConn:
     return await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit, **connect_kwargs())
-
-
-@dataclass(frozen=True)
-class SchemaStatus:
-    """What the database looks like: reachable, its migration version, the tables it lacks."""
-
-    reachable: bool
-    version: int | None = None
-    head: int = field(default_factory=head)
-    missing_tables: tuple[str, ...] = ()
-    error: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.reachable and not self.missing_tables and self.version == self.head
-
-    def problems(self) -> list[str]:
-        if not self.reachable:
-            return [f"database unreachable: {self.error}"]
-        problems = []
-        if self.missing_tables:
-            problems.append(f"missing tables: {', '.join(self.missing_tables)}")
-        if self.version != self.head:
-            problems.append(f"migrations at version {self.version}, head is {self.head}")
-        return problems
 
 
 class Database:
@@ -99,9 +75,9 @@ class Database:
             async with self.pool.connection(STATUS_TIMEOUT) as conn:
                 return await schema_status(conn)
         except PoolTimeout:
-            return SchemaStatus(False, error=f"no connection within {STATUS_TIMEOUT:g}s")
+            return SchemaStatus(False, head(), error=f"no connection within {STATUS_TIMEOUT:g}s")
         except psycopg.Error as exc:
-            return SchemaStatus(False, error=first_line(exc))
+            return SchemaStatus(False, head(), error=first_line(exc))
 
 
 async def schema_status(conn: AsyncConn) -> SchemaStatus:
@@ -116,9 +92,4 @@ async def schema_status(conn: AsyncConn) -> SchemaStatus:
         cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
         row = await cursor.fetchone()
         version = int(row[0]) if row else 0
-    return SchemaStatus(True, version, missing_tables=missing)
-
-
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return SchemaStatus(True, head(), version, missing_tables=missing)

@@ -11,19 +11,25 @@ own reply subject under one inbox prefix, and the stream answers there with ``{"
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import Header, StatusCode
+
+from aegis_service.domain.errors import Unavailable, first_line
+from aegis_service.domain.events import OutgoingEvent
 
 #: nats-py's own default for ``publish_async``: publishes awaiting their ack at any time.
 MAX_PENDING = 4000
 
 #: (subject, body, headers); a ``Nats-Msg-Id`` header makes a re-publish a no-op in the duplicate window.
 Message = tuple[str, bytes, dict[str, str]]
+MSG_ID_HEADER = "Nats-Msg-Id"
 
 
 class PublishFailed(Exception):
@@ -120,3 +126,28 @@ def _reason(msg: Msg) -> str:
         return "503 no stream captures the subject"
     description = headers.get(Header.DESCRIPTION, "").strip().splitlines()
     return f"{status} {description[0] if description else ''}".strip()
+
+
+class StreamPublisher:
+    """The outbox relay's :class:`~aegis_service.audit.EventPublisher`: each event published with its id
+    as ``Nats-Msg-Id`` through one :class:`BatchPublisher`, started on first use."""
+
+    def __init__(self, client: Callable[[], Client]) -> None:
+        self._client = client
+        self._publisher: BatchPublisher | None = None
+
+    async def publish(self, events: Sequence[OutgoingEvent], timeout: float) -> None:
+        try:
+            if self._publisher is None:
+                publisher = BatchPublisher(self._client())
+                await publisher.start()
+                self._publisher = publisher
+            messages = [(e.subject, e.body, {MSG_ID_HEADER: e.event_id}) for e in events]
+            await self._publisher.publish(messages, timeout=timeout)
+        except (PublishFailed, nats.errors.Error, OSError) as exc:
+            raise Unavailable(first_line(exc)) from exc
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):
+                await self._publisher.stop()

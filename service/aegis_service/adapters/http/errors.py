@@ -1,60 +1,59 @@
-"""FastAPI app factory for the service-definition registry API (plus ``/healthz``).
+"""The one error shape of the HTTP API and everything that produces it.
 
 Every error is JSON ``{"error": {"code", "message", "details": [{"field", "message"}]}}`` and is declared
-in the OpenAPI document; no traceback ever reaches a client.
+in the OpenAPI document (the ``E404``... response docs); no traceback ever reaches a client.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Annotated, Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aegis_service import __version__
-from aegis_service.definitions import DefinitionRepository
-from aegis_service.errors import Conflict, NotFound, ServiceError, Unavailable
-from aegis_service.models import (
-    SERVICE_NAME_PATTERN,
-    ErrorBody,
-    ErrorDetail,
-    ErrorResponse,
-    HealthReport,
-    ServiceDefinitionInput,
-    ServiceDefinitionOut,
-    ServiceDefinitionUpdate,
-    ServiceList,
-)
+from aegis_service.domain.errors import Conflict, NotFound, ServiceError, Unavailable
+from aegis_service.domain.models import CamelModel
 
 logger = logging.getLogger(__name__)
 
-IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$'
-_IF_MATCH_RE = re.compile(r'^(?:W/)?"?([0-9]{1,18})"?$')
-
 _STATUS_FOR: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409, Unavailable: 503}
 
+# -- the error shape ------------------------------------------------------------------------------------
 
-class InvalidField(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+ErrorCode = Literal[
+    "validation_error",
+    "not_found",
+    "conflict",
+    "precondition_required",
+    "method_not_allowed",
+    "unavailable",
+    "internal_error",
+    "http_error",
+]
 
 
-class PreconditionRequired(Exception):
-    pass
+class ErrorDetail(CamelModel):
+    field: str
+    message: str
 
 
-# -- error responses ----------------------------------------------------------------------------------
+class ErrorBody(CamelModel):
+    code: ErrorCode
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorResponse(CamelModel):
+    error: ErrorBody
 
 
 def error_response(
@@ -67,6 +66,8 @@ def error_response(
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=list(details)))  # type: ignore[arg-type]
     return JSONResponse(status_code=status, content=body.model_dump(mode="json"), headers=headers)
 
+
+# -- OpenAPI declarations ---------------------------------------------------------------------------------
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -83,10 +84,24 @@ E500: Responses = {500: _doc("Unexpected internal error (no details are disclose
 E503: Responses = {
     503: _doc("NATS / JetStream KV unavailable (not connected, timeout or circuit breaker open).")
 }
-ETAG_HEADER = {
-    "ETag": {"description": 'KV revision of the entry, quoted (e.g. "7").', "schema": {"type": "string"}}
-}
-LOCATION_HEADER = {"Location": {"description": "URL of the new resource.", "schema": {"type": "string"}}}
+
+# -- errors the routes raise ----------------------------------------------------------------------------
+
+
+class InvalidField(Exception):
+    """A request value FastAPI's own validation cannot check (422 naming ``field``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class PreconditionRequired(Exception):
+    pass
+
+
+# -- turning errors into the shape ------------------------------------------------------------------------
 
 
 def _field_name(loc: Sequence[Any]) -> str:
@@ -156,7 +171,9 @@ def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     return sorted(methods)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_middleware(CatchAllMiddleware)
+
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return validation_error(validation_details(exc.errors()))
@@ -197,137 +214,3 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(_allowed_methods(app, request.scope)) or headers.get("Allow", "")
             return error_response(405, "method_not_allowed", "method not allowed", headers=headers)
         return error_response(exc.status_code, "http_error", str(exc.detail), headers=headers)
-
-
-# -- request helpers -----------------------------------------------------------------------------------
-
-
-def parse_if_match(value: str | None, *, required: bool) -> int | None:
-    """Revision from ``If-Match`` (``"7"``, ``W/"7"`` or ``7``); ``None`` for ``*`` or optional+absent."""
-    if value is None:
-        if required:
-            raise PreconditionRequired()
-        return None
-    text = value.strip()
-    if text == "*":
-        return None
-    match = _IF_MATCH_RE.match(text)
-    if match is None:
-        raise InvalidField("If-Match", 'expected an ETag from GET, e.g. "7" (or *)')
-    return int(match.group(1))
-
-
-def _definition_response(
-    definition: ServiceDefinitionOut, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    """The definition as JSON with its ETag, serialised once by pydantic.
-
-    Returning a ``Response`` skips FastAPI's second validation pass over a model
-    the repository already built (``response_model`` still documents the schema).
-    """
-    assert definition.revision is not None
-    return Response(
-        content=definition.model_dump_json(),
-        status_code=status,
-        media_type="application/json",
-        headers={"ETag": _etag(definition.revision), **(headers or {})},
-    )
-
-
-def _etag(revision: int) -> str:
-    return f'"{revision}"'
-
-
-def _if_match_parameter(required: bool) -> dict[str, Any]:
-    return {
-        "parameters": [
-            {
-                "name": "If-Match",
-                "in": "header",
-                "required": required,
-                "description": "ETag (KV revision) from a previous GET; * matches any current revision.",
-                "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
-            }
-        ]
-    }
-
-
-ServiceNamePath = Annotated[str, Path(alias="serviceName", pattern=SERVICE_NAME_PATTERN)]
-
-
-# -- app factory -------------------------------------------------------------------------------------------
-
-
-def create_app(repository: DefinitionRepository, health: Callable[[], dict[str, Any]]) -> FastAPI:
-    app = FastAPI(
-        title="aegis-service registry API",
-        version=__version__,
-        description="Service-definition registry of the pytest-aegis reference service, stored in NATS KV.",
-        openapi_url="/openapi.json",
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.add_middleware(CatchAllMiddleware)
-    _install_error_handlers(app)
-
-    @app.get("/healthz", response_model=HealthReport, responses={**E500}, tags=["health"])
-    async def healthz() -> dict[str, Any]:
-        """Liveness: the same document the NATS health responder sends (always 200; see ``status``)."""
-        return health()
-
-    @app.get("/api/services", response_model=ServiceList, responses={**E500, **E503}, tags=["services"])
-    async def list_services() -> ServiceList:
-        items = await repository.list()
-        return ServiceList(items=items, count=len(items))
-
-    @app.post(
-        "/api/services",
-        status_code=201,
-        response_model=ServiceDefinitionOut,
-        responses={201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}}, **E409, **E422, **E500, **E503},
-        tags=["services"],
-    )
-    async def create_service(body: ServiceDefinitionInput) -> Response:
-        created = await repository.create(body)
-        return _definition_response(
-            created, 201, {"Location": f"/api/services/{created.service_name}"}
-        )
-
-    @app.get(
-        "/api/services/{serviceName}",
-        response_model=ServiceDefinitionOut,
-        responses={200: {"headers": ETAG_HEADER}, **E404, **E422, **E500, **E503},
-        tags=["services"],
-    )
-    async def get_service(service_name: ServiceNamePath) -> Response:
-        return _definition_response(await repository.get(service_name))
-
-    @app.put(
-        "/api/services/{serviceName}",
-        response_model=ServiceDefinitionOut,
-        responses={200: {"headers": ETAG_HEADER}, **E404, **E409, **E422, **E428, **E500, **E503},
-        openapi_extra=_if_match_parameter(required=True),
-        tags=["services"],
-    )
-    async def replace_service(
-        service_name: ServiceNamePath, body: ServiceDefinitionUpdate, request: Request
-    ) -> Response:
-        if body.service_name is not None and body.service_name != service_name:
-            raise InvalidField("serviceName", f"must match the name in the path ('{service_name}')")
-        revision = parse_if_match(request.headers.get("if-match"), required=True)
-        return _definition_response(await repository.update(service_name, body, revision))
-
-    @app.delete(
-        "/api/services/{serviceName}",
-        status_code=204,
-        response_class=Response,
-        responses={**E404, **E409, **E422, **E500, **E503},
-        openapi_extra=_if_match_parameter(required=False),
-        tags=["services"],
-    )
-    async def delete_service(service_name: ServiceNamePath, request: Request) -> Response:
-        revision = parse_if_match(request.headers.get("if-match"), required=False)
-        await repository.delete(service_name, revision)
-        return Response(status_code=204)
-
-    return app

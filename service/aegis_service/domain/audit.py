@@ -1,13 +1,15 @@
-"""Wire models of the audit pipeline's HTTP API (camelCase JSON): access grants and stored audit events."""
+"""Audit models (camelCase JSON, frozen): access grants, stored audit events, and the query over them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from aegis_service.models import CamelModel
+from aegis_service.domain.models import CamelModel
 
 #: A NATS subject or wildcard pattern: tokens of [A-Za-z0-9_-] or ``*``, optionally ending in ``>``.
 SUBJECT_PATTERN = r"^(>|(([A-Za-z0-9_-]+|\*)(\.([A-Za-z0-9_-]+|\*))*(\.>)?))$"
@@ -51,3 +53,17 @@ class AuditEventOut(CamelModel):
 class AuditEventPage(CamelModel):
     items: list[AuditEventOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """A page of stored events: filters on type and time, keyset pagination on the storage order.
+
+    ``after_seq`` is the cursor: the storage sequence of the last event of the previous page (opaque to
+    clients), so pages are stable while new events arrive."""
+
+    event_type: str | None = None
+    since: dt.datetime | None = None  # inclusive, on occurredAt
+    until: dt.datetime | None = None  # exclusive
+    after_seq: int = 0
+    limit: int = 100

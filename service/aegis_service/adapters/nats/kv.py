@@ -14,9 +14,9 @@ import nats.js.errors
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from aegis_service.adapters.nats.connection import NatsConnection
 from aegis_service.breaker import CircuitBreaker, CircuitOpenError
-from aegis_service.connection import NatsConnection, describe_error
-from aegis_service.errors import Unavailable
+from aegis_service.domain.errors import Unavailable, describe_error
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""Access grants in PostgreSQL.  Every change writes its row and its audit event (into the outbox)
-in one transaction: either both are committed or neither is."""
+"""Access grants in PostgreSQL (the :class:`~aegis_service.audit.GrantStore`). Every change writes its
+row and its audit event (into the outbox) in one transaction: either both are committed or neither is."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import psycopg
 
-from aegis_service.audit_models import AccessGrantInput, AccessGrantOut
-from aegis_service.db import Database
-from aegis_service.errors import Conflict, NotFound
-from aegis_service.events import new_event
-from aegis_service.outbox import enqueue
+from aegis_service.adapters.postgres.db import AsyncConn, Database
+from aegis_service.adapters.postgres.outbox import enqueue
+from aegis_service.domain.audit import AccessGrantInput, AccessGrantOut
+from aegis_service.domain.errors import Conflict, NotFound
+from aegis_service.domain.events import new_event
 
 CREATED = "access_grant.created"
 REVOKED = "access_grant.revoked"
@@ -52,7 +52,7 @@ class GrantRepository:
                 raise NotFound(f"no access grant {grant_id}")
             return await self._emit(conn, REVOKED, row)
 
-    async def _emit(self, conn: Any, event_type: str, row: Any) -> AccessGrantOut:
+    async def _emit(self, conn: AsyncConn, event_type: str, row: Any) -> AccessGrantOut:
         data = dict(zip(_COLUMNS, row, strict=True))
         event = new_event(
             event_type,

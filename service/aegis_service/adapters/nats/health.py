@@ -1,0 +1,44 @@
+"""The health responder: replies to requests on the health subject (and ``<subject>.<instanceId>`` to
+address one instance) with the health document, from memory."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from aegis_service.adapters.nats.connection import NatsConnection
+from aegis_service.health import HealthMonitor
+from aegis_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class HealthResponder:
+    """The handler does no I/O besides the reply itself."""
+
+    def __init__(self, monitor: HealthMonitor, connection: NatsConnection, settings: Settings) -> None:
+        self._monitor = monitor
+        self._connection = connection
+        self._subjects = (settings.health_subject, f"{settings.health_subject}.{settings.instance_id}")
+        self._subscriptions: list[Subscription] = []
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return self._subjects
+
+    async def start(self) -> None:
+        nc = self._connection.client
+        for subject in self._subjects:
+            self._subscriptions.append(await nc.subscribe(subject, cb=self._handle))
+        await nc.flush(timeout=5)  # the server has the subscriptions before we call ourselves ready
+        logger.info("health responder listening on %s", ", ".join(self._subjects))
+
+    async def _handle(self, msg: Msg) -> None:
+        if not msg.reply:
+            return
+        try:
+            await msg.respond(self._monitor.encode())
+        except Exception as exc:  # never let a bad request kill the subscription
+            logger.warning("health reply failed: %s", exc)
