@@ -60,11 +60,17 @@ compose-v2: $(VENV)/.installed
 
 SOURCES := pytest_aegis service/aegis_service bench tests
 
-## Lint: ruff (rules and format), mypy --strict on the plugin, the service and the benchmarks.
-lint: $(VENV)/.installed
+## Lint: ruff (rules and format), mypy --strict on the plugin, the service and the benchmarks,
+## dead code (vulture), and the docs built with warnings as errors.
+lint: $(VENV)/.installed docs
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy pytest_aegis service/aegis_service bench
+	$(VENV)/bin/vulture
+
+## The docs (Sphinx + MyST) into docs/_build/html; any warning fails.
+docs: $(VENV)/.installed
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 ## Full benchmarks (on demand; CI runs only a quick smoke of them).
 bench: $(VENV)/.installed

@@ -37,10 +37,10 @@ import psycopg
 
 from bench.health_rtt import service_stack
 from bench.procs import process_cpu_s
-from pytest_aegis.app import AppProcess
+from pytest_aegis.app.process import AppProcess
 from pytest_aegis.assertions.audit import count_events
 from pytest_aegis.backends.local import LocalBackend
-from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.natsd.server import NatsServer
 
 NAME = "audit"
 TARGETS: dict[str, float] = {"events_per_s": 10_000, "lost": 0, "duplicates": 0}

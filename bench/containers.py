@@ -59,12 +59,12 @@ import psycopg
 
 from bench import stats
 from bench.nats_ready import _DropSslEofNoise, bare_connect_kwargs
-from pytest_aegis import nats_config
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_config import NatsMaterial
-from pytest_aegis.nats_server import NatsServer
-from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.natsd.conf import render
+from pytest_aegis.natsd.material import NatsMaterial, prepare
+from pytest_aegis.natsd.server import NatsServer
+from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
 
 NAME = "containers"
@@ -72,7 +72,6 @@ NATS_CONFIGS: dict[str, NatsSpec] = {
     "nats_plain_js": NatsSpec(auth="none", tls=False),
     "nats_tls_userpass_js": NatsSpec(),
 }
-CONTENDERS = ("aegis", "testcontainers")
 #: The issue's targets: a NATS container ready in a median of at most 0.3 s; PostgreSQL ready
 #: within 1.3x the time to the image's own final "ready to accept connections" line.
 TARGETS: dict[str, float] = {"nats_median_ms": 300, "postgres_ratio_to_first_ready_line": 1.3}
@@ -101,9 +100,7 @@ def tc_nats(image: str, material: NatsMaterial, port: int, monitor_port: int) ->
     _host_network(container)
     if material.spec.tls or material.spec.auth != "none":
         inner, files = container_material(material)
-        text = nats_config.render(
-            inner, name="tc", store_dir=Path(STORE), port=port, monitor_port=monitor_port
-        )
+        text = render(inner, name="tc", store_dir=Path(STORE), port=port, monitor_port=monitor_port)
         for spec in files:
             container.with_copy_into_container(spec.content, spec.path, spec.mode)
         container.with_copy_into_container(text.encode(), CONF, 0o600)
@@ -131,7 +128,7 @@ async def aegis_nats_once(backend: Any, session: SessionState, ca: AegisCA, spec
     name = f"bench-{index}"
     started = time.perf_counter()
     directory = session.new_dir(f"nats-{name}")
-    material = nats_config.prepare(spec, directory / "material", ca if spec.tls else None)
+    material = prepare(spec, directory / "material", ca if spec.tls else None)
     runtime = backend.start_nats(material, name=name, directory=directory)
     try:
         nc = await NatsServer(runtime, material).connect()
@@ -143,7 +140,7 @@ async def aegis_nats_once(backend: Any, session: SessionState, ca: AegisCA, spec
 
 
 async def tc_nats_once(image: str, material: NatsMaterial) -> float:
-    from pytest_aegis.backends.docker.ports import free_port
+    from pytest_aegis.ports import free_port
 
     port, monitor_port = free_port(), free_port()
     started = time.perf_counter()
@@ -191,31 +188,33 @@ def aegis_pg_once(backend: Any, engine: Any, index: int) -> tuple[float, tuple[f
 
 def tc_pg_once(image: str) -> tuple[float, tuple[float, float]]:
     """One reference start.  Like the docker backend's own start (and its clock), a server that
-    lost its free port to another process before binding it is retried on a new port; testcontainers
-    only notices after its 120 s wait, which the figure then includes.  Any other failure carries the
-    container's log."""
-    from pytest_aegis.backends.docker.ports import PORT_ATTEMPTS, free_port, port_was_taken
+    lost its free port to another process before binding it is retried on a new port
+    (:func:`~pytest_aegis.ports.start_on_free_port`); testcontainers only notices after its 120 s
+    wait, which the figure then includes.  Any failure carries the container's log."""
+    from pytest_aegis.ports import start_on_free_port
 
     started_wall, started = time.time(), time.perf_counter()
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        port = free_port()
+
+    def start(port: int) -> tuple[float, tuple[float, float]]:
         container = tc_postgres(image, port)
         try:
             try:
                 container.start()
             except Exception as exc:
                 log = container.get_wrapped_container().logs(tail=20).decode("utf-8", "replace")
-                if attempt < PORT_ATTEMPTS and port_was_taken(log):
-                    continue
-                message = f"PostgresContainer on port {port} did not start: {exc}\nits log:\n{log}"
-                raise RuntimeError(message) from exc
-            dsn = f"postgresql://{container.username}:{container.password}@127.0.0.1:{port}/{container.dbname}"
+                raise RuntimeError(
+                    f"PostgresContainer on port {port} did not start: {exc}\nits log:\n{log}"
+                ) from exc
+            dsn = (
+                f"postgresql://{container.username}:{container.password}@127.0.0.1:{port}/{container.dbname}"
+            )
             psycopg.connect(dsn, connect_timeout=10).close()
             elapsed = time.perf_counter() - started
             return elapsed, _ready_lines_s(container.get_wrapped_container(), started_wall)
         finally:
             container.stop()
-    raise AssertionError("unreachable")
+
+    return start_on_free_port(start)
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -295,8 +294,8 @@ def _measure_postgres(backend: Any, engine: Any, image: str, reps: int,
 
 def run(reps: int, quick: bool) -> dict[str, Any]:
     """Measure every configuration ``reps`` times per contender; return the suite's results."""
-    from pytest_aegis.backends.base import BackendUnavailable
     from pytest_aegis.backends.docker import DockerBackend, Engine
+    from pytest_aegis.errors import BackendUnavailable
 
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
@@ -311,9 +310,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
     backend = DockerBackend(config, session, engine=engine)
     try:
         ca = AegisCA(session.new_dir("ca"))
-        configs = asyncio.run(
-            _measure_nats(backend, session, ca, config.docker_nats_image, reps, _progress)
-        )
+        configs = asyncio.run(_measure_nats(backend, session, ca, config.docker_nats_image, reps, _progress))
         configs["postgres"] = _measure_postgres(backend, engine, config.docker_pg_image, reps, _progress)
         checks = {key: value["target_checks"] for key, value in configs.items()}
         return {

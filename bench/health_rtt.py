@@ -2,11 +2,11 @@
 against a bare nats-py responder on the same server.
 
 One nats-server with the default secured spec (``NatsSpec()``: TLS + user/password + JetStream) is
-started through :class:`~pytest_aegis.nats_pool.NatsPool`; two contenders answer on it:
+started through :class:`~pytest_aegis.natsd.pool.NatsPool`; two contenders answer on it:
 
 ``service``
     The reference service (``python -m aegis_service``) started with
-    :class:`~pytest_aegis.app.AppProcess`, addressed on ``health.check.<instanceId>`` (every instance
+    :class:`~pytest_aegis.app.process.AppProcess`, addressed on ``health.check.<instanceId>`` (every instance
     also subscribes there, so exactly one responder replies).  It builds its health document from
     memory and ``json.dumps`` it per request.
 
@@ -42,17 +42,17 @@ from nats.aio.client import Client
 from bench import stats
 from bench.nats_ready import _DropSslEofNoise
 from bench.procs import read_until, terminate
-from pytest_aegis.app import AppProcess, AppSpec
+from pytest_aegis.app.process import AppProcess
+from pytest_aegis.app.spec import AppSpec
 from pytest_aegis.backends.local import LocalBackend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_pool import NatsPool
-from pytest_aegis.nats_server import NatsServer
-from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.natsd.pool import NatsPool
+from pytest_aegis.natsd.server import NatsServer
+from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
 
 NAME = "health_rtt"
-CONTENDERS = ("service", "bare")
 #: The issue's Done-when: the service's health round trip p99 within 2 ms, at most 2x a bare responder.
 TARGETS: dict[str, float] = {"service_p99_ms": 2.0, "p99_ratio_max": 2.0}
 SERVICE_NAME = "bench-svc"

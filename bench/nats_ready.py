@@ -11,7 +11,7 @@ JetStream) two contenders are measured interleaved (A, B, A, B, ...) in one run:
 
 ``bare_popen``
     The reference, a hand-written fixture at its best: the same binary and the
-    same config content (``nats_config.render`` of the material the aegis rep
+    same config content (``natsd.conf.render`` of the material the aegis rep
     just made, in its own directory with its own JetStream store), written to
     disk, ``subprocess.Popen([bin, "-c", conf], stderr=PIPE)``, stderr read
     until "Server is ready" (the port from "Listening for client connections
@@ -40,14 +40,15 @@ import nats
 
 from bench import stats
 from bench.procs import BenchError, read_until, terminate
-from pytest_aegis import nats_config
 from pytest_aegis.backends.local import LocalBackend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_config import NatsMaterial
-from pytest_aegis.nats_pool import NatsPool
-from pytest_aegis.nats_server import CLIENT_DEFAULTS
-from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.natsd.conf import render
+from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.pool import NatsPool
+from pytest_aegis.natsd.server import CLIENT_DEFAULTS
+from pytest_aegis.natsd.spec import NatsSpec
+from pytest_aegis.ports import LOOPBACK
 from pytest_aegis.session import SessionState
 
 NAME = "nats_ready"
@@ -56,7 +57,6 @@ CONFIGS: dict[str, NatsSpec] = {
     "tls_userpass_js": NatsSpec(),
     "mtls_userpass_js": NatsSpec(mtls=True),
 }
-CONTENDERS = ("aegis", "bare_popen")
 #: The issue's Done-when: the default secured server (TLS + user/password +
 #: JetStream) ready in a median of at most 15 ms, at most 1.5x a bare Popen.
 TARGETS: dict[str, float] = {"tls_userpass_js_median_ms": 15, "ratio_max": 1.5}
@@ -97,7 +97,7 @@ def bare_connect_kwargs(material: NatsMaterial, port: int) -> dict[str, Any]:
     """The ``nats.connect`` keywords the plugin's handle would use, for a bare server on ``port``."""
     scheme = "tls" if material.spec.tls else "nats"
     kwargs: dict[str, Any] = {
-        "servers": [f"{scheme}://{nats_config.LOOPBACK}:{port}"],
+        "servers": [f"{scheme}://{LOOPBACK}:{port}"],
         "name": "aegis-bench:bare",
         **CLIENT_DEFAULTS,
     }
@@ -109,7 +109,7 @@ def bare_connect_kwargs(material: NatsMaterial, port: int) -> dict[str, Any]:
 
 async def bare_once(binary: Path, material: NatsMaterial, directory: Path, name: str) -> float:
     """One bare-Popen time-to-ready, in seconds."""
-    text = nats_config.render(material, name=name, store_dir=directory / "jetstream")
+    text = render(material, name=name, store_dir=directory / "jetstream")
     conf = directory / "nats-server.conf"
     started = time.perf_counter()
     conf.write_text(text)
@@ -233,7 +233,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
             "contenders": {
                 "aegis": "NatsPool(LocalBackend).start(spec): material prep, config write, Popen with the "
                 "PR_SET_PDEATHSIG (setpriv), wait for 'Server is ready'; then await server.connect()",
-                "bare_popen": "config write (same content via nats_config.render, own dir and "
+                "bare_popen": "config write (same content via natsd.conf.render, own dir and "
                 "JetStream store), Popen([bin, '-c', conf], stderr=PIPE), read stderr to "
                 "'Server is ready', then the same nats.connect (same credentials and TLS context)",
             },

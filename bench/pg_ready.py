@@ -42,21 +42,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import stats
+from pytest_aegis.backends.local.postgres import LocalPostgres, PostgresServer
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.postgres.databases import (
-    DatabaseAdmin,
-    PostgresDatabase,
-    create_database,
-    create_template,
-    drop_database,
-)
-from pytest_aegis.postgres.local import LocalPostgres
+from pytest_aegis.postgres.databases import DatabaseAdmin, create_database, create_template, drop_database
+from pytest_aegis.postgres.handle import PostgresDatabase
 from pytest_aegis.postgres.migrations import MigrationSource
-from pytest_aegis.postgres.server import PostgresServer
 from pytest_aegis.session import SessionState
 
 NAME = "postgres"
@@ -66,10 +61,13 @@ TARGETS: dict[str, float] = {
     "postgres_db_median_ms": 50,
     "rollback_median_ms": 2,
 }
-COLD_REPS, COLD_REPS_QUICK = 3, 1
-WARM_REPS, WARM_REPS_QUICK = 10, 2
-DB_REPS, DB_REPS_QUICK = 30, 3
-ROLLBACK_REPS, ROLLBACK_REPS_QUICK = 200, 20
+#: Repetitions of each measurement: (full run, --quick).
+REPS: dict[str, tuple[int, int]] = {
+    "server_cold_start": (3, 1),
+    "server_warm_start": (10, 2),
+    "postgres_db": (30, 3),
+    "rollback_mode": (200, 20),
+}
 WARMUP = 1
 
 
@@ -253,121 +251,143 @@ def _ms_list(samples: list[float]) -> list[float]:
     return [round(stats.to_ms(value), stats.DIGITS) for value in samples]
 
 
+@dataclass
+class _Measured:
+    """What one run measured (seconds), before it is summarised."""
+
+    with_janitor: bool = False
+    setup_s: float = 0.0
+    template_s: float = 0.0
+    cold: list[float] = field(default_factory=list)
+    cold_hits: list[bool] = field(default_factory=list)
+    warm: list[float] = field(default_factory=list)
+    warm_hits: list[bool] = field(default_factory=list)
+    db: dict[str, list[float]] = field(default_factory=dict)
+    rollback: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _reps(quick: bool) -> dict[str, int]:
+    return {name: counts[1] if quick else counts[0] for name, counts in REPS.items()}
+
+
+def _measure(pool: LocalPostgres, scratch: Path, reps: dict[str, int], janitor_cls: Any) -> _Measured:
+    out = _Measured(with_janitor=janitor_cls is not None)
+    # Session-wide lookups (binaries, server user, PostgreSQL root), as once per pytest session.
+    setup_started = time.perf_counter()
+    _ = pool.binaries, pool.user, pool.root
+    out.setup_s = time.perf_counter() - setup_started
+
+    out.cold, out.cold_hits = measure_cold(pool, scratch, reps["server_cold_start"])
+    _progress(f"server_cold_start median {_median_ms(out.cold):.1f} ms")
+    warm_cache = scratch / "warm-cache"
+    warm_cache.mkdir()
+    with _cache_home(warm_cache):
+        out.warm, out.warm_hits = measure_warm(pool, reps["server_warm_start"])
+        _progress(f"server_warm_start median {_median_ms(out.warm):.1f} ms")
+        server = pool.start(name="bench-db")
+        migrations = scratch / "migrations"
+        write_migrations(migrations)
+        template_started = time.perf_counter()
+        template = create_template(server, MigrationSource(directory=migrations))
+        out.template_s = time.perf_counter() - template_started
+        out.db = measure_databases(server, template.name, janitor_cls, reps["postgres_db"])
+        _progress(f"postgres_db median {_median_ms(out.db['create']):.2f} ms")
+        if janitor_cls is not None:
+            _progress(f"pytest_postgresql_db median {_median_ms(out.db['ppg_create']):.2f} ms")
+        tx_database = create_database(server, template.name, prefix="aegis_tx")
+        try:
+            out.rollback = measure_rollback(tx_database, reps["rollback_mode"])
+        finally:
+            drop_database(tx_database)
+        _progress(f"rollback_mode median {_median_ms(out.rollback['rollback']):.3f} ms")
+    return out
+
+
+def _results(m: _Measured, with_janitor: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "server_cold_start": {**stats.summarize(m.cold), "cache_hits": sum(m.cold_hits)},
+        "server_warm_start": {**stats.summarize(m.warm), "cache_hits": sum(m.warm_hits)},
+        "postgres_db": stats.summarize(m.db["create"]),
+        "postgres_db_drop": stats.summarize(m.db["drop"]),
+    }
+    if with_janitor:
+        results["pytest_postgresql_db"] = stats.summarize(m.db["ppg_create"])
+        results["pytest_postgresql_db_drop"] = stats.summarize(m.db["ppg_drop"])
+        results["postgres_db_vs_pytest_postgresql_ratio"] = stats.ratio(
+            stats.median(m.db["create"]), stats.median(m.db["ppg_create"])
+        )
+    else:
+        results["pytest_postgresql_db"] = {"skipped": "pytest-postgresql is not installed"}
+    results["rollback_mode"] = stats.summarize(m.rollback["rollback"])
+    results["rollback_mode_with_connect"] = stats.summarize(m.rollback["with_connect"])
+    return results
+
+
+NOTES = [
+    "server starts: LocalPostgres.start() until the server logs it accepts connections; stop not timed",
+    "cold: $XDG_CACHE_HOME points at a fresh empty directory per rep (initdb runs); warm: a "
+    "private cache directory warmed by a discarded first start (the user's cache is untouched)",
+    "postgres_db: create_database from the template (as the postgres_db fixture); "
+    "pytest_postgresql_db: DatabaseJanitor(template_dbname=...).init() on the same server and "
+    "template, interleaved per rep; drops timed separately (*_drop)",
+    "rollback_mode: SELECT 1 (opens the transaction) + rollback on an open connection; "
+    "rollback_mode_with_connect adds connect/close as the postgres_tx fixture does per test",
+    f"the first rep of warm starts, databases and rollback is a discarded warm-up ({WARMUP})",
+    "binaries lookup, server user and PostgreSQL root are per-session (session_setup_ms)",
+]
+
+
+def _report(
+    m: _Measured, binaries: Any, ppg_version: Any, quick: bool, reps: dict[str, int]
+) -> dict[str, Any]:
+    results = _results(m, with_janitor="ppg_create" in m.db and bool(m.db["ppg_create"]))
+    observed = {
+        "warm_start_median_ms": results["server_warm_start"]["median_ms"],
+        "postgres_db_median_ms": results["postgres_db"]["median_ms"],
+        "rollback_median_ms": results["rollback_mode"]["median_ms"],
+    }
+    checks = {key: float(observed[key]) <= TARGETS[key] for key in TARGETS}
+    return {
+        "suite": NAME,
+        "what": "PostgreSQL fixtures: server start (cold/warm initdb cache), per-test database "
+        "from a migrated template, rollback-mode cost per test",
+        "postgres": {"version": binaries.version, "bin_dir": str(binaries.bin_dir)},
+        "pytest_postgresql": ppg_version,
+        "quick": quick,
+        "reps": reps,
+        "template": {
+            "tables": TABLES,
+            "indexes": TABLES,
+            "create_template_ms": round(stats.to_ms(m.template_s), stats.DIGITS),
+        },
+        "session_setup_ms": round(stats.to_ms(m.setup_s), stats.DIGITS),
+        "notes": NOTES,
+        "results": results,
+        "samples_ms": {
+            "server_cold_start": _ms_list(m.cold),
+            "server_warm_start": _ms_list(m.warm),
+            "postgres_db": _ms_list(m.db["create"]),
+            "pytest_postgresql_db": _ms_list(m.db["ppg_create"]),
+        },
+        "targets": dict(TARGETS),
+        "observed": observed,
+        "target_checks": checks,
+        "meets_targets": all(checks.values()),
+    }
+
+
 def run(reps: int, quick: bool) -> dict[str, Any]:
     """Run the postgres suite (``reps`` is the CLI's; the suite's counts are fixed per mode)."""
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
-    cold_reps = COLD_REPS_QUICK if quick else COLD_REPS
-    warm_reps = WARM_REPS_QUICK if quick else WARM_REPS
-    db_reps = DB_REPS_QUICK if quick else DB_REPS
-    rollback_reps = ROLLBACK_REPS_QUICK if quick else ROLLBACK_REPS
+    counts = _reps(quick)
     janitor_cls, ppg_version = _pytest_postgresql()
-
     session = SessionState()
     scratch = Path(tempfile.mkdtemp(prefix="aegis-bench-pg-"))
     pool = LocalPostgres(AegisConfig(), session)
     try:
-        # Session-wide lookups (binaries, server user, PostgreSQL root), as once per pytest session.
-        setup_started = time.perf_counter()
-        binaries = pool.binaries
-        _ = pool.user, pool.root
-        setup_s = time.perf_counter() - setup_started
-
-        cold, cold_hits = measure_cold(pool, scratch, cold_reps)
-        _progress(f"server_cold_start median {_median_ms(cold):.1f} ms")
-
-        warm_cache = scratch / "warm-cache"
-        warm_cache.mkdir()
-        with _cache_home(warm_cache):
-            warm, warm_hits = measure_warm(pool, warm_reps)
-            _progress(f"server_warm_start median {_median_ms(warm):.1f} ms")
-
-            server = pool.start(name="bench-db")
-            migrations = scratch / "migrations"
-            write_migrations(migrations)
-            template_started = time.perf_counter()
-            template = create_template(server, MigrationSource(directory=migrations))
-            template_s = time.perf_counter() - template_started
-            db = measure_databases(server, template.name, janitor_cls, db_reps)
-            _progress(f"postgres_db median {_median_ms(db['create']):.2f} ms")
-            if janitor_cls is not None:
-                _progress(f"pytest_postgresql_db median {_median_ms(db['ppg_create']):.2f} ms")
-
-            tx_database = create_database(server, template.name, prefix="aegis_tx")
-            try:
-                rollback = measure_rollback(tx_database, rollback_reps)
-            finally:
-                drop_database(tx_database)
-            _progress(f"rollback_mode median {_median_ms(rollback['rollback']):.3f} ms")
-
-        results: dict[str, Any] = {
-            "server_cold_start": {**stats.summarize(cold), "cache_hits": sum(cold_hits)},
-            "server_warm_start": {**stats.summarize(warm), "cache_hits": sum(warm_hits)},
-            "postgres_db": stats.summarize(db["create"]),
-            "postgres_db_drop": stats.summarize(db["drop"]),
-        }
-        if janitor_cls is not None:
-            results["pytest_postgresql_db"] = stats.summarize(db["ppg_create"])
-            results["pytest_postgresql_db_drop"] = stats.summarize(db["ppg_drop"])
-            results["postgres_db_vs_pytest_postgresql_ratio"] = stats.ratio(
-                stats.median(db["create"]), stats.median(db["ppg_create"])
-            )
-        else:
-            results["pytest_postgresql_db"] = {"skipped": "pytest-postgresql is not installed"}
-        results["rollback_mode"] = stats.summarize(rollback["rollback"])
-        results["rollback_mode_with_connect"] = stats.summarize(rollback["with_connect"])
-
-        samples_ms = {
-            "server_cold_start": _ms_list(cold),
-            "server_warm_start": _ms_list(warm),
-            "postgres_db": _ms_list(db["create"]),
-            "pytest_postgresql_db": _ms_list(db["ppg_create"]),
-        }
-        observed = {
-            "warm_start_median_ms": results["server_warm_start"]["median_ms"],
-            "postgres_db_median_ms": results["postgres_db"]["median_ms"],
-            "rollback_median_ms": results["rollback_mode"]["median_ms"],
-        }
-        checks = {key: float(observed[key]) <= TARGETS[key] for key in TARGETS}
-        return {
-            "suite": NAME,
-            "what": "PostgreSQL fixtures: server start (cold/warm initdb cache), per-test database "
-            "from a migrated template, rollback-mode cost per test",
-            "postgres": {"version": binaries.version, "bin_dir": str(binaries.bin_dir)},
-            "pytest_postgresql": ppg_version,
-            "quick": quick,
-            "reps": {
-                "server_cold_start": cold_reps,
-                "server_warm_start": warm_reps,
-                "postgres_db": db_reps,
-                "rollback_mode": rollback_reps,
-            },
-            "template": {
-                "tables": TABLES,
-                "indexes": TABLES,
-                "create_template_ms": round(stats.to_ms(template_s), stats.DIGITS),
-            },
-            "session_setup_ms": round(stats.to_ms(setup_s), stats.DIGITS),
-            "notes": [
-                "server starts: LocalPostgres.start() until the server logs it accepts connections; "
-                "stop not timed",
-                "cold: $XDG_CACHE_HOME points at a fresh empty directory per rep (initdb runs); warm: a "
-                "private cache directory warmed by a discarded first start (the user's cache is untouched)",
-                "postgres_db: create_database from the template (as the postgres_db fixture); "
-                "pytest_postgresql_db: DatabaseJanitor(template_dbname=...).init() on the same server and "
-                "template, interleaved per rep; drops timed separately (*_drop)",
-                "rollback_mode: SELECT 1 (opens the transaction) + rollback on an open connection; "
-                "rollback_mode_with_connect adds connect/close as the postgres_tx fixture does per test",
-                f"the first rep of warm starts, databases and rollback is a discarded warm-up ({WARMUP})",
-                "binaries lookup, server user and PostgreSQL root are per-session (session_setup_ms)",
-            ],
-            "results": results,
-            "samples_ms": samples_ms,
-            "targets": dict(TARGETS),
-            "observed": observed,
-            "target_checks": checks,
-            "meets_targets": all(checks.values()),
-        }
+        measured = _measure(pool, scratch, counts, janitor_cls)
+        return _report(measured, pool.binaries, ppg_version, quick, counts)
     finally:
         pool.close()
         session.close()

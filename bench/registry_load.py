@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 import ssl
 import sys
@@ -45,13 +44,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from bench import stats
 from bench.health_rtt import service_stack
+from bench.http_clients import Client, HttpxClient, JsonBody, RawClient, Reply
 from bench.procs import process_cpu_s
 
 NAME = "registry_load"
@@ -62,114 +60,12 @@ TARGETS: dict[str, float] = {"p99_ms": 50, "errors": 0}
 CLIENTS = 100
 CYCLES = 20  # 8,000 requests: enough samples (80 above p99) for a stable p99
 QUICK_CYCLES = 1
-HTTP_TIMEOUT = 30.0
 GENERATORS = ("raw", "httpx")
 PRIMARY = "raw"
-
-JsonBody = dict[str, Any]
 
 
 class CycleError(Exception):
     """A request of a cycle did not get the expected answer."""
-
-
-class HttpProtocolError(Exception):
-    """The server's answer is not the HTTP/1.1 the minimal client understands."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    etag: str | None
-    body: bytes
-
-
-class Client(Protocol):
-    async def request(
-        self, method: str, path: str, body: JsonBody | None = None, headers: dict[str, str] | None = None
-    ) -> Reply: ...
-
-    async def close(self) -> None: ...
-
-
-# -- the load generators ------------------------------------------------------------------------------
-
-
-class RawClient:
-    """HTTP/1.1 over one keep-alive connection (reopened after an error); ``Content-Length`` bodies only."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._host = host
-        self._port = port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def request(
-        self, method: str, path: str, body: JsonBody | None = None, headers: dict[str, str] | None = None
-    ) -> Reply:
-        if self._reader is None or self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
-        data = b"" if body is None else json.dumps(body).encode()
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-        head += f"Content-Length: {len(data)}\r\n"
-        if body is not None:
-            head += "Content-Type: application/json\r\n"
-        for name, value in (headers or {}).items():
-            head += f"{name}: {value}\r\n"
-        try:
-            self._writer.write(head.encode("latin-1") + b"\r\n" + data)
-            return await self._read_reply(self._reader)
-        except BaseException:
-            await self.close()
-            raise
-
-    @staticmethod
-    async def _read_reply(reader: asyncio.StreamReader) -> Reply:
-        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-            raise HttpProtocolError(f"bad status line {lines[0]!r}")
-        fields: dict[str, str] = {}
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                fields[name.strip().lower()] = value.strip()
-        if "chunked" in fields.get("transfer-encoding", ""):
-            raise HttpProtocolError("chunked responses are not supported by the minimal client")
-        length = int(fields.get("content-length", "0"))
-        content = await reader.readexactly(length) if length else b""
-        if fields.get("connection", "").lower() == "close":
-            raise HttpProtocolError("the server closed the keep-alive connection")
-        return Reply(int(parts[1]), fields.get("etag"), content)
-
-    async def close(self) -> None:
-        writer, self._reader, self._writer = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-
-
-class HttpxClient:
-    """One :class:`httpx.AsyncClient` with a single connection."""
-
-    def __init__(self, base_url: str, tls: ssl.SSLContext) -> None:
-        # ``verify`` takes a ready context: building one per client would cost ~30 ms each.
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            verify=tls,
-            timeout=HTTP_TIMEOUT,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        )
-
-    async def request(
-        self, method: str, path: str, body: JsonBody | None = None, headers: dict[str, str] | None = None
-    ) -> Reply:
-        response = await self._client.request(method, path, json=body, headers=headers)
-        return Reply(response.status_code, response.headers.get("etag"), response.content)
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
 
 # -- the load ---------------------------------------------------------------------------------------------

@@ -7,17 +7,19 @@ heavy is made on first use, so a session that uses no fixture starts nothing.
 from __future__ import annotations
 
 import functools
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from pytest_aegis.backends import Backend, select_backend
+from pytest_aegis.backends import Backend, backend_class, select_backend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_pool import NatsPool
-from pytest_aegis.postgres import PostgresPool
+from pytest_aegis.natsd.pool import NatsPool
 from pytest_aegis.reporting import LogSource
 from pytest_aegis.session import SessionState, SweepReport
+
+if TYPE_CHECKING:  # needs psycopg (the postgres extra): imported on first use
+    from pytest_aegis.postgres.pool import PostgresPool
 
 HARNESS = pytest.StashKey["Harness"]()
 
@@ -60,7 +62,18 @@ class Harness:
 
     @functools.cached_property
     def postgres(self) -> PostgresPool:
+        from pytest_aegis.postgres import require_psycopg
+
+        require_psycopg()
+        from pytest_aegis.postgres.pool import PostgresPool
+
         return PostgresPool(self.config, self.backend)
+
+    @property
+    def backend_is_eager(self) -> bool:
+        """The configured backend wants to be made when the session starts (see ``Backend.eager``)."""
+        cls = backend_class(self.config.backend)
+        return cls is not None and cls.eager
 
     def log_sources(self) -> list[LogSource]:
         sources: list[LogSource] = []

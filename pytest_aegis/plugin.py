@@ -1,4 +1,9 @@
-"""pytest hooks and options.  Load with ``pytest -p pytest_aegis``."""
+"""Every pytest hook of the plugin.  Load with ``pytest -p pytest_aegis``.
+
+Options (one ``aegis`` group, CLI default ``None`` falling back to ini, then env), markers,
+the header, the session-start sweep, marker validation, backend skips, failure reports with
+server logs, the ``--aegis-keep`` summary, and the teardown of what the session started.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,34 @@ from typing import Any
 
 import pytest
 
-from pytest_aegis import reporting
-from pytest_aegis.backends import BackendUnavailable
-from pytest_aegis.config import SETTINGS, AegisConfig, ConfigError, Setting
-from pytest_aegis.fixtures import MARKER, spec_for
+from pytest_aegis import markers, reporting
+from pytest_aegis.config import SETTINGS, AegisConfig, Setting
+from pytest_aegis.errors import BackendUnavailable, ConfigError
 from pytest_aegis.harness import HARNESS, Harness, get_harness
-from pytest_aegis.nats_spec import SpecError
 from pytest_aegis.postgres.migrations import parse_migrations
 from pytest_aegis.session import sweep
 
-BACKENDS_MARKER = "aegis_backends"
-MARKERS = (
-    f"{MARKER}(auth='userpass', tls=True, mtls=False, server_cert='valid', permissions=None, users=(), "
-    "jetstream=True): run the test against a secured NATS server of this spec (fixtures nats_secure, "
-    "nats_client). auth: none|userpass|token|nkey|jwt; server_cert: valid|expired|not_yet_valid|wrong_host|"
-    "untrusted.",
-    f"{BACKENDS_MARKER}(*names): run the test only on these backends (local, docker, external); "
-    "skipped on the others with the reason",
-)
+
+def _shown_default(setting: Setting) -> str:
+    return "none" if setting.default is None else str(setting.default).lower()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("aegis", "pytest-aegis: real secured servers as fixtures")
     for setting in SETTINGS:
+        where = f"ini {setting.ini}, env {setting.env}"
         if setting.kind == "bool":
             group.addoption(
-                setting.flag,
-                dest=setting.dest,
-                action="store_const",
-                const="true",
-                default=None,
-                help=f"{setting.help} (ini {setting.ini}, env {setting.env})",
-            )
+                setting.flag, dest=setting.dest, action="store_const", const="true", default=None,
+                help=f"{setting.help} ({where})",
+            )  # fmt: skip
         else:
             group.addoption(
-                setting.flag,
-                dest=setting.dest,
-                default=None,
-                help=f"{setting.help} (ini {setting.ini}, env {setting.env}, "
-                f"default {setting.default or 'none'})",
-            )
+                setting.flag, dest=setting.dest, default=None,
+                help=f"{setting.help} ({where}, default {_shown_default(setting)})",
+            )  # fmt: skip
         parser.addini(
-            setting.ini, f"{setting.help} (default {setting.default or 'none'})", type="string", default=""
+            setting.ini, f"{setting.help} (default {_shown_default(setting)})", type="string", default=""
         )
 
 
@@ -63,7 +54,7 @@ def _lookup(config: pytest.Config) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    for line in MARKERS:
+    for line in markers.marker_lines():
         config.addinivalue_line("markers", line)
     try:
         settings = AegisConfig.resolve(_lookup(config))
@@ -80,11 +71,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    swept = get_harness(session.config).swept = sweep()
+    harness = get_harness(session.config)
+    swept = harness.swept = sweep()
     # Containers do not die with pytest: remove those whose session is dead (after the dirs above).
     from pytest_aegis.backends.docker.sweep import sweep_if_engine
 
     swept.containers = sweep_if_engine()
+    # An eager backend (external) is made now by the session's owner, not an xdist worker: it
+    # notes the servers' state before any test runs.
+    if harness.backend_is_eager and not hasattr(session.config, "workerinput"):
+        try:
+            backend = harness.backend
+        except BackendUnavailable:
+            return  # each test that needs it reports the error
+        backend.own_session()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -92,12 +96,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     try:
         backend = harness.backend.describe()
     except BackendUnavailable as exc:
-        backend = f"{harness.config.backend} (unavailable: {str(exc).splitlines()[0]})"
+        backend = f"{harness.config.backend} (unavailable: {_first_line(exc)})"
     lines = [f"aegis: backend {backend}; keep={harness.config.keep}"]
     try:
         lines.append(f"aegis: {harness.backend.describe_postgres()}")
     except BackendUnavailable as exc:
-        lines.append(f"aegis: postgres unavailable ({str(exc).splitlines()[0]})")
+        lines.append(f"aegis: postgres unavailable ({_first_line(exc)})")
     swept = harness.swept
     if swept:
         lines.append(
@@ -111,29 +115,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Validate every nats_secure marker up front: a bad one is a usage error, not N failures."""
-    problems = []
-    for item in items:
-        try:
-            spec_for(item)
-        except SpecError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise pytest.UsageError("\n".join(problems))
+    markers.check_specs(items)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    marker = item.get_closest_marker(BACKENDS_MARKER)
-    if marker is not None:
-        harness = get_harness(item.config)
-        backend: str = harness.backend.name if harness.config.backend == "auto" else harness.config.backend
-        if backend not in marker.args:
-            reason = marker.kwargs.get("reason", "")
-            pytest.skip(
-                f"only on the {'/'.join(marker.args)} backend(s), this session uses {backend}"
-                + (f": {reason}" if reason else "")
-            )
-    reporting.note_offsets(item, get_harness(item.config).log_sources())
+    harness = get_harness(item.config)
+    if item.get_closest_marker(markers.BACKENDS_MARKER) is not None:
+        backend = harness.backend.name if harness.config.backend == "auto" else harness.config.backend
+        if (reason := markers.backend_skip_reason(item, backend)) is not None:
+            pytest.skip(reason)
+    reporting.note_offsets(item, harness.log_sources())
 
 
 @pytest.hookimpl(wrapper=True)
@@ -161,6 +153,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    harness = config.stash.get(HARNESS, None)
+    harness: Harness | None = config.stash.get(HARNESS, None)
     if harness is not None:
         harness.close()

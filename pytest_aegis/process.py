@@ -28,50 +28,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Generic, Protocol, TypeVar
 
+from pytest_aegis.errors import FATAL_MARKERS, ServerStartError
 from pytest_aegis.session import SessionState
 
 _PR_SET_PDEATHSIG = 1
-FATAL_MARKERS = ("[FTL]", "[ERR]", "FATAL", "PANIC", "Error", "error:", "panic:")
-
-
-class ServerStartError(RuntimeError):
-    """A server (or the service under test) did not become ready: it exited, or the timeout passed.
-
-    ``reason`` says what happened; ``refusal`` is set when the start failed because a server
-    refused a connection (``"tls"``, ``"auth"``, ``"permissions"``, ``"timeout"``), read from the
-    process's own log and ``server_lines``, the lines the server it talks to logged meanwhile.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        reason: str,
-        log_tail: Sequence[str],
-        hint: str | None = None,
-        fatal_markers: Sequence[str] = FATAL_MARKERS,
-        *,
-        refusal: str | None = None,
-        server_lines: Sequence[str] = (),
-    ) -> None:
-        fatal = [line for line in log_tail if any(marker in line for marker in fatal_markers)]
-        parts = [f"{name} did not start: {reason}"]
-        if refusal is not None:
-            parts[0] += f" (refused: {refusal})"
-        if fatal:
-            parts += ["fatal lines:", *(f"  {line}" for line in fatal[-10:])]
-        parts += [f"last {len(log_tail)} log lines:", *(f"  {line}" for line in log_tail)]
-        if server_lines:
-            parts += ["the server's log meanwhile:", *(f"  {line}" for line in server_lines[-20:])]
-        if hint:
-            parts.append(f"hint: {hint}")
-        super().__init__("\n".join(parts))
-        self.name = name
-        self.reason = reason
-        self.log_tail = list(log_tail)
-        self.hint = hint
-        self.fatal_lines = fatal
-        self.refusal = refusal
-        self.server_lines = list(server_lines)
 
 
 _SETPRIV = shutil.which("setpriv")

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from pytest_aegis.waiting import WaitTimeout, wait_until
+from pytest_aegis.errors import WaitTimeout
+from pytest_aegis.waiting import wait_until
 
 KEEP_MARKER = "KEEP"
 

@@ -17,15 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from pytest_aegis.errors import WaitTimeout
+
+__all__ = ["Poll", "WaitTimeout", "async_wait_until", "wait_until"]
+
 T = TypeVar("T")
-
-
-class WaitTimeout(AssertionError):
-    """Raised when a condition did not hold before the deadline.
-
-    An ``AssertionError`` so pytest shows it as a test failure, with the last
-    value or error observed and a hint.
-    """
 
 
 @dataclass

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING
 
 from pytest_aegis.waiting import Poll
+
+if TYPE_CHECKING:  # psycopg is the postgres extra: imported when an assertion runs
+    import psycopg
+    from psycopg import sql
 
 SHOW = 10
 DEFAULT_TABLE = "audit_events"
@@ -84,6 +86,8 @@ def _first(items: Iterable[str], show: int) -> list[str]:
 
 
 def _table(name: str) -> sql.Composable:
+    from psycopg import sql
+
     return sql.Identifier(*name.split("."))
 
 
@@ -96,6 +100,8 @@ async def count_events(
     show: int = SHOW,
 ) -> EventCounts:
     """Rows per expected id, the table's row count and a few stored ids that were not expected."""
+    from psycopg import sql
+
     # %b: the id list goes in binary (psycopg quotes a text array element by element, ~30x slower).
     ids = list(expected)
     params = {"table": _table(table), "column": sql.Identifier(column)}
@@ -131,7 +137,11 @@ async def assert_no_event_lost(
 ) -> None:
     """Assert that every id of ``expected_ids`` is stored in ``table`` exactly once within ``within``
     seconds.  Fails at once on a duplicate (a second copy never goes away); otherwise polls."""
-    from pytest_aegis.postgres.handle import CONNECT_TIMEOUT  # the postgres package imports backends
+    from pytest_aegis.postgres import require_psycopg
+    from pytest_aegis.postgres.handle import CONNECT_TIMEOUT
+
+    require_psycopg()
+    import psycopg
 
     poll = Poll(within, interval=0.01, max_interval=0.25)
     message: str | None = "not checked yet"

@@ -15,14 +15,9 @@ from typing import Any, Literal
 
 from nats.aio.client import Client
 
-from pytest_aegis.nats_connect import (
-    NatsConnectError,
-    PlaintextRejected,
-    classify,
-    describe,
-    open_client,
-)
-from pytest_aegis.nats_server import NatsServer
+from pytest_aegis.errors import NatsConnectError, PlaintextRejected, describe_error
+from pytest_aegis.natsd.connect import classify, open_client
+from pytest_aegis.natsd.server import NatsServer
 
 Reason = Literal["auth", "tls", "protocol", "reset"]
 REASONS: dict[str, str] = {
@@ -121,13 +116,14 @@ async def assert_connection_rejected(
     if actual not in wanted:
         raise AssertionError(
             f"expected {server.name} to reject the connection for reason {expected}, "
-            f"but it failed for reason {actual!r}: {describe(error)}" + _server_log_since(server, offset)
+            f"but it failed for reason {actual!r}: {describe_error(error)}"
+            + _server_log_since(server, offset)
         )
     if match is not None and not re.search(match, str(error), re.I):
         raise AssertionError(
             f"{server.name} rejected the connection for reason {actual!r} as expected, "
             "but the error does not "
-            f"match {match!r}: {describe(error)}"
+            f"match {match!r}: {describe_error(error)}"
         )
     return error
 
@@ -159,7 +155,7 @@ class _ErrorTap:
         return next((e for e in self.errors if wanted in str(e).lower()), None)
 
     def seen(self) -> str:
-        return "; ".join(describe(e) for e in self.errors) or "no error at all"
+        return "; ".join(describe_error(e) for e in self.errors) or "no error at all"
 
 
 async def _act(nc: Client, subject: str, action: str) -> Any:

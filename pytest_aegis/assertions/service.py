@@ -226,62 +226,16 @@ async def assert_registry_roundtrip(
 ) -> None:
     """Create, read back, check the KV entry and its revision, update with the
     right revision, confirm a stale revision gets 409, delete, and confirm the
-    KV entry is gone.  Needs ``httpx`` (the ``service`` extra)."""
+    KV entry is gone.  Needs ``httpx`` (the ``http`` extra: ``pytest-aegis[http]``)."""
     import httpx
 
     body = definition or default_definition()
     name = body["serviceName"]
     async with httpx.AsyncClient(base_url=http_url, timeout=5) as http:
-        created = await http.post("/api/services", json=body)
-        _step("create", created, 201)
-        if created.headers.get("location", "").rstrip("/") != f"/api/services/{name}":
-            raise AssertionError(
-                f"registry round trip, step 'create': Location is {created.headers.get('location')!r}"
-            )
-        revision = _revision(created, "create")
-        _iso_aware(created.json().get("createdAt"), "createdAt", "create")
-
-        fetched = await http.get(f"/api/services/{name}")
-        _step("read back", fetched, 200)
-        doc = fetched.json()
-        for field in ("owner", "description", "version"):
-            if doc.get(field) != body.get(field):
-                raise AssertionError(
-                    f"registry round trip, step 'read back': {field}={doc.get(field)!r}, "
-                    f"sent {body.get(field)!r}"
-                )
-        if _revision(fetched, "read back") != revision:
-            raise AssertionError(
-                "registry round trip, step 'read back': ETag differs from the one create returned"
-            )
-
+        revision = await _create_and_read_back(http, body)
         kv = await nc.jetstream().key_value(DEFINITIONS_BUCKET)
-        entry = await kv.get(name)
-        if entry.revision != revision:
-            raise AssertionError(
-                f"registry round trip, step 'KV entry': KV revision {entry.revision}, API said {revision}"
-            )
-        stored = json.loads(entry.value or b"{}")
-        if stored.get("owner") != body["owner"]:
-            raise AssertionError(f"registry round trip, step 'KV entry': stored {stored!r}")
-
-        changed = {**body, "description": "updated by the round trip"}
-        updated = await http.put(f"/api/services/{name}", json=changed, headers={"If-Match": f'"{revision}"'})
-        _step("update with the current revision", updated, 200)
-        new_revision = _revision(updated, "update")
-        if new_revision <= revision or updated.json().get("description") != changed["description"]:
-            raise AssertionError(
-                f"registry round trip, step 'update': revision {revision} -> {new_revision}, "
-                f"body {updated.text[:300]}"
-            )
-
-        stale = await http.put(f"/api/services/{name}", json=body, headers={"If-Match": f'"{revision}"'})
-        _step("update with a stale revision", stale, 409)
-        if "error" not in stale.json():
-            raise AssertionError(
-                f"registry round trip, step 'stale update': 409 without an error body: {stale.text}"
-            )
-
+        await _check_kv_entry(kv, name, body, revision)
+        await _update_then_stale_update(http, body, revision)
         deleted = await http.delete(f"/api/services/{name}")
         _step("delete", deleted, 204)
         gone = await http.get(f"/api/services/{name}")
@@ -293,3 +247,62 @@ async def assert_registry_roundtrip(
     raise AssertionError(
         f"registry round trip, step 'KV after delete': entry still there: {leftover.value!r}"
     )
+
+
+async def _create_and_read_back(http: Any, body: dict[str, Any]) -> int:
+    """Steps 'create' and 'read back'; the revision (ETag) both returned."""
+    name = body["serviceName"]
+    created = await http.post("/api/services", json=body)
+    _step("create", created, 201)
+    if created.headers.get("location", "").rstrip("/") != f"/api/services/{name}":
+        raise AssertionError(
+            f"registry round trip, step 'create': Location is {created.headers.get('location')!r}"
+        )
+    revision = _revision(created, "create")
+    _iso_aware(created.json().get("createdAt"), "createdAt", "create")
+
+    fetched = await http.get(f"/api/services/{name}")
+    _step("read back", fetched, 200)
+    doc = fetched.json()
+    for field in ("owner", "description", "version"):
+        if doc.get(field) != body.get(field):
+            raise AssertionError(
+                f"registry round trip, step 'read back': {field}={doc.get(field)!r}, sent {body.get(field)!r}"
+            )
+    if _revision(fetched, "read back") != revision:
+        raise AssertionError(
+            "registry round trip, step 'read back': ETag differs from the one create returned"
+        )
+    return revision
+
+
+async def _check_kv_entry(kv: Any, name: str, body: dict[str, Any], revision: int) -> None:
+    """Step 'KV entry': the definition is in the bucket at the revision the API returned."""
+    entry = await kv.get(name)
+    if entry.revision != revision:
+        raise AssertionError(
+            f"registry round trip, step 'KV entry': KV revision {entry.revision}, API said {revision}"
+        )
+    stored = json.loads(entry.value or b"{}")
+    if stored.get("owner") != body["owner"]:
+        raise AssertionError(f"registry round trip, step 'KV entry': stored {stored!r}")
+
+
+async def _update_then_stale_update(http: Any, body: dict[str, Any], revision: int) -> None:
+    """Steps 'update with the current revision' (200, a newer revision) and 'stale update' (409)."""
+    name = body["serviceName"]
+    changed = {**body, "description": "updated by the round trip"}
+    updated = await http.put(f"/api/services/{name}", json=changed, headers={"If-Match": f'"{revision}"'})
+    _step("update with the current revision", updated, 200)
+    new_revision = _revision(updated, "update")
+    if new_revision <= revision or updated.json().get("description") != changed["description"]:
+        raise AssertionError(
+            f"registry round trip, step 'update': revision {revision} -> {new_revision}, "
+            f"body {updated.text[:300]}"
+        )
+    stale = await http.put(f"/api/services/{name}", json=body, headers={"If-Match": f'"{revision}"'})
+    _step("update with a stale revision", stale, 409)
+    if "error" not in stale.json():
+        raise AssertionError(
+            f"registry round trip, step 'stale update': 409 without an error body: {stale.text}"
+        )

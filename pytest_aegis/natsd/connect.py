@@ -12,7 +12,8 @@ reconnect settings allow.  :func:`open_client` therefore
 * raises :class:`NatsConnectError` with the classified reason (``tls``, ``auth``, ``protocol``,
   ``timeout``), the errors nats-py reported, and the server's log lines written during the attempt.
 
-The classifiers (:func:`classify`, :func:`classify_lines`) are shared with the negative-test helpers.
+The classifiers (:func:`classify`, :func:`classify_lines`) are shared with the negative-test helpers; the
+errors live in :mod:`pytest_aegis.errors`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,20 @@ import contextlib
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import nats.errors
 from nats.aio.client import Client
 
-from pytest_aegis.waiting import WaitTimeout, async_wait_until
+from pytest_aegis.errors import (
+    ConnectReason,
+    NatsConnectError,
+    PlaintextRejected,
+    TLSRejectedByServer,
+    WaitTimeout,
+)
+from pytest_aegis.waiting import async_wait_until
 
-ConnectReason = Literal["tls", "auth", "protocol", "reset", "unreachable", "timeout"]
 #: Reasons a retry cannot fix: the first such error ends the attempt.
 FATAL_REASONS: frozenset[str] = frozenset({"tls", "auth"})
 _AUTH_TEXT = re.compile(r"authorization violation|authentication (expired|revoked)|user authentication", re.I)
@@ -44,19 +51,6 @@ AUTH_LINE = re.compile(r"authorization violation|authentication error|user authe
 PERMISSIONS_LINE = re.compile(r"permissions violation", re.I)
 
 
-class PlaintextRejected(ConnectionError):
-    """A plaintext client was turned away by a server that requires TLS."""
-
-
-class TLSRejectedByServer(ConnectionError):
-    """The server aborted the TLS handshake; the message carries its logged reason.
-
-    With TLS 1.3 the client finishes its half of the handshake before the
-    server checks the client certificate, so a rejected client sometimes sees
-    only a reset.  The server's own log line then says why.
-    """
-
-
 class ServerLog(Protocol):
     """What :func:`open_client` reads from the server it connects to (a ``NatsServer``)."""
 
@@ -64,53 +58,6 @@ class ServerLog(Protocol):
     def name(self) -> str: ...
     def logs(self) -> str: ...
     def log_size(self) -> int: ...
-
-
-class NatsConnectError(ConnectionError):
-    """The harness could not connect to a NATS server within its deadline.
-
-    ``reason`` is ``"tls"`` (certificate verification or handshake failure, also when the server
-    logged it and the client saw only a reset), ``"auth"`` (bad or missing credentials),
-    ``"protocol"`` (another error the server sent), ``"reset"`` (the server dropped the connection
-    without saying why), ``"unreachable"`` (nothing listens there) or ``"timeout"`` (nothing settled
-    it before the deadline).  ``cause`` is the most telling error seen (``None`` on a bare
-    timeout), ``errors`` all of them, and ``server_lines`` the server's log lines written during the
-    attempt.
-    """
-
-    def __init__(
-        self,
-        target: str,
-        reason: ConnectReason,
-        *,
-        timeout: float,
-        errors: list[BaseException],
-        server_lines: list[str],
-    ) -> None:
-        self.target = target
-        self.reason: ConnectReason = reason
-        self.errors = errors
-        self.cause = _cause(reason, errors)
-        self.server_lines = server_lines
-        seen = describe(self.cause) if self.cause is not None else "no error reported"
-        parts = [f"could not connect to {target} ({reason}): {seen}"]
-        if reason == "timeout":
-            parts[0] = f"could not connect to {target} within {timeout:g}s (timeout); last error: {seen}"
-        if server_lines:
-            parts += ["server log during the attempt:", *(f"  {line}" for line in server_lines[-20:])]
-        parts.append(f"hint: {_HINTS[reason]}")
-        super().__init__("\n".join(parts))
-
-
-_HINTS: Mapping[str, str] = {
-    "tls": "the client does not trust the server's certificate, or the handshake failed: check the "
-    "server_cert kind and the client's TLS context (connect_kwargs(tls=...))",
-    "auth": "the server refused the credentials: check user/password, token, nkey seed or creds",
-    "protocol": "the server sent an error during the handshake: see its log lines above",
-    "reset": "the server closed the connection without a reason: see its log lines above",
-    "unreachable": "nothing accepts connections there: is the server running, on that port?",
-    "timeout": "is the server running and listening on that port? its log lines are above",
-}
 
 
 def classify(error: BaseException) -> str:
@@ -146,10 +93,6 @@ def classify_lines(lines: Iterable[str]) -> set[str]:
         if PERMISSIONS_LINE.search(line):
             found.add("permissions")
     return found
-
-
-def describe(error: BaseException | None) -> str:
-    return "no error" if error is None else f"{type(error).__module__}.{type(error).__qualname__}: {error}"
 
 
 def _cause(reason: str, errors: list[BaseException]) -> BaseException | None:
@@ -231,6 +174,7 @@ async def open_client(
         target or (server.name if server is not None else str(servers[0])),
         reason,
         timeout=timeout,
+        cause=_cause(reason, errors),
         errors=errors,
         server_lines=_lines_since(server, offset),
     )

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pytest_aegis import nats_config
-from pytest_aegis.backends import Backend
 from pytest_aegis.certs import AegisCA
-from pytest_aegis.nats_server import CONNECT_DEADLINE, NatsServer
-from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.natsd.server import CONNECT_DEADLINE, NatsServer
+from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
+
+if TYPE_CHECKING:  # the backends start what this pool hands out
+    from pytest_aegis.backends.base import Backend
 
 
 class NatsPool:
@@ -52,13 +54,7 @@ class NatsPool:
         """A new server for ``spec``, not shared with anyone."""
         name = name or f"{re.sub(r'[^a-z0-9]+', '-', spec.label.lower()).strip('-')}-{len(self.servers) + 1}"
         directory = self._session.new_dir(f"nats-{name}")
-        # A backend that connects to an existing server (external) supplies that server's own
-        # credentials and CA instead of material made for the spec.
-        adopt = getattr(self._backend, "nats_material", None)
-        if adopt is not None:
-            material = adopt(spec, directory / "material")
-        else:
-            material = nats_config.prepare(spec, directory / "material", self._ca() if spec.tls else None)
+        material = self._backend.nats_material(spec, directory / "material", self._ca)
         runtime = self._backend.start_nats(material, name=name, directory=directory)
         server = NatsServer(runtime, material, connect_deadline=self._connect_deadline)
         self.servers.append(server)

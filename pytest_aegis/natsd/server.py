@@ -15,9 +15,10 @@ from typing import Any, Protocol
 
 from nats.aio.client import Client
 
-from pytest_aegis.nats_config import NatsMaterial
-from pytest_aegis.nats_connect import open_client
-from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.natsd.auth import CREDENTIAL_ENV
+from pytest_aegis.natsd.connect import open_client
+from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.spec import NatsSpec
 
 CLIENT_DEFAULTS: Mapping[str, Any] = {
     "connect_timeout": 2,
@@ -144,7 +145,7 @@ class NatsServer:
     ) -> Client:
         """A connected nats-py client (see :meth:`connect_kwargs`); close it yourself.
 
-        Never waits forever: raises :class:`~pytest_aegis.nats_connect.NatsConnectError` with the
+        Never waits forever: raises :class:`~pytest_aegis.errors.NatsConnectError` with the
         reason (``tls``, ``auth``, ``timeout``, ...) and the server's log lines from the attempt
         at the first error no retry can fix, or after ``deadline`` seconds (default
         :attr:`connect_deadline`).
@@ -160,14 +161,7 @@ class NatsServer:
         reference service reads them): URL, credentials, CA and client cert."""
         out = {f"{prefix}URL": self.url}
         creds = self.material.default.connect_kwargs
-        names = {
-            "user": "USER",
-            "password": "PASSWORD",
-            "token": "TOKEN",
-            "nkeys_seed": "NKEY_SEED_FILE",
-            "user_credentials": "CREDS_FILE",
-        }
-        out |= {f"{prefix}{names[key]}": str(value) for key, value in creds.items() if key in names}
+        out |= {f"{prefix}{CREDENTIAL_ENV[key]}": str(v) for key, v in creds.items() if key in CREDENTIAL_ENV}
         if self.material.ca_file is not None:
             out[f"{prefix}TLS_CA"] = str(self.material.ca_file)
         if self.material.client_cert_files is not None:

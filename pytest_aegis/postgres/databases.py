@@ -1,4 +1,5 @@
-"""Databases inside a server: the migrated template and a fresh copy per test.
+"""Databases inside a server: the migrated template and a fresh copy per test (needs psycopg,
+the ``postgres`` extra).
 
 ``CREATE DATABASE ... TEMPLATE`` copies the template's files, which is far
 cheaper than replaying migrations, so migrations run once per server (into
@@ -11,36 +12,17 @@ from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import dataclass
 from types import TracebackType
 
 import psycopg
 from psycopg import errors, sql
 
-from pytest_aegis.postgres.handle import CONNECT_TIMEOUT, PostgresHandle
+from pytest_aegis.postgres.handle import PostgresDatabase, PostgresHandle
 from pytest_aegis.postgres.migrations import MigrationSource
 from pytest_aegis.waiting import wait_until
 
 TEMPLATE = "aegis_template"
 Connection = psycopg.Connection[tuple[object, ...]]
-
-
-@dataclass(frozen=True)
-class PostgresDatabase:
-    """One database on a :class:`PostgresHandle`."""
-
-    server: PostgresHandle
-    name: str
-
-    @property
-    def dsn(self) -> str:
-        return self.server.dsn_for(self.name)
-
-    def connect(self, **kwargs: object) -> Connection:
-        """A new psycopg connection to this database (close it, or use ``with``); it gives up
-        after ``connect_timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
-        timeout = kwargs.pop("connect_timeout", CONNECT_TIMEOUT)
-        return psycopg.connect(self.dsn, connect_timeout=timeout, **kwargs)  # type: ignore[arg-type]
 
 
 class DatabaseAdmin:
@@ -127,7 +109,7 @@ class DatabaseAdmin:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+        self, kind: type[BaseException] | None, value: BaseException | None, _tb: TracebackType | None
     ) -> None:
         self.close()
 

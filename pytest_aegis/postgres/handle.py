@@ -7,8 +7,14 @@ local postmaster, a container and an existing server are interchangeable.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Self
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    import psycopg
+
+    Connection = psycopg.Connection[tuple[object, ...]]
 
 #: libpq's ``connect_timeout`` (whole seconds) for every connection the harness opens.
 CONNECT_TIMEOUT = 10
@@ -17,6 +23,9 @@ CONNECT_TIMEOUT = 10
 class PostgresHandle(ABC):
     """A PostgreSQL server reachable over TCP with password auth."""
 
+    #: A server other sessions use too (the external backend's): the pool gives the session a
+    #: template of its own name and drops what it made, instead of stopping the server.
+    shared: ClassVar[bool] = False
     name: str
     host: str
     port: int
@@ -83,3 +92,23 @@ class PostgresHandle(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.host}:{self.port}, version {self.version})"
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """One database on a :class:`PostgresHandle` (what ``postgres_db`` returns)."""
+
+    server: PostgresHandle
+    name: str
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn_for(self.name)
+
+    def connect(self, **kwargs: object) -> Connection:
+        """A new psycopg connection to this database (close it, or use ``with``); it gives up
+        after ``connect_timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
+        import psycopg
+
+        timeout = kwargs.pop("connect_timeout", CONNECT_TIMEOUT)
+        return psycopg.connect(self.dsn, connect_timeout=timeout, **kwargs)  # type: ignore[arg-type]

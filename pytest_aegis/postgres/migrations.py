@@ -19,16 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
+from pytest_aegis.errors import MigrationError
 from pytest_aegis.postgres.handle import CONNECT_TIMEOUT
 
 _MIGRATION = re.compile(r"^(\d+)_.+\.sql$")
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-class MigrationError(RuntimeError):
-    """Migrations could not be found or applied; the message names the file (or function) and the error."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,8 @@ def migration_files(directory: Path) -> list[Path]:
 
 
 def apply_directory(directory: Path, dsn: str) -> None:
+    import psycopg  # the postgres extra; this module is read at configure time without it
+
     files = migration_files(directory)
     with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT) as conn:
         for path in files:

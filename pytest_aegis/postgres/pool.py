@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.postgres.databases import TEMPLATE, Connection, DatabaseAdmin, PostgresDatabase
-from pytest_aegis.postgres.handle import PostgresHandle
+from pytest_aegis.postgres.databases import TEMPLATE, Connection, DatabaseAdmin
+from pytest_aegis.postgres.handle import PostgresDatabase, PostgresHandle
 from pytest_aegis.postgres.migrations import parse_migrations
 
 if TYPE_CHECKING:  # backends import this package
@@ -51,13 +51,6 @@ class PostgresPool:
         self.servers.append(server)
         return server
 
-    def discard(self, server: PostgresHandle) -> None:
-        """Stop ``server`` now and forget it (its files or container are removed)."""
-        with contextlib.suppress(ValueError):
-            self.servers.remove(server)
-        self._forget(server)
-        server.remove()
-
     def _forget(self, server: PostgresHandle) -> None:
         key = id(server)
         self._templates.pop(key, None)
@@ -81,7 +74,7 @@ class PostgresPool:
         key = id(server)
         if key not in self._templates:
             # A server other sessions use too (external): a template of the session's own, dropped at close.
-            name = f"{TEMPLATE}_{secrets.token_hex(4)}" if _shared(server) else TEMPLATE
+            name = f"{TEMPLATE}_{secrets.token_hex(4)}" if server.shared else TEMPLATE
             self._templates[key] = self.admin(server).create_template(self.migrations, name)
         return self._templates[key]
 
@@ -143,7 +136,7 @@ class PostgresPool:
         """Remove every server (or, with keep, leave them running); return those left running."""
         kept = []
         for server in self.servers:
-            if _shared(server):
+            if server.shared:
                 self._drop_own_databases(server)
                 self._forget(server)
                 continue  # not ours to stop or keep
@@ -156,9 +149,3 @@ class PostgresPool:
         self.servers.clear()
         self._shared = None
         return kept
-
-
-def _shared(server: PostgresHandle) -> bool:
-    """A server other sessions use too (the external backend's): unique names, and the session
-    drops what it made instead of removing the server."""
-    return bool(getattr(server, "shared", False))

@@ -18,17 +18,19 @@ from __future__ import annotations
 import contextlib
 import functools
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-from pytest_aegis.app import AppLaunch, AppRuntime, local_launcher
-from pytest_aegis.backends.base import BackendUnavailable
-from pytest_aegis.backends.docker.app import REFERENCE_COMMAND, DockerApp, build_app_image
+from pytest_aegis.app.runtime import AppLaunch, AppRuntime
+from pytest_aegis.app.spec import REFERENCE_COMMAND
+from pytest_aegis.backends.base import Backend
+from pytest_aegis.backends.docker.app import DockerApp, build_app_image
 from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.backends.docker.labels import session_labels
 from pytest_aegis.backends.docker.nats import DockerNats
 from pytest_aegis.backends.docker.postgres import DockerPostgres
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_config import NatsMaterial
+from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.session import SessionState
 
 __all__ = ["DockerApp", "DockerBackend", "DockerNats", "DockerPostgres", "Engine"]
@@ -38,14 +40,13 @@ class _Removable(Protocol):
     def remove(self) -> None: ...
 
 
-class DockerBackend:
+class DockerBackend(Backend):
     """Servers in containers of a Docker engine (needs the ``docker`` extra and an engine)."""
 
-    name = "docker"
+    name: ClassVar[str] = "docker"
 
     def __init__(self, config: AegisConfig, session: SessionState, engine: Engine | None = None) -> None:
-        self._config = config
-        self._session = session
+        super().__init__(config, session)
         self.engine = engine or Engine.connect()
         self.network = config.docker_network
         if self.network == "bridge" and not self.engine.has_network("bridge"):
@@ -59,14 +60,14 @@ class DockerBackend:
     def describe(self) -> str:
         return (
             f"docker (engine {self.engine.version} at {self.engine.address}, network {self.network}; "
-            f"nats image {self._config.docker_nats_image})"
+            f"nats image {self.config.docker_nats_image})"
         )
 
     def describe_postgres(self) -> str:
-        return f"postgres image {self._config.docker_pg_image} on docker engine {self.engine.version}"
+        return f"postgres image {self.config.docker_pg_image} on docker engine {self.engine.version}"
 
     def _labels(self, role: str, name: str) -> dict[str, str]:
-        return session_labels(self._session, role=role, name=name)
+        return session_labels(self.session, role=role, name=name)
 
     def start_nats(self, material: NatsMaterial, *, name: str, directory: Path) -> DockerNats:
         runtime = DockerNats(
@@ -74,10 +75,10 @@ class DockerBackend:
             material,
             name=name,
             directory=directory,
-            image=self._config.docker_nats_image,
+            image=self.config.docker_nats_image,
             network=self.network,
             labels=self._labels("nats", name),
-            start_timeout=self._config.start_timeout,
+            start_timeout=self.config.start_timeout,
         )
         self._started.append(runtime)
         runtime.start()
@@ -87,19 +88,19 @@ class DockerBackend:
         server = DockerPostgres(
             self.engine,
             name=name,
-            image=self._config.docker_pg_image,
+            image=self.config.docker_pg_image,
             network=self.network,
             labels=self._labels("postgres", name),
-            log_dir=self._session.new_dir(f"postgres-{name}"),
-            start_timeout=self._config.start_timeout,
+            log_dir=self.session.new_dir(f"postgres-{name}"),
+            start_timeout=self.config.start_timeout,
         )
         self._started.append(server)
         return server.start()
 
     @functools.lru_cache(maxsize=4)  # noqa: B019  (one backend per session: the cache dies with it)
     def app_image(self, rootdir: Path | None) -> str:
-        if self._config.docker_app_image:
-            return self._config.docker_app_image
+        if self.config.docker_app_image:
+            return self.config.docker_app_image
         return build_app_image(self.engine, rootdir or Path.cwd(), network=self.network)
 
     def app_launcher(self, launch: AppLaunch) -> AppRuntime:
@@ -110,7 +111,7 @@ class DockerBackend:
         127.0.0.1.  To run your own service in a container, leave the command unset and name its
         image with ``--aegis-docker-app-image`` (or let the rootdir's Dockerfile build it)."""
         if launch.spec.command != REFERENCE_COMMAND:
-            return local_launcher(launch)
+            return super().app_launcher(launch)
         if self.network != "host":
             raise BackendUnavailable(
                 "the service under test runs in a container only with --aegis-docker-network=host in "
@@ -129,7 +130,7 @@ class DockerBackend:
 
     def close(self) -> None:
         """Remove every container this session started (``--aegis-keep``: leave them)."""
-        if not self._config.keep:
+        if not self.config.keep:
             for item in reversed(self._started):
                 with contextlib.suppress(Exception):
                     item.remove()

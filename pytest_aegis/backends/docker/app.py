@@ -1,4 +1,4 @@
-"""The service under test in a container: the docker backend's :class:`~pytest_aegis.app.AppRuntime`.
+"""The service under test in a container: the docker backend's :class:`~pytest_aegis.app.runtime.AppRuntime`.
 
 The image is ``--aegis-docker-app-image``, or built once per session from the
 rootdir's ``Dockerfile``.  The container gets the harness's environment (the
@@ -8,7 +8,7 @@ of an existing file (CA, client certificate and key, nkey seed, ``.creds``) has
 that file copied into the container at the *same* path before it starts, so
 the environment is valid inside the container unchanged.  Readiness is the
 same as for a process: the ready line from its output, then the health check
-(done by :class:`~pytest_aegis.app.AppProcess`).
+(done by :class:`~pytest_aegis.app.process.AppProcess`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from pytest_aegis.app import AppLaunch, AppSpec
-from pytest_aegis.backends.base import BackendUnavailable
+from pytest_aegis.app.runtime import AppLaunch
 from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec
 from pytest_aegis.backends.docker.engine import Engine
-
-REFERENCE_COMMAND = AppSpec().command
+from pytest_aegis.errors import BackendUnavailable
 
 
 def files_named_in(env: Mapping[str, str]) -> list[FileSpec]:

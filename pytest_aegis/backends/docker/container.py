@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_aegis.backends.base import BackendUnavailable
 from pytest_aegis.backends.docker.engine import Engine
-from pytest_aegis.process import ServerStartError, log_file_size, read_log
+from pytest_aegis.errors import BackendUnavailable, ServerStartError
+from pytest_aegis.process import log_file_size, read_log
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
-
-TAIL = 400
 
 
 @dataclass(frozen=True)
@@ -218,6 +216,16 @@ class ContainerRun:
         self._pid = None
         self._follower = self._follow()  # from the log's beginning: nothing it printed is missed
         return self._follower
+
+    def launch_until(self, ready: Callable[[], None]) -> None:
+        """:meth:`launch`, then ``ready()`` (which raises :class:`ServerStartError` if the server
+        does not get ready); a container that did not get ready is removed."""
+        try:
+            self.launch()
+            ready()
+        except ServerStartError:
+            self.remove()
+            raise
 
     def put_files(self, files: Sequence[FileSpec]) -> None:
         assert self.container is not None

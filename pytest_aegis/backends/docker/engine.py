@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pytest_aegis.backends.base import BackendUnavailable
+from pytest_aegis.errors import BackendUnavailable
 
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 PING_TIMEOUT = 5

@@ -1,6 +1,6 @@
-"""nats-server in a container: the docker backend's :class:`~pytest_aegis.nats_server.NatsRuntime`.
+"""nats-server in a container: the docker backend's :class:`~pytest_aegis.natsd.server.NatsRuntime`.
 
-The config is the local backend's (:func:`pytest_aegis.nats_config.render` of the
+The config is the local backend's (:func:`pytest_aegis.natsd.conf.render` of the
 same material) with the container's paths.  It and the TLS files are copied
 into the container with ``put_archive`` before it starts, not bind-mounted:
 that works with a remote or rootless engine, needs no SELinux relabelling, and
@@ -19,29 +19,23 @@ on 127.0.0.1 at free host ports we choose (fixed, so restarts keep them).
 from __future__ import annotations
 
 import dataclasses
-import re
 import secrets
 import time
 from pathlib import Path
 
-from pytest_aegis import nats_config
 from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec
 from pytest_aegis.backends.docker.engine import Engine
-from pytest_aegis.backends.docker.ports import PORT_ATTEMPTS, free_port, port_was_taken
 from pytest_aegis.certs import CertFiles
-from pytest_aegis.nats_config import NatsMaterial
-from pytest_aegis.process import ServerStartError
+from pytest_aegis.natsd.conf import render
+from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.startup import FATAL_MARKERS, READY, StartingNats, is_ready
+from pytest_aegis.ports import free_port, start_on_free_port
 
 ETC = "/etc/aegis"
 CONF = f"{ETC}/nats-server.conf"
 TLS_DIR = f"{ETC}/tls"
 STORE = "/data/jetstream"
 CLIENT_PORT, MONITOR_PORT = 4222, 8222
-_CLIENT = re.compile(r"Listening for client connections on (\S+):(\d+)")
-_MONITOR = re.compile(r"Starting http monitor on (\S+):(\d+)")
-_VERSION = re.compile(r"Version:\s+(\S+)")
-READY = "Server is ready"
-NATS_FATAL = ("[FTL]", "[ERR]", "nats-server:")
 
 
 def container_material(material: NatsMaterial) -> tuple[NatsMaterial, list[FileSpec]]:
@@ -61,7 +55,7 @@ def container_material(material: NatsMaterial) -> tuple[NatsMaterial, list[FileS
     return material, files
 
 
-class DockerNats(ContainerBacked):
+class DockerNats(StartingNats, ContainerBacked):
     """A nats-server container (one per server; restarts reuse it)."""
 
     def __init__(
@@ -76,18 +70,11 @@ class DockerNats(ContainerBacked):
         labels: dict[str, str],
         start_timeout: float,
     ) -> None:
-        self.name = name
-        self.host = nats_config.LOOPBACK
-        self.port = nats_config.RANDOM_PORT
-        self.monitor_port: int | None = nats_config.RANDOM_PORT
-        self.version = "?"
+        super().__init__(name, material, directory, start_timeout=start_timeout)
         self.image = image
         self._engine = engine
-        self._material = material
-        self._directory = directory
         self._network = network
         self._labels = labels
-        self._timeout = start_timeout
         self._run: ContainerRun | None = None
 
     # -- the config ---------------------------------------------------------------
@@ -112,61 +99,55 @@ class DockerNats(ContainerBacked):
             listen = {"host": self.host, "port": self.port, "monitor_port": self.monitor_port or -1}
         else:
             listen = {"host": "0.0.0.0", "port": CLIENT_PORT, "monitor_port": MONITOR_PORT}
-        text = nats_config.render(material, name=self.name, store_dir=Path(STORE), **listen)  # type: ignore[arg-type]
+        text = render(material, name=self.name, store_dir=Path(STORE), **listen)  # type: ignore[arg-type]
         (self._directory / "nats-server.conf").write_text(text)  # a copy for humans (and --aegis-keep)
         return FileSpec(CONF, text.encode(), 0o600)
 
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
+        """A new container; with bridge networking on fresh published ports, retried (new ports,
+        new container) when one was taken; with host networking the server picks its own."""
+        if self._network == "bridge":
+            start_on_free_port(self._start_on)
+        else:
+            self._start_on(None)
+
+    def _start_on(self, port: int | None) -> None:
         material, tls_files = self._tls_files()
-        attempts = PORT_ATTEMPTS if self._network == "bridge" else 1
-        for attempt in range(1, attempts + 1):
-            ports = {}
-            if self._network == "bridge":
-                self.port, self.monitor_port = free_port(), free_port()
-                ports = {CLIENT_PORT: self.port, MONITOR_PORT: self.monitor_port}
-            files = [self._config(material), *tls_files]
-            mount = None
-            if self._engine.is_local:  # a read-only bind mount: no copy (a put_archive costs ~70 ms)
-                self._write_host_files(files)
-                files, mount = [], (self._host_etc, ETC)
-            self._run = ContainerRun(
-                self._engine,
-                name=f"nats-server[{self.name}]",
-                docker_name=f"aegis-nats-{self.name}-{secrets.token_hex(3)}",
-                image=self.image,
-                image_setting="--aegis-docker-nats-image",
-                command=["-c", CONF],
-                env={},
-                labels=self._labels,
-                network=self._network,
-                ports=ports,
-                files=files,
-                mount=mount,
-                log_path=self._directory / "nats-server.log",
-                fatal_markers=NATS_FATAL,
-                hint=f"config: {self._directory / 'nats-server.conf'} (at {CONF} in the container)",
-            )
-            try:
-                self._run.launch()
-                self._await_ready()
-                return
-            except ServerStartError as exc:
-                self._run.remove()
-                if attempt == attempts or not port_was_taken(exc):
-                    raise
+        ports = {}
+        if port is not None:
+            self.port, self.monitor_port = port, free_port()
+            ports = {CLIENT_PORT: self.port, MONITOR_PORT: self.monitor_port}
+        files = [self._config(material), *tls_files]
+        mount = None
+        if self._engine.is_local:  # a read-only bind mount: no copy (a put_archive costs ~70 ms)
+            self._write_host_files(files)
+            files, mount = [], (self._host_etc, ETC)
+        self._run = ContainerRun(
+            self._engine,
+            name=f"nats-server[{self.name}]",
+            docker_name=f"aegis-nats-{self.name}-{secrets.token_hex(3)}",
+            image=self.image,
+            image_setting="--aegis-docker-nats-image",
+            command=["-c", CONF],
+            env={},
+            labels=self._labels,
+            network=self._network,
+            ports=ports,
+            files=files,
+            mount=mount,
+            log_path=self._directory / "nats-server.log",
+            fatal_markers=FATAL_MARKERS,
+            hint=f"config: {self._directory / 'nats-server.conf'} (at {CONF} in the container)",
+        )
+        self._run.launch_until(self._await_ready)
 
     def _await_ready(self) -> None:
         assert self._run is not None
-        self._run.wait_line(lambda line: READY in line, 0, time.monotonic() + self._timeout, f"'{READY}'")
-        for line in self._run.startup_lines:
-            if self._network == "host" and (match := _CLIENT.search(line)):
-                self.port = int(match.group(2))
-            elif self._network == "host" and (match := _MONITOR.search(line)):
-                self.monitor_port = int(match.group(2))
-            elif match := _VERSION.search(line):
-                self.version = match.group(1)
+        self._run.wait_line(is_ready, 0, time.monotonic() + self._timeout, f"'{READY}'")
+        # bridge: the lines name the container's ports, not the published ones
+        self._note_startup(self._run.startup_lines, ports=self._network == "host")
 
     def restart(self) -> None:
         """Stop if running, then start the same container again: same ports, same JetStream store."""

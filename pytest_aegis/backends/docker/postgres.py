@@ -20,24 +20,15 @@ import time
 from pathlib import Path
 from typing import Self
 
-import psycopg
-
 from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun
 from pytest_aegis.backends.docker.engine import Engine
-from pytest_aegis.backends.docker.ports import PORT_ATTEMPTS, free_port, port_was_taken
-from pytest_aegis.postgres.handle import PostgresHandle
-from pytest_aegis.process import ServerStartError
+from pytest_aegis.ports import LOOPBACK, start_on_free_port
+from pytest_aegis.postgres.handle import CONNECT_TIMEOUT, PostgresHandle
+from pytest_aegis.postgres.startup import FATAL_MARKERS, READY, SUPERUSER, TEST_SETTINGS, is_ready
 
-READY = "ready to accept connections"
-PG_FATAL = ("FATAL:", "PANIC:", "ERROR:", "could not bind", "error:")
+#: The image's entrypoint reports its own errors in lower case too.
+ENTRYPOINT_FATAL = (*FATAL_MARKERS, "error:")
 CONTAINER_PORT = 5432
-SUPERUSER = "postgres"
-SETTINGS = {
-    # As the local backend: durability is worthless for a test database.
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
-}
 
 
 class DockerPostgres(ContainerBacked, PostgresHandle):
@@ -55,7 +46,7 @@ class DockerPostgres(ContainerBacked, PostgresHandle):
         start_timeout: float,
     ) -> None:
         self.name = name
-        self.host = "127.0.0.1"
+        self.host = LOOPBACK
         self.port = 0
         self.user = SUPERUSER
         self.password = secrets.token_urlsafe(18)
@@ -71,7 +62,7 @@ class DockerPostgres(ContainerBacked, PostgresHandle):
     def _new_run(self) -> ContainerRun:
         listen = "127.0.0.1" if self._network == "host" else "*"
         command = ["postgres", "-c", f"listen_addresses={listen}"]
-        for key, value in SETTINGS.items():
+        for key, value in TEST_SETTINGS.items():
             command += ["-c", f"{key}={value}"]
         env = {
             "POSTGRES_PASSWORD": self.password,
@@ -95,7 +86,7 @@ class DockerPostgres(ContainerBacked, PostgresHandle):
             network=self._network,
             ports=ports,
             log_path=self._log_path,
-            fatal_markers=PG_FATAL,
+            fatal_markers=ENTRYPOINT_FATAL,
             hint=f"log {self._log_path}",
         )
 
@@ -103,18 +94,13 @@ class DockerPostgres(ContainerBacked, PostgresHandle):
 
     def start(self) -> Self:
         """A new container on a fresh port; retried (new port, new container) when the port was taken."""
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            self.port = free_port()
-            self._run = self._new_run()
-            try:
-                self._run.launch()
-                self._await_ready()
-                return self
-            except ServerStartError as exc:
-                self._run.remove()
-                if attempt == PORT_ATTEMPTS or not port_was_taken(exc):
-                    raise
-        raise AssertionError("unreachable")
+        return start_on_free_port(self._start_on)
+
+    def _start_on(self, port: int) -> Self:
+        self.port = port
+        self._run = self._new_run()
+        self._run.launch_until(self._await_ready)
+        return self
 
     def _await_ready(self) -> None:
         run = self._run
@@ -122,14 +108,16 @@ class DockerPostgres(ContainerBacked, PostgresHandle):
         deadline = time.monotonic() + self._timeout
         index = 0
         while True:
-            index = run.wait_line(lambda line: READY in line, index, deadline, f"'{READY}' with a TCP login")
+            index = run.wait_line(is_ready, index, deadline, f"'{READY}' with a TCP login")
             if self._login():
                 return
             index += 1  # the entrypoint's temporary server (no TCP): the real one comes next
 
     def _login(self) -> bool:
+        import psycopg  # the postgres extra: the backend itself loads without it
+
         try:
-            with psycopg.connect(self.dsn, connect_timeout=5, autocommit=True) as conn:
+            with psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
                 row = conn.execute("SHOW server_version").fetchone()
         except psycopg.OperationalError:
             return False

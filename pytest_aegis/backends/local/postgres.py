@@ -1,47 +1,46 @@
-"""One PostgreSQL server (a postmaster child process) and its handle.
+"""PostgreSQL as child processes of pytest: the local backend's :class:`PostgresHandle`
+(:class:`PostgresServer`, one postmaster) and :class:`LocalPostgres`, which starts them from this
+machine's binaries on clusters copied from the initdb cache (:mod:`.datadir`).
 
-Readiness comes from the server's own log line ("database system is ready to
-accept connections", written to stderr, which :class:`ManagedProcess` drains).
+Readiness comes from the server's own log line ("database system is ready to accept
+connections", written to stderr, which :class:`ManagedProcess` drains).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import secrets
 import shutil
 import signal
-import socket
 from pathlib import Path
 
-from pytest_aegis.postgres.binaries import PgBinaries
-from pytest_aegis.postgres.datadir import SUPERUSER, CachedCluster, ServerUser
+from pytest_aegis.backends.local.binaries import PgBinaries, find_pg_binaries
+from pytest_aegis.backends.local.datadir import (
+    CachedCluster,
+    ServerUser,
+    cached_cluster,
+    pg_root,
+    server_user,
+    session_pg_dir,
+    sweep_pg_root,
+)
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.ports import LOOPBACK, start_on_free_port
 from pytest_aegis.postgres.handle import PostgresHandle
-from pytest_aegis.process import ManagedProcess, ProcessBacked, ServerStartError
+from pytest_aegis.postgres.startup import FATAL_MARKERS, SUPERUSER, TEST_SETTINGS, is_ready
+from pytest_aegis.process import ManagedProcess, ProcessBacked
 from pytest_aegis.session import SessionState
 
-LOOPBACK = "127.0.0.1"
-READY = "database system is ready to accept connections"
-PG_FATAL = ("FATAL:", "PANIC:", "ERROR:", "could not bind")
-PORT_TAKEN = ("could not bind", "Address already in use")
-PORT_ATTEMPTS = 3
 MAX_SOCKET_DIR = 90
 SERVER_SETTINGS = {
-    # Durability is worthless for a test database and costs most of the write time.
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
+    **TEST_SETTINGS,
     "listen_addresses": LOOPBACK,
     # Not "posix" (segments in /dev/shm that outlive a kill -9 of the postmaster): mmap'ed
     # files under the data directory go when the directory does.
     "dynamic_shared_memory_type": "mmap",
 }
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A port that was free a moment ago (see :meth:`PostgresServer.start` for the race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class PostgresServer(ProcessBacked[ManagedProcess], PostgresHandle):
@@ -98,14 +97,14 @@ class PostgresServer(ProcessBacked[ManagedProcess], PostgresHandle):
         return ManagedProcess(
             f"postgres[{self.name}]",
             argv,
-            ready=lambda line: READY in line,
+            ready=is_ready,
             log_path=self._log_path,
             session=self._session,
             env={**os.environ, "LC_ALL": "C"},
             cwd=self.directory,
             user=self._run_as.uid if foreign else None,
             group=self._run_as.gid if foreign else None,
-            fatal_markers=PG_FATAL,
+            fatal_markers=FATAL_MARKERS,
             die_with_parent=not self._keep,
             hint=f"data dir {self.data_dir}; log {self._log_path}",
         )
@@ -122,22 +121,16 @@ class PostgresServer(ProcessBacked[ManagedProcess], PostgresHandle):
     def start(self) -> PostgresServer:
         """Start on a fresh port and return once the server accepts connections.
 
-        The one place the harness cannot let a server choose its own port:
-        PostgreSQL has no "port 0".  So we bind ``127.0.0.1:0``, close the socket
-        and pass that port; should something else take it in between, the server
-        fails with "could not bind ... Address already in use" and we retry with
-        a new port, at most :data:`PORT_ATTEMPTS` times.
+        PostgreSQL has no "port 0", so the port comes from :func:`start_on_free_port`: should
+        something take it before the postmaster binds it, the start is tried again on another.
         """
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            self.port = free_port()
-            self._process = self._new_process()
-            try:
-                self._process.start(self._timeout)
-                return self
-            except ServerStartError as exc:
-                if attempt == PORT_ATTEMPTS or not any(marker in str(exc) for marker in PORT_TAKEN):
-                    raise
-        raise AssertionError("unreachable")
+        return start_on_free_port(self._start_on)
+
+    def _start_on(self, port: int) -> PostgresServer:
+        self.port = port
+        self._process = self._new_process()
+        self._process.start(self._timeout)
+        return self
 
     def restart(self) -> PostgresServer:
         """Stop (fast shutdown) if running and start again on the same port, with the same data."""
@@ -171,3 +164,49 @@ class PostgresServer(ProcessBacked[ManagedProcess], PostgresHandle):
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class LocalPostgres:
+    """Starts postmasters as children of pytest (as ``nobody`` when pytest is root)."""
+
+    def __init__(self, config: AegisConfig, session: SessionState) -> None:
+        self._config = config
+        self._session = session
+
+    @functools.cached_property
+    def binaries(self) -> PgBinaries:
+        return find_pg_binaries(self._config.pg_bin_dir)
+
+    @functools.cached_property
+    def user(self) -> ServerUser:
+        return server_user()
+
+    @functools.cached_property
+    def root(self) -> Path:
+        root = pg_root(self._session.root, self.user, self._config.pg_data_dir)
+        sweep_pg_root(root)
+        return root
+
+    def describe(self) -> str:
+        return f"postgres {self.binaries.version} at {self.binaries.bin_dir}, data under {self.root}"
+
+    def start(self, *, name: str) -> PostgresServer:
+        cluster = cached_cluster(self.binaries, self.user, self.root, self._config.start_timeout)
+        directory = session_pg_dir(self.root, self._session) / f"{name}-{secrets.token_hex(3)}"
+        server = PostgresServer(
+            self.binaries,
+            cluster,
+            name=name,
+            directory=directory,
+            log_dir=self._session.new_dir(f"postgres-{name}"),
+            user=self.user,
+            session=self._session,
+            start_timeout=self._config.start_timeout,
+            keep=self._config.keep,
+        )
+        server.prepare()
+        return server.start()
+
+    def close(self) -> None:
+        if "root" in self.__dict__ and not self._config.keep:  # kept servers still use their dirs
+            shutil.rmtree(self.root / self._session.dir.name, ignore_errors=True)

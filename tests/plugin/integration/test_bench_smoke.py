@@ -166,7 +166,7 @@ def test_bench_audit_quick_prints_json():
 
 @pytest.mark.docker
 def test_bench_containers_quick_prints_json():
-    from pytest_aegis.backends import BackendUnavailable
+    from pytest_aegis.errors import BackendUnavailable
 
     try:
         from pytest_aegis.backends.docker import Engine

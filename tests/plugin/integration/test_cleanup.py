@@ -111,10 +111,21 @@ def test_cli_sweep_and_certs(tmp_path):
     dead = SessionState(root=tmp_path / "state")
     directory = dead.dir
     dead._lock.close()
-    out = subprocess.run([sys.executable, "-m", "pytest_aegis", "sweep"], env=env, capture_output=True,
-                         text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_aegis", "sweep"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert f"removed {directory}" in out.stdout and not directory.exists()
-    certs = subprocess.run([sys.executable, "-m", "pytest_aegis", "certs", str(tmp_path / "certs")],
-                           capture_output=True, text=True, timeout=60, check=True)
+    certs = subprocess.run(
+        [sys.executable, "-m", "pytest_aegis", "certs", str(tmp_path / "certs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "ca.pem" in certs.stdout
     assert oct((tmp_path / "certs" / "server-valid.key").stat().st_mode & 0o777) == "0o600"

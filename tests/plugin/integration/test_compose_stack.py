@@ -38,7 +38,8 @@ from nats.aio.client import Client
 
 from pytest_aegis import assert_event_persisted, assert_health_check, assert_registry_roundtrip
 from pytest_aegis.assertions.service import assert_instance_registered
-from pytest_aegis.waiting import WaitTimeout, wait_until
+from pytest_aegis.errors import WaitTimeout
+from pytest_aegis.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -153,8 +154,7 @@ class Stack:
         except subprocess.TimeoutExpired:
             return "(docker compose logs timed out)"
         return (
-            f"{states.stdout}{states.stderr}\n"
-            f"last {lines} log lines per service:\n{done.stdout}{done.stderr}"
+            f"{states.stdout}{states.stderr}\nlast {lines} log lines per service:\n{done.stdout}{done.stderr}"
         )
 
     def states(self) -> dict[str, str]:
@@ -280,8 +280,10 @@ def _up(stack: Stack) -> Iterator[Stack]:
             stack.states,
             "nats, postgres and aegis healthy and the migrate job exited 0",
             timeout=HEALTHY_TIMEOUT,
-            ok=lambda states: all(states.get(name) == "running/healthy" for name in LONG_RUNNING)
-            and states.get("migrate") == "exited(0)",
+            ok=lambda states: (
+                all(states.get(name) == "running/healthy" for name in LONG_RUNNING)
+                and states.get("migrate") == "exited(0)"
+            ),
             interval=0.2,
             max_interval=1.0,
         )

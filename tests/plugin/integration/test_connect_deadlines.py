@@ -15,8 +15,7 @@ import pytest
 from support import run_inner
 
 from pytest_aegis.certs import SERVER_CERT_KINDS
-from pytest_aegis.nats_connect import NatsConnectError
-from pytest_aegis.process import ServerStartError
+from pytest_aegis.errors import NatsConnectError, ServerStartError
 
 BAD_KINDS = [kind for kind in SERVER_CERT_KINDS if kind != "valid"]
 START_TIMEOUT = 5.0

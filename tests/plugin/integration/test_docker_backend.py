@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from support import kill_9_hanging_session, run_inner, session_env, spawn_pytest
 
-from pytest_aegis import nats_config
-from pytest_aegis.backends import BackendUnavailable, LocalBackend, select_backend
+from pytest_aegis.backends import select_backend
+from pytest_aegis.backends.local import LocalBackend
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.natsd.material import prepare
+from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
 
 pytestmark = pytest.mark.docker
@@ -55,7 +57,7 @@ def test_every_container_is_labelled_with_its_session_and_removed_at_close(engin
     session = SessionState(root=tmp_path / "state")
     backend = DockerBackend(DOCKER, session, engine=engine)
     try:
-        material = nats_config.prepare(NatsSpec(auth="token", tls=False), session.new_dir("m"), None)
+        material = prepare(NatsSpec(auth="token", tls=False), session.new_dir("m"), None)
         nats = backend.start_nats(material, name="labelled", directory=session.new_dir("nats"))
         pg = backend.start_postgres(name="labelled")
         found = {c.labels["pytest-aegis.role"]: c for c in containers_of(engine, session.dir.name)}
@@ -114,7 +116,7 @@ def test_the_sweep_leaves_a_live_sessions_containers_alone(engine, tmp_path):
     session = SessionState(root=tmp_path / "state")
     backend = DockerBackend(DOCKER, session, engine=engine)
     try:
-        material = nats_config.prepare(NatsSpec(auth="none", tls=False), session.new_dir("m"), None)
+        material = prepare(NatsSpec(auth="none", tls=False), session.new_dir("m"), None)
         backend.start_nats(material, name="alive", directory=session.new_dir("nats"))
         assert not any(session.dir.name in entry for entry in sweep_containers(engine.client))
         assert len(containers_of(engine, session.dir.name)) == 1

@@ -102,7 +102,7 @@ def test_env_points_a_service_at_the_server(nats_server_factory):
 
 def test_equal_specs_resolve_to_the_same_server_object(nats_server_factory, pytestconfig):
     from pytest_aegis.harness import get_harness
-    from pytest_aegis.nats_spec import NatsSpec
+    from pytest_aegis.natsd.spec import NatsSpec
 
     pool = get_harness(pytestconfig).nats
     assert pool.get(NatsSpec(auth="nkey")) is pool.get(NatsSpec(auth="nkey", tls=True))

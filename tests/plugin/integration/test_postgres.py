@@ -277,15 +277,15 @@ def test_kill_9_of_pytest_leaves_no_postmaster_and_the_next_session_reclaims_its
 def test_a_taken_port_is_retried_with_another(request, monkeypatch):
     import socket
 
-    from pytest_aegis.postgres import server as server_module
+    from pytest_aegis import ports
 
-    real_free_port = server_module.free_port
+    real_free_port = ports.free_port
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
         offered = iter([taken])
-        monkeypatch.setattr(server_module, "free_port", lambda: next(offered, None) or real_free_port())
+        monkeypatch.setattr(ports, "free_port", lambda: next(offered, None) or real_free_port())
         server = get_harness(request.config).postgres.start(name="retry")
         try:
             assert server.port != taken

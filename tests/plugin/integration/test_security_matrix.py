@@ -9,12 +9,7 @@ import datetime as dt
 import nats
 import pytest
 
-from pytest_aegis import (
-    assert_connection_rejected,
-    assert_permission_denied,
-    assert_permitted,
-    nats_auth,
-)
+from pytest_aegis import assert_connection_rejected, assert_permission_denied, assert_permitted, nats_auth
 from pytest_aegis.assertions.security import classify
 
 pytestmark = pytest.mark.asyncio
@@ -190,8 +185,9 @@ async def test_jwt_user_signed_by_foreign_account(nats_secure):
 async def test_jwt_expired_user(nats_secure):
     yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     creds = nats_secure.issue_user_creds("expired", expires_at=yesterday)
-    await assert_connection_rejected(nats_secure, reason="auth", user_credentials=str(creds),
-                                     match="Authorization Violation")
+    await assert_connection_rejected(
+        nats_secure, reason="auth", user_credentials=str(creds), match="Authorization Violation"
+    )
 
 
 @pytest.mark.nats_secure(auth="jwt", tls=True)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aegis import nats_config
 from pytest_aegis.config import AegisConfig, ConfigError
-from pytest_aegis.nats_spec import NatsSpec, SpecError, build_spec
-from pytest_aegis.waiting import WaitTimeout, async_wait_until, wait_until
+from pytest_aegis.errors import SpecError, WaitTimeout
+from pytest_aegis.natsd.conf import conf_value, render
+from pytest_aegis.natsd.material import prepare
+from pytest_aegis.natsd.spec import NatsSpec, build_spec
+from pytest_aegis.waiting import async_wait_until, wait_until
 
 
 def resolve(values: dict[str, str | None]) -> AegisConfig:
@@ -100,13 +102,13 @@ def test_labels():
 
 
 def test_rendered_config_quotes_values_and_refuses_control_characters(tmp_path: Path):
-    material = nats_config.prepare(build_spec({"auth": "userpass", "tls": False}), tmp_path, None)
-    text = nats_config.render(material, name="n1", store_dir=tmp_path / "js")
+    material = prepare(build_spec({"auth": "userpass", "tls": False}), tmp_path, None)
+    text = render(material, name="n1", store_dir=tmp_path / "js")
     assert 'listen: "127.0.0.1:-1"' in text and 'http: "127.0.0.1:-1"' in text
     assert '"aegis"' in text and "jetstream" in text
     assert "tls" not in text
     with pytest.raises(ValueError, match="control characters"):
-        nats_config._conf_value("bad\nvalue")
+        conf_value("bad\nvalue")
 
 
 def test_wait_until_returns_the_first_good_value():

@@ -1,6 +1,6 @@
 """Every connection the harness opens has a deadline: a static check over the plugin's source.
 
-NATS clients are opened only through :func:`pytest_aegis.nats_connect.open_client` (an overall
+NATS clients are opened only through :func:`pytest_aegis.natsd.connect.open_client` (an overall
 deadline and fast failure on refusals); every PostgreSQL connect passes ``connect_timeout``; raw
 sockets are opened under ``asyncio.wait_for``.  A new call that does neither fails this test,
 naming the file and line.
@@ -15,14 +15,12 @@ import pytest_aegis
 
 PACKAGE = Path(pytest_aegis.__file__).parent
 #: The one module allowed to call nats-py's ``Client.connect`` (it puts the deadline around it).
-NATS_GATE = PACKAGE / "nats_connect.py"
-#: The benchmarks time the bare reference paths on purpose (they move out of the package).
-SKIP = PACKAGE / "bench"
+NATS_GATE = PACKAGE / "natsd" / "connect.py"
 PG_CONNECTS = ("psycopg.connect", "psycopg.AsyncConnection.connect")
 
 
 def _modules() -> list[Path]:
-    return [path for path in PACKAGE.rglob("*.py") if SKIP not in path.parents]
+    return sorted(PACKAGE.rglob("*.py"))
 
 
 def _name(node: ast.expr) -> str:
@@ -50,7 +48,7 @@ def _violations(path: Path, root: Path = PACKAGE.parent) -> list[str]:
         keywords = {keyword.arg for keyword in node.keywords}
         where = f"{path.relative_to(root)}:{node.lineno} {name}"
         if name in ("nats.connect", "Client().connect", "Client") and path != NATS_GATE:
-            found.append(f"{where}: open NATS clients with nats_connect.open_client")
+            found.append(f"{where}: open NATS clients with natsd.connect.open_client")
         elif name in PG_CONNECTS and "connect_timeout" not in keywords:
             found.append(f"{where}: pass connect_timeout")
         elif name == "asyncio.open_connection" and id(node) not in waited:

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aegis.backends.base import BackendUnavailable
-from pytest_aegis.backends.external import (
-    ExternalBackend,
-    ExternalPostgres,
-    ExternalServerError,
-    ServerFacts,
-    nats_target,
-    redact_dsn,
-    redact_url,
-)
+from pytest_aegis.backends.external import ExternalBackend
+from pytest_aegis.backends.external.nats import ServerFacts
+from pytest_aegis.backends.external.postgres import ExternalPostgres, redact_dsn
+from pytest_aegis.backends.external.target import nats_target, redact_url
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.nats_spec import NatsSpec
+from pytest_aegis.errors import BackendUnavailable, ExternalServerError
+from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
 
 

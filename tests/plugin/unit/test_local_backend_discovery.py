@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aegis.backends import BackendUnavailable
-from pytest_aegis.backends.local import find_nats_server
+from pytest_aegis.backends.local.binaries import find_nats_server
 from pytest_aegis.config import AegisConfig
+from pytest_aegis.errors import BackendUnavailable
 
 
 @pytest.fixture

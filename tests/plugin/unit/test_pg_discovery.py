@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aegis.backends import BackendUnavailable
+from pytest_aegis.backends.local import binaries
+from pytest_aegis.backends.local.binaries import find_pg_bin_dir
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.postgres import binaries
-from pytest_aegis.postgres.binaries import find_pg_bin_dir
+from pytest_aegis.errors import BackendUnavailable
 
 
 def fake_bin_dir(path: Path, names=("postgres", "initdb", "pg_ctl")) -> Path:

@@ -37,7 +37,7 @@ async def test_own_service_over_tls_and_auth(aegis_app, nats_client):
 
 
 def test_own_service_that_never_gets_healthy_fails_with_its_log(aegis_app_factory):
-    from pytest_aegis.process import ServerStartError
+    from pytest_aegis import ServerStartError
 
     with pytest.raises(
         ServerStartError, match=r"(?s)exited with code 1 before answering.*invalid hostname in connect url"

@@ -1,0 +1,40 @@
+"""Names vulture (make lint) cannot see being used, each with the reason.  Not imported by anything."""
+
+from pytest_aegis.backends.local.postgres import PostgresServer
+from pytest_aegis.certs import AegisCA
+from pytest_aegis.errors import ServerStartError
+from pytest_aegis.natsd.operator import OperatorTrust
+from pytest_aegis.natsd.server import NatsServer
+
+
+# Public API that only users' tests call (documented in docs/):
+AegisCA.untrusting_ssl_context
+AegisCA.expired_client_cert
+AegisCA.untrusted_client_cert
+NatsServer.monitor_url
+NatsServer.issue_user_creds
+ServerStartError.fatal_lines
+PostgresServer.cache_dir
+OperatorTrust.operator_public_key
+
+# Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
+# testcontainers' config (Ryuk off unless asked).
+_.mtime
+_.ryuk_disabled
+
+# The reference service: framework hooks and what tests use.
+from aegis_service.adapters.http.server import _EmbeddedServer
+from aegis_service.adapters.memory import MemoryDefinitionStore
+from aegis_service.adapters.nats.pull import BatchPuller
+
+_EmbeddedServer.capture_signals  # uvicorn.Server calls it (the app owns SIGTERM/SIGINT)
+_.should_exit  # uvicorn.Server's stop flags, set by the service to stop it
+_.force_exit
+MemoryDefinitionStore  # the DefinitionStore adapter the unit tests run the HTTP layer on
+BatchPuller.lingering  # tests wait on it before they delete a consumer mid-fetch
+_.updated_at  # wire fields of the definition and health models (serialised by pydantic)
+_.uptime_seconds
+
+from aegis_service.settings import Settings
+
+Settings.auth_mode  # which auth mode the variables select: the settings unit tests assert it

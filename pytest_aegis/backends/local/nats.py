@@ -1,0 +1,71 @@
+"""nats-server as a child process of pytest: the local backend's :class:`NatsRuntime`.
+
+Readiness comes from the server's own log ("Server is ready"), ports are picked by the server
+(``-1``) and read back from its log, and the process is tied to pytest's lifetime and recorded
+for the next session's sweep (see :mod:`pytest_aegis.process` and :mod:`pytest_aegis.session`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_aegis.natsd.conf import render
+from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, is_ready
+from pytest_aegis.ports import RANDOM_PORT
+from pytest_aegis.process import ManagedProcess, ProcessBacked
+from pytest_aegis.session import SessionState
+
+
+class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
+    """A nats-server child process: the local backend's :class:`NatsRuntime`."""
+
+    def __init__(
+        self,
+        binary: Path,
+        material: NatsMaterial,
+        *,
+        name: str,
+        directory: Path,
+        session: SessionState,
+        keep: bool,
+        start_timeout: float,
+    ) -> None:
+        super().__init__(name, material, directory, start_timeout=start_timeout)
+        self._config_path = directory / "nats-server.conf"
+        self._process = ManagedProcess(
+            f"nats-server[{name}]",
+            [str(binary), "-c", str(self._config_path)],
+            ready=is_ready,
+            log_path=directory / "nats-server.log",
+            session=session,
+            die_with_parent=not keep,
+            fatal_markers=FATAL_MARKERS,
+            hint=f"config: {self._config_path}; run `{binary} -c {self._config_path}` to see the error",
+        )
+
+    def start(self) -> None:
+        text = render(
+            self._material,
+            name=self.name,
+            store_dir=self._directory / "jetstream",
+            port=self.port,
+            monitor_port=self.monitor_port or RANDOM_PORT,
+            host=self.host,
+        )
+        self._config_path.write_text(text)
+        self._process.start(self._timeout)
+        self._note_startup(self._process.startup_lines)
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    def restart(self) -> None:
+        self._process.stop()
+        self.start()
+
+    def keep_instructions(self) -> str:
+        return f"pid {self.pid}; config {self._config_path}; stop with `kill {self.pid}`"

@@ -1,0 +1,67 @@
+"""The plugin's markers, each defined once.
+
+``nats_secure``'s keywords, values and help line come from
+:class:`~pytest_aegis.natsd.spec.NatsSpec` (:func:`~pytest_aegis.natsd.spec.marker_help`);
+``aegis_backends`` limits a test to some backends.  Every ``nats_secure`` marker is validated
+when the session is collected, so a bad one is one usage error, not a failure per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from pytest_aegis.errors import SpecError
+from pytest_aegis.natsd.spec import MARKER, NatsSpec, build_spec, marker_help
+
+BACKENDS_MARKER = "aegis_backends"
+_SPEC = pytest.StashKey[NatsSpec]()
+
+
+def marker_lines() -> tuple[str, ...]:
+    """The ``markers`` ini lines the plugin registers."""
+    return (
+        marker_help(),
+        f"{BACKENDS_MARKER}(*names, reason=''): run the test only on these backends (local, docker, "
+        "external); skipped on the others with the reason",
+    )
+
+
+def spec_for(item: pytest.Item) -> NatsSpec | None:
+    """The validated spec of ``item``'s ``nats_secure`` marker (``None`` without one)."""
+    if _SPEC in item.stash:
+        return item.stash[_SPEC]
+    marker = item.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    if marker.args:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.{MARKER} takes keywords only, e.g. "
+            f"@pytest.mark.{MARKER}(auth='token', tls=True); got positional {marker.args!r}"
+        )
+    item.stash[_SPEC] = spec = build_spec(marker.kwargs, where=f"{item.nodeid}: @pytest.mark.{MARKER}")
+    return spec
+
+
+def check_specs(items: Iterable[pytest.Item]) -> None:
+    """Raise one ``pytest.UsageError`` listing every bad ``nats_secure`` marker of the session."""
+    problems = []
+    for item in items:
+        try:
+            spec_for(item)
+        except SpecError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
+
+def backend_skip_reason(item: pytest.Item, backend: str) -> str | None:
+    """Why ``item`` does not run on ``backend`` (its ``aegis_backends`` marker), or ``None``."""
+    marker = item.get_closest_marker(BACKENDS_MARKER)
+    if marker is None or backend in marker.args:
+        return None
+    reason = marker.kwargs.get("reason", "")
+    return f"only on the {'/'.join(marker.args)} backend(s), this session uses {backend}" + (
+        f": {reason}" if reason else ""
+    )

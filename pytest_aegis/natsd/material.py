@@ -1,0 +1,70 @@
+"""From a :class:`~pytest_aegis.natsd.spec.NatsSpec` to the *material* of one server: the
+credentials its auth mode makes (passwords, tokens, nkeys, operator/account/user JWTs), its
+certificate files, and what its clients need to match.
+
+:func:`prepare` makes the material once per server, so a restart reuses the same credentials,
+port and JetStream store; :func:`pytest_aegis.natsd.conf.render` writes the config from it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_aegis.certs import AegisCA, CertFiles
+from pytest_aegis.natsd.auth import AUTH_MODES, Identity
+from pytest_aegis.natsd.operator import OperatorTrust
+from pytest_aegis.natsd.spec import NatsSpec
+
+
+@dataclass
+class NatsMaterial:
+    """Everything a server of one spec needs, and what its clients need to match."""
+
+    spec: NatsSpec
+    directory: Path
+    default: Identity
+    users: dict[str, Identity] = field(default_factory=dict)
+    #: The server config's authorization part (``authorization { ... }``).
+    server_config: dict[str, Any] = field(default_factory=dict)
+    operator: OperatorTrust | None = None
+    server_files: CertFiles | None = None
+    ca_file: Path | None = None
+    client_tls: ssl.SSLContext | None = None
+    client_cert_files: CertFiles | None = None
+
+    def identity(self, name: str | None) -> Identity:
+        if name is None or name == self.default.name:
+            return self.default
+        try:
+            return self.users[name]
+        except KeyError:
+            known = ", ".join([self.default.name, *self.users]) or "none"
+            raise KeyError(f"no user {name!r} on this server; its users: {known}") from None
+
+
+def prepare(spec: NatsSpec, directory: Path, ca: AegisCA | None) -> NatsMaterial:
+    """Make the credentials (by the spec's auth mode) and certificate files for a server of ``spec``."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    credentials = AUTH_MODES[spec.auth].make(spec, directory)
+    material = NatsMaterial(
+        spec,
+        directory,
+        credentials.default,
+        credentials.users,
+        credentials.server_config,
+        operator=credentials.operator,
+    )
+    if spec.tls:
+        if ca is None:
+            raise ValueError("a TLS server needs the session CA")
+        material.server_files = ca.server_cert_files(spec.server_cert)
+        material.ca_file = ca.ca_path
+        if spec.mtls:
+            material.client_cert_files = ca.client_cert_files
+            material.client_tls = ca.shared_mtls_client_context
+        else:
+            material.client_tls = ca.shared_client_context
+    return material

@@ -1,0 +1,70 @@
+"""What nats-server says while it starts, on every backend: the ready line, the lines that
+mean it failed, and the ports and version it logs (with ``-1`` it picks its own ports)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.ports import LOOPBACK, RANDOM_PORT
+
+#: The line after which the server accepts clients.
+READY = "Server is ready"
+#: Lines that explain a failed start.
+FATAL_MARKERS = ("[FTL]", "[ERR]", "nats-server:")
+_CLIENT_PORT = re.compile(r"Listening for client connections on (\S+):(\d+)")
+_MONITOR_PORT = re.compile(r"Starting http monitor on (\S+):(\d+)")
+_VERSION = re.compile(r"Version:\s+(\S+)")
+
+
+def is_ready(line: str) -> bool:
+    return READY in line
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What the startup lines said (``None``: not logged)."""
+
+    port: int | None
+    monitor_port: int | None
+    version: str | None
+
+
+def read_startup(lines: Iterable[str]) -> Startup:
+    """The client port, monitoring port and version from a server's startup lines."""
+    port = monitor = version = None
+    for line in lines:
+        if match := _CLIENT_PORT.search(line):
+            port = int(match.group(2))
+        elif match := _MONITOR_PORT.search(line):
+            monitor = int(match.group(2))
+        elif match := _VERSION.search(line):
+            version = match.group(1)
+    return Startup(port, monitor, version)
+
+
+class StartingNats:
+    """What every backend's running nats-server records (the runtimes' shared part): its name,
+    where it listens (``-1`` until its startup lines say), its version, and what it was made from."""
+
+    def __init__(self, name: str, material: NatsMaterial, directory: Path, *, start_timeout: float) -> None:
+        self.name = name
+        self.host = LOOPBACK
+        self.port = RANDOM_PORT
+        self.monitor_port: int | None = RANDOM_PORT
+        self.version = "?"
+        self._material = material
+        self._directory = directory
+        self._timeout = start_timeout
+
+    def _note_startup(self, lines: Iterable[str], *, ports: bool = True) -> None:
+        """Take the ports (unless ``ports`` is false: they are not ours, e.g. inside a container
+        with published ports) and the version from the server's startup lines."""
+        startup = read_startup(lines)
+        if ports:
+            self.port = startup.port or self.port
+            self.monitor_port = startup.monitor_port or self.monitor_port
+        self.version = startup.version or self.version
