@@ -58,7 +58,7 @@ compose-v2: $(VENV)/.installed
 	  && $(PY) -c "import importlib.util as u, pathlib as p, subprocess as s; \
 	  s.run([str(p.Path(u.find_spec('compose').origin).parent / 'docker-compose'), 'version'], check=True)"; fi
 
-SOURCES := pytest_aegis service/aegis_service bench tests
+SOURCES := pytest_aegis service/aegis_service bench tests docs/conf.py docs/_ext
 
 ## Lint: ruff (rules and format), mypy --strict on the plugin, the service and the benchmarks,
 ## dead code (vulture), and the docs built with warnings as errors.
