@@ -23,6 +23,7 @@ import contextlib
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import nats.errors
@@ -142,11 +143,13 @@ async def open_client(
     server's lines from the attempt; ``target`` names it (default: the server's name or first URL).
     """
     seen: list[BaseException] = []
+    ports: set[int] = set()  # this client's local ports: the server's log lines name them
     settled = asyncio.Event()
     caller_cb: Callable[[Exception], Awaitable[None]] | None = kwargs.get("error_cb")
 
     async def on_error(error: Exception) -> None:
         seen.append(error)
+        ports.update(_local_ports(client))
         if classify(error) in FATAL_REASONS:
             settled.set()
         if caller_cb is not None:
@@ -167,8 +170,9 @@ async def open_client(
             return client
         if all(error is not e for e in seen):
             seen.append(error)
+    ports.update(_local_ports(client))
     await _give_up(client, connecting)
-    reason, errors = await _settle(seen, server, offset, timed_out=timed_out)
+    reason, errors = await _settle(seen, Attempt(server, offset, frozenset(ports)), timed_out=timed_out)
     servers = list(kwargs.get("servers") or ["?"])
     raise NatsConnectError(
         target or (server.name if server is not None else str(servers[0])),
@@ -188,8 +192,35 @@ async def _give_up(client: Client, connecting: asyncio.Future[None]) -> None:
         await asyncio.wait_for(connecting, 1.0)
 
 
+def _local_ports(client: Client) -> set[int]:
+    """The local ports of the client's current socket (the bare one and the TLS one)."""
+    transport = getattr(client, "_transport", None)
+    ports = set()
+    for name in ("_bare_io_writer", "_io_writer"):
+        writer = getattr(transport, name, None)
+        sockname = writer.get_extra_info("sockname") if writer is not None else None
+        if isinstance(sockname, tuple) and len(sockname) >= 2:
+            ports.add(int(sockname[1]))
+    return ports
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Where to find the server's side of one connection attempt: its log from ``offset`` on, in
+    lines naming one of the client's local ``ports`` (a shared server logs other clients too)."""
+
+    server: ServerLog | None
+    offset: int
+    ports: frozenset[int]
+
+    def tls_error(self, line: str) -> bool:
+        if "TLS handshake error" not in line:
+            return False
+        return not self.ports or any(f":{port} - " in line for port in self.ports)
+
+
 async def _settle(
-    seen: list[BaseException], server: ServerLog | None, offset: int, *, timed_out: bool
+    seen: list[BaseException], attempt: Attempt, *, timed_out: bool
 ) -> tuple[ConnectReason, list[BaseException]]:
     """The reason of a failed attempt, from nats-py's errors and, for a bare reset or a timeout,
     from the server's own account of the handshake (TLS 1.3 rejects a client certificate after the
@@ -199,8 +230,8 @@ async def _settle(
         return "tls", seen
     if "auth" in kinds:
         return "auth", seen
-    if server is not None and (timed_out or "reset" in kinds):
-        line = await _server_tls_error(server, offset)
+    if attempt.server is not None and (timed_out or "reset" in kinds):
+        line = await _server_tls_error(attempt)
         if line is not None:
             cause = _cause("reset", seen)
             explained = TLSRejectedByServer(f"{cause or 'no answer'}; the server logged: {line}")
@@ -214,13 +245,13 @@ async def _settle(
     return "unreachable" if any(isinstance(e, OSError) for e in seen) else "timeout", seen
 
 
-async def _server_tls_error(server: ServerLog, offset: int, within: float = 1.0) -> str | None:
-    """The server's "TLS handshake error" line from the attempt, waiting up to ``within`` seconds
-    for it (the server logs its side a moment after the client gave up)."""
+async def _server_tls_error(attempt: Attempt, within: float = 1.0) -> str | None:
+    """The server's "TLS handshake error" line about this attempt's connection, waiting up to
+    ``within`` seconds for it (the server logs its side a moment after the client gave up)."""
 
     async def handshake_error() -> str | None:
-        lines = _lines_since(server, offset)
-        line = next((line for line in lines if "TLS handshake error" in line), None)
+        lines = _lines_since(attempt.server, attempt.offset)
+        line = next((line for line in lines if attempt.tls_error(line)), None)
         return line.split("[ERR] ", 1)[-1] if line is not None else None
 
     with contextlib.suppress(WaitTimeout):

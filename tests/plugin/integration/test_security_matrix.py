@@ -4,6 +4,7 @@ reason*.  Each negative test names the specific rejection it expects."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import nats
@@ -279,6 +280,24 @@ async def test_mtls_expired_client_cert(nats_secure, aegis_ca):
     await assert_connection_rejected(
         nats_secure, reason="tls", tls=ctx, match="certificate expired|certificate has expired"
     )
+
+
+@pytest.mark.nats_secure(mtls=True)
+async def test_rejections_at_once_on_a_shared_server_each_get_their_own_reason(nats_secure, aegis_ca):
+    """Two clients rejected at the same moment: the server logs both handshake errors, and each
+    attempt must be explained by the line about its own connection, not by the other's (a late
+    line of one test once explained the next test's rejection on the shared server)."""
+    foreign = aegis_ca.client_ssl_context(aegis_ca.untrusted_client_cert)
+    expired = aegis_ca.client_ssl_context(aegis_ca.expired_client_cert)
+    for _ in range(3):
+        await asyncio.gather(
+            assert_connection_rejected(
+                nats_secure, reason="tls", tls=foreign, match="unknown ca|signed by unknown authority"
+            ),
+            assert_connection_rejected(
+                nats_secure, reason="tls", tls=expired, match="certificate expired|certificate has expired"
+            ),
+        )
 
 
 # -- permissions -----------------------------------------------------------------------------
