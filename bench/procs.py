@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import selectors
 import subprocess
@@ -11,20 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from pytest_aegis.process import terminate as stop
+
 STOP_TIMEOUT = 10.0
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM and wait (SIGKILL after ``timeout``); close its pipes."""
     try:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout)
     finally:
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:

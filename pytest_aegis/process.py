@@ -61,6 +61,18 @@ def _die_with_parent_preexec(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL; the exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
 class ManagedProcess:
     """One child process with a log and readiness from its output.
 
@@ -177,16 +189,9 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL.  Returns the exit code."""
-        proc = self._proc
-        if proc is None:
+        if self._proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        terminate(self._proc, timeout)
         return self._reap()
 
     def kill(self) -> int | None:
