@@ -49,7 +49,7 @@ TLS_LINE = re.compile(
     re.I,
 )
 AUTH_LINE = re.compile(r"authorization violation|authentication error|user authentication", re.I)
-PERMISSIONS_LINE = re.compile(r"permissions violation", re.I)
+PERMISSIONS_LINE = re.compile(r"permissions violation|subscription violation|publish violation", re.I)
 
 
 class ServerLog(Protocol):
@@ -148,10 +148,11 @@ async def open_client(
     caller_cb: Callable[[Exception], Awaitable[None]] | None = kwargs.get("error_cb")
 
     async def on_error(error: Exception) -> None:
-        seen.append(error)
-        ports.update(_local_ports(client))
-        if classify(error) in FATAL_REASONS:
-            settled.set()
+        if not connecting.done():  # the client keeps this callback: afterwards it only forwards
+            seen.append(error)
+            ports.update(_local_ports(client))
+            if classify(error) in FATAL_REASONS:
+                settled.set()
         if caller_cb is not None:
             await caller_cb(error)
 
@@ -181,6 +182,7 @@ async def open_client(
         cause=_cause(reason, errors),
         errors=errors,
         server_lines=_lines_since(server, offset),
+        local_ports=frozenset(ports),
     )
 
 
@@ -198,7 +200,10 @@ def _local_ports(client: Client) -> set[int]:
     ports = set()
     for name in ("_bare_io_writer", "_io_writer"):
         writer = getattr(transport, name, None)
-        sockname = writer.get_extra_info("sockname") if writer is not None else None
+        try:
+            sockname = writer.get_extra_info("sockname") if writer is not None else None
+        except Exception:  # a transport that is already closed (asyncio's SSL one raises)
+            continue
         if isinstance(sockname, tuple) and len(sockname) >= 2:
             ports.add(int(sockname[1]))
     return ports
