@@ -1,5 +1,6 @@
 """Names vulture (make lint) cannot see being used, each with the reason.  Not imported by anything."""
 
+from pytest_aegis.assertions.refusal import AppRefusal
 from pytest_aegis.backends.local.postgres import PostgresServer
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.errors import ServerStartError
@@ -16,6 +17,7 @@ NatsServer.issue_user_creds
 ServerStartError.fatal_lines
 PostgresServer.cache_dir
 OperatorTrust.operator_public_key
+AppRefusal.app_log  # what a user reads from a refusal
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).

@@ -12,6 +12,7 @@ from pytest_aegis import nats_auth
 from pytest_aegis.app.process import AppProcess
 from pytest_aegis.app.spec import AppSpec
 from pytest_aegis.assertions.audit import assert_event_persisted, assert_no_event_lost
+from pytest_aegis.assertions.refusal import AppRefusal, assert_app_refuses_to_start
 from pytest_aegis.assertions.security import (
     assert_connection_rejected,
     assert_permission_denied,
@@ -55,6 +56,7 @@ __all__ = [
     "AegisCA",
     "AegisError",
     "AppProcess",
+    "AppRefusal",
     "AppSpec",
     "BackendUnavailable",
     "ConfigError",
@@ -70,6 +72,7 @@ __all__ = [
     "ServiceInstance",
     "SpecError",
     "WaitTimeout",
+    "assert_app_refuses_to_start",
     "assert_connection_rejected",
     "assert_event_persisted",
     "assert_health_check",

@@ -52,9 +52,12 @@ class WaitTimeout(AegisError, AssertionError):
 class ServerStartError(AegisError, RuntimeError):
     """A server (or the service under test) did not become ready: it exited, or the timeout passed.
 
-    ``reason`` says what happened; ``refusal`` is set when the start failed because a server
-    refused a connection (``"tls"``, ``"auth"``, ``"permissions"``, ``"timeout"``), read from the
-    process's own log and ``server_lines``, the lines the server it talks to logged meanwhile.
+    ``reason`` says what happened and ``exit_code`` how it ended (``None`` while it runs or when
+    unknown; negative: killed by that signal).  For the service under test, ``refusal`` is set
+    when its own log or ``server_lines`` (the NATS server's log meanwhile, without the lines about
+    the harness's own probe connection) show that the server refused *it*: ``"tls"``, ``"auth"``
+    or ``"permissions"``.  ``probe_error`` is the :class:`NatsConnectError` of the harness's
+    health probe when that failed too; ``log`` the process's whole log when it is known.
     """
 
     def __init__(
@@ -67,6 +70,9 @@ class ServerStartError(AegisError, RuntimeError):
         *,
         refusal: str | None = None,
         server_lines: Sequence[str] = (),
+        exit_code: int | None = None,
+        log: str | None = None,
+        probe_error: NatsConnectError | None = None,
     ) -> None:
         fatal = [line for line in log_tail if any(marker in line for marker in fatal_markers)]
         parts = [f"{name} did not start: {reason}"]
@@ -87,6 +93,9 @@ class ServerStartError(AegisError, RuntimeError):
         self.fatal_lines = fatal
         self.refusal = refusal
         self.server_lines = list(server_lines)
+        self.exit_code = exit_code
+        self.log = log
+        self.probe_error = probe_error
 
 
 class PlaintextRejected(AegisError, ConnectionError):
@@ -139,8 +148,11 @@ class NatsConnectError(AegisError, ConnectionError):
         cause: BaseException | None,
         errors: Sequence[BaseException],
         server_lines: Sequence[str],
+        local_ports: frozenset[int] = frozenset(),
     ) -> None:
         self.target = target
+        #: The client's local ports in the attempt (the server's log lines about it name them).
+        self.local_ports = local_ports
         self.reason: ConnectReason = reason
         self.cause = cause
         self.errors = list(errors)

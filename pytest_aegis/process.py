@@ -156,7 +156,7 @@ class ManagedProcess:
             raise self._error(f"not ready after {timeout:.1f}s")
         if not self._ready_seen:  # the reader hit EOF: the process exited
             code = self._reap()
-            raise self._error(f"exited with code {code} before it was ready")
+            raise self._error(f"exited with code {code} before it was ready", exit_code=code)
         self._register()
 
     def _register(self) -> None:
@@ -166,8 +166,10 @@ class ManagedProcess:
         if self._session is not None and self._proc is not None:
             self._session.register_process(self._proc.pid, self.name)
 
-    def _error(self, reason: str) -> ServerStartError:
-        return ServerStartError(self.name, reason, self.tail(40), self._hint, self._fatal_markers)
+    def _error(self, reason: str, *, exit_code: int | None = None) -> ServerStartError:
+        return ServerStartError(
+            self.name, reason, self.tail(40), self._hint, self._fatal_markers, exit_code=exit_code
+        )
 
     def _drain(self, stream: IO[bytes], log: IO[bytes]) -> None:
         with log:

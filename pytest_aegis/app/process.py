@@ -11,23 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aegis.aio import run_sync
+from pytest_aegis.app.readiness import Exited, HealthRefused, refusal, wait_healthy, without_ports
 from pytest_aegis.app.runtime import AppLaunch, AppLauncher, AppRuntime
 from pytest_aegis.app.spec import AppSpec
 from pytest_aegis.errors import NatsConnectError, ServerStartError
-from pytest_aegis.natsd.connect import classify_lines
 from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.process import ProcessBacked
 from pytest_aegis.session import SessionState
+from pytest_aegis.waiting import wait_until
 
-
-def _refusal(app_lines: list[str], server_lines: list[str]) -> str | None:
-    """Which refusal (``tls`` before ``auth`` before ``permissions``) the lines show, if any."""
-    found = classify_lines([*app_lines, *server_lines])
-    return next((reason for reason in ("tls", "auth", "permissions") if reason in found), None)
-
-
-class _Exited(Exception):
-    """The app's process ended while we waited for it to become healthy."""
+#: How long a service whose server refused the harness's probe too may take to exit by itself
+#: (it meets the same refusal), so that its own log says why.
+PROBE_REFUSED_GRACE = 2.0
 
 
 class AppProcess(ProcessBacked[AppRuntime]):
@@ -88,57 +83,79 @@ class AppProcess(ProcessBacked[AppRuntime]):
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> AppProcess:
-        """Spawn, wait for the ready line (if any) and for a healthy health check.
+    def start(self, timeout: float | None = None) -> AppProcess:
+        """Spawn, wait for the ready line (if any) and for a healthy health check, within
+        ``timeout`` seconds (default ``spec.start_timeout``).
 
-        Raises :class:`ServerStartError` within about ``spec.start_timeout``: if the service exits,
-        never becomes healthy, or the harness's own probe connection is refused; ``refusal`` then
-        says whether a server refused it (``tls``, ``auth``, ...), from the service's log and the
+        Raises :class:`ServerStartError` if the service exits, never becomes healthy, or the
+        harness's own probe connection is refused; ``refusal`` then says whether the server
+        refused the service (``tls``, ``auth``, ``permissions``), from the service's log and the
         NATS server's log lines of the attempt."""
+        timeout = self.spec.start_timeout if timeout is None else timeout
         offset = self.nats.log_size()
         try:
-            self._process.start(self.spec.start_timeout)
+            self._process.start(timeout)
             self._read_ready_line()
-            self._await_health()
+            self._await_health(timeout, offset)
         except ServerStartError as exc:
             raise self._explained(exc, offset) from None
         return self
 
-    def _await_health(self) -> None:
+    def _server_lines(self, offset: int) -> list[str]:
+        return self.nats.logs().encode()[offset:].decode(errors="replace").splitlines()
+
+    def _await_health(self, timeout: float, offset: int) -> None:
+        def failed(reason: str, code: int | None, probe: NatsConnectError | None = None) -> ServerStartError:
+            tail = self._process.tail(40)
+            return ServerStartError(self.name, reason, tail, exit_code=code, probe_error=probe)
+
         try:
-            run_sync(self._wait_healthy)
-        except _Exited:
+            run_sync(
+                lambda: wait_healthy(
+                    self.nats,
+                    self._process,
+                    subject=self.spec.health_subject,
+                    service=self.service_name,
+                    timeout=timeout,
+                    server_lines=lambda: self._server_lines(offset),
+                )
+            )
+        except Exited:
             code = self._process.kill()
-            raise ServerStartError(
-                self.name,
-                f"exited with code {code} before answering its health check",
-                self._process.tail(40),
-            ) from None
-        except AssertionError as exc:
-            self._process.kill()
-            raise ServerStartError(
-                self.name, f"never answered its health check: {exc}", self._process.tail(40)
-            ) from None
+            raise failed(f"exited with code {code} before answering its health check", code) from None
+        except HealthRefused as exc:
+            code = self._process.kill()
+            raise failed(f"the server refused its health subscription: {exc}", code) from None
         except NatsConnectError as exc:
-            self._process.kill()
-            raise ServerStartError(
-                self.name,
-                f"the harness's health probe could not connect: {exc}",
-                self._process.tail(40),
-                refusal=exc.reason,
-            ) from None
+            code = self._exit_within(PROBE_REFUSED_GRACE)
+            raise failed(f"the harness's health probe could not connect: {exc}", code, exc) from None
+        except AssertionError as exc:
+            code = self._process.kill()
+            raise failed(f"never answered its health check: {exc}", code) from None
+
+    def _exit_within(self, seconds: float) -> int | None:
+        """Let the process exit by itself for up to ``seconds``, then kill it; its exit code."""
+        try:
+            wait_until(lambda: not self._process.is_running, f"{self.name} to exit", timeout=seconds)
+        except AssertionError:
+            pass
+        return self._process.kill()
 
     def _explained(self, error: ServerStartError, offset: int) -> ServerStartError:
-        """``error`` with the NATS server's lines from the attempt and the refusal they show."""
-        server_lines = self.nats.logs().encode()[offset:].decode(errors="replace").splitlines()
-        refusal = error.refusal or _refusal(error.log_tail, server_lines)
+        """``error`` with the NATS server's lines from the attempt (those about the harness's own
+        probe left out) and the refusal that they and the service's log show."""
+        probe_ports = error.probe_error.local_ports if error.probe_error is not None else frozenset()
+        server_lines = without_ports(self._server_lines(offset), probe_ports)
         return ServerStartError(
             error.name,
             error.reason,
             error.log_tail,
             error.hint,
-            refusal=refusal,
+            refusal=error.refusal or refusal(error.log_tail, server_lines),
             server_lines=server_lines,
+            exit_code=error.exit_code,
+            log=self.logs(),
+            probe_error=error.probe_error,
         )
 
     def _read_ready_line(self) -> None:
@@ -150,30 +167,6 @@ class AppProcess(ProcessBacked[AppRuntime]):
             self.http_url = self.ready_info.get("httpUrl", self.http_url)
             self.instance_id = self.ready_info.get("instanceId", self.instance_id)
 
-    async def _wait_healthy(self) -> None:
-        from pytest_aegis.assertions.service import assert_health_check
-        from pytest_aegis.waiting import async_wait_until
-
-        nc = await self.nats.connect()
-        try:
-
-            async def probe() -> bool:
-                if not self._process.is_running:
-                    raise _Exited  # not transient: stop waiting at once
-                await assert_health_check(nc, self.spec.health_subject, service=self.service_name, within=0.5)
-                return True
-
-            await async_wait_until(
-                probe,
-                f"{self.name} to answer on {self.spec.health_subject}",
-                timeout=self.spec.start_timeout,
-                transient=(AssertionError,),
-                interval=0.01,
-                max_interval=0.2,
-            )
-        finally:
-            await nc.close()
-
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (graceful: deregisters, drains), then SIGKILL after ``timeout``."""
         return self._process.stop(timeout)
@@ -182,10 +175,10 @@ class AppProcess(ProcessBacked[AppRuntime]):
         """SIGKILL: a crash, no cleanup."""
         return self._process.kill()
 
-    def restart(self) -> AppProcess:
+    def restart(self, timeout: float | None = None) -> AppProcess:
         """Stop if running, start again with the same instance id and environment."""
         self._process.stop()
-        return self.start()
+        return self.start(timeout)
 
     def __repr__(self) -> str:
         return f"<AppProcess {self.name} http={self.http_url} nats={self.nats.url}>"

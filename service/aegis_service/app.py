@@ -27,7 +27,7 @@ from aegis_service.adapters.http.server import HttpBindError, HttpServer, bind_s
 from aegis_service.adapters.nats import audit as nats_audit
 from aegis_service.adapters.nats.connection import ConnectError, NatsConnection
 from aegis_service.adapters.nats.definitions import KvDefinitionStore
-from aegis_service.adapters.nats.health import HealthResponder
+from aegis_service.adapters.nats.health import HealthResponder, SubscriptionDenied
 from aegis_service.adapters.nats.instances import KvInstanceRegistry
 from aegis_service.adapters.nats.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, KvGateway
 from aegis_service.adapters.nats.publish import StreamPublisher
@@ -198,7 +198,10 @@ class ServiceApp:
         self.connection.on_reconnected(self.registrar.trigger)
 
         await self._until(deadline, "open KV buckets", self._open_buckets)
-        await self.responder.start()
+        try:
+            await self.responder.start()
+        except SubscriptionDenied as exc:
+            raise StartupError(str(exc)) from None
         if self.audit is not None:
             await self._until(deadline, "set up the AUDIT stream", self.audit.set_up_stream)
             await self.audit.open()

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_aegis import (
     ServiceInstance,
+    assert_app_refuses_to_start,
     assert_health_check,
     assert_instance_registered,
     assert_registration_expires,
@@ -155,3 +156,12 @@ async def test_failing_heartbeats_mark_the_instance_unhealthy_and_recovery_clear
             await assert_health_check(nc, service=app.service_name, within=0.5)
         finally:
             await nc.close()
+
+
+@pytest.mark.nats_secure(permissions={"subscribe": {"deny": ["health.check", "health.check.>"]}})
+async def test_a_denied_health_subscription_makes_the_service_refuse_to_start(aegis_app_factory):
+    # It would otherwise announce READY and never answer a health check.
+    refusal = assert_app_refuses_to_start(aegis_app_factory, reason="permissions", within=10)
+    assert refusal.exit_code == 1
+    assert "startup failed: the NATS server denied the subscription to health.check" in refusal.app_log
+    assert "AEGIS-SERVICE READY" not in refusal.app_log

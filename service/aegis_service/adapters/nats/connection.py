@@ -99,6 +99,8 @@ class NatsConnection:
         self._nc: NATS | None = None
         self._closing = False
         self._attempt_errors: list[Exception] | None = None
+        #: The server's "permissions violation" errors on this connection, as nats-py words them.
+        self.permission_errors: list[str] = []
         self.state = ConnectionState(url=redact_url(settings.servers[0]))
         self.lost = asyncio.Event()
 
@@ -223,6 +225,8 @@ class NatsConnection:
 
     async def _on_error(self, exc: Exception) -> None:
         self.state.last_error = describe_error(exc)
+        if "permissions violation" in str(exc).lower():
+            self.permission_errors.append(str(exc))
         if self._attempt_errors is not None:
             self._attempt_errors.append(exc)
             logger.debug("NATS connect error: %s", self.state.last_error)

@@ -15,6 +15,10 @@ from aegis_service.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+class SubscriptionDenied(Exception):
+    """The server refused a subscription of the health responder (a permissions violation)."""
+
+
 class HealthResponder:
     """The handler does no I/O besides the reply itself."""
 
@@ -32,8 +36,20 @@ class HealthResponder:
         nc = self._connection.client
         for subject in self._subjects:
             self._subscriptions.append(await nc.subscribe(subject, cb=self._handle))
-        await nc.flush(timeout=5)  # the server has the subscriptions before we call ourselves ready
+        # The server has the subscriptions before we call ourselves ready; it answers a denied one
+        # with an error before the PONG (the second round trip covers servers that check later).
+        await nc.flush(timeout=5)
+        await nc.flush(timeout=5)
+        denied = [s for s in self._subjects if any(f'subscription to "{s}"' in e for e in self._denials())]
+        if denied:
+            raise SubscriptionDenied(
+                f"the NATS server denied the subscription to {', '.join(denied)} (permissions violation); "
+                "this service cannot answer health checks"
+            )
         logger.info("health responder listening on %s", ", ".join(self._subjects))
+
+    def _denials(self) -> list[str]:
+        return [error.lower() for error in self._connection.permission_errors]
 
     async def _handle(self, msg: Msg) -> None:
         if not msg.reply:
