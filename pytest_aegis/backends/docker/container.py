@@ -266,14 +266,14 @@ class ContainerRun:
         self.startup_lines = follower.lines[: (index + 1) if index is not None else None]
         if index is None:
             code = self.exit_code()
-            raise self.error(f"exited with code {code} before {what}")
+            raise self.error(f"exited with code {code} before {what}", exit_code=code)
         return index
 
-    def error(self, reason: str) -> ServerStartError:
+    def error(self, reason: str, *, exit_code: int | None = None) -> ServerStartError:
         hint = f"container {self.container.name if self.container else '(not created)'}, image {self.image}"
         if self._hint:
             hint += f"; {self._hint}"
-        return ServerStartError(self.name, reason, self.tail(40), hint, self._fatal)
+        return ServerStartError(self.name, reason, self.tail(40), hint, self._fatal, exit_code=exit_code)
 
     # -- lifecycle ---------------------------------------------------------------
 
