@@ -18,13 +18,16 @@ $(VENV)/.installed: pyproject.toml service/pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The security cases a run must prove by passing tests, or fail (--aegis-require; docs/helpers.md).
+REQUIRE ?= auth,tls,mtls,permissions,app-refusal
+
 ## The main job: the reference service's integration suite on the embedded (local) backend.
 integration: $(VENV)/.installed
-	$(PY) -m pytest tests/service/integration -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/service/integration -n 2 --aegis-require=$(REQUIRE) $(PYTEST_ARGS)
 
 ## Every test (unit + integration of the plugin and the service), in parallel as CI runs it.
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --aegis-require=$(REQUIRE) $(PYTEST_ARGS)
 
 ## Unit tests only (plugin and service): no server is started.
 unit: $(VENV)/.installed
@@ -40,7 +43,7 @@ test-service: $(VENV)/.installed
 
 ## Every test on the docker backend (servers and the service in containers); needs an engine.
 test-docker: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --aegis-backend=docker $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --aegis-backend=docker --aegis-require=$(REQUIRE) $(PYTEST_ARGS)
 
 ## A Docker engine and a Docker Compose v2 for the docker-marked tests (CI runs this).
 docker-up: docker-sandbox compose-v2

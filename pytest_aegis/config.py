@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from pytest_aegis.errors import ConfigError
 
 BackendName = Literal["auto", "local", "docker", "external"]
 DockerNetwork = Literal["bridge", "host"]
-Kind = Literal["text", "bool", "seconds", "path", "choice"]
+#: The security cases ``--aegis-require`` can demand (see :mod:`pytest_aegis.matrix.report`).
+RequiredCase = Literal["auth", "tls", "mtls", "permissions", "app-refusal"]
+Kind = Literal["text", "bool", "seconds", "path", "choice", "choices"]
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -56,6 +59,8 @@ class AegisConfig:
     external_nats_creds: Path | None = None
     external_nats_ca: Path | None = None
     external_pg_dsn: str | None = None
+    security_report: Path | None = None
+    require: tuple[RequiredCase, ...] = ()
 
     @classmethod
     def resolve(cls, lookup: Callable[[Setting], Any]) -> AegisConfig:
@@ -109,6 +114,8 @@ class Setting:
         annotation = _TYPES[self.field]
         if typing.get_origin(annotation) is Literal:
             return "choice"
+        if typing.get_origin(annotation) is tuple:
+            return "choices"
         if annotation is bool:
             return "bool"
         if annotation is float:
@@ -117,7 +124,17 @@ class Setting:
 
     @property
     def choices(self) -> tuple[str, ...]:
-        return tuple(typing.get_args(_TYPES[self.field])) if self.kind == "choice" else ()
+        annotation = _TYPES[self.field]
+        if self.kind == "choices":
+            annotation = typing.get_args(annotation)[0]
+        return tuple(typing.get_args(annotation)) if self.kind in ("choice", "choices") else ()
+
+    @property
+    def described(self) -> str:
+        """The help, with the valid values when it does not name them all."""
+        if self.choices and not all(re.search(rf"\b{re.escape(c)}\b", self.help) for c in self.choices):
+            return f"{self.help}; valid: {', '.join(self.choices)}"
+        return self.help
 
     @property
     def where(self) -> str:
@@ -131,6 +148,15 @@ class Setting:
             if text.lower() in self.choices:
                 return text.lower()
             raise ConfigError(f"{self.where}: invalid value {raw!r}; valid values: {', '.join(self.choices)}")
+        if kind == "choices":
+            given = [item for item in re.split(r"[\s,]+", text.lower()) if item]
+            unknown = [item for item in given if item not in self.choices]
+            if unknown:
+                raise ConfigError(
+                    f"{self.where}: invalid value {raw!r}: unknown {', '.join(map(repr, unknown))}; "
+                    f"valid values (comma-separated): {', '.join(self.choices)}"
+                )
+            return tuple(dict.fromkeys(given))
         if kind == "bool":
             if text.lower() in _TRUE + _FALSE:
                 return text.lower() in _TRUE
@@ -203,6 +229,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "external_pg_dsn",
         "external backend: DSN of an existing PostgreSQL (a role allowed to CREATE DATABASE)",
+    ),
+    Setting(
+        "security_report",
+        "write the session's security matrix (specs, tests connected, negative cases proved) as JSON here",
+    ),
+    Setting(
+        "require",
+        "fail the session unless passing tests proved each of these security cases (comma-separated)",
     ),
 )
 

@@ -73,6 +73,7 @@ class ServerStartError(AegisError, RuntimeError):
         exit_code: int | None = None,
         log: str | None = None,
         probe_error: NatsConnectError | None = None,
+        server: object = None,
     ) -> None:
         fatal = [line for line in log_tail if any(marker in line for marker in fatal_markers)]
         parts = [f"{name} did not start: {reason}"]
@@ -96,6 +97,8 @@ class ServerStartError(AegisError, RuntimeError):
         self.exit_code = exit_code
         self.log = log
         self.probe_error = probe_error
+        #: For the service under test: the NATS server (a ``NatsServer``) it was wired to.
+        self.server = server
 
 
 class PlaintextRejected(AegisError, ConnectionError):

@@ -14,6 +14,7 @@ import pytest
 from pytest_aegis.backends import Backend, backend_class, select_backend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
+from pytest_aegis.matrix.record import Recorder
 from pytest_aegis.natsd.pool import NatsPool
 from pytest_aegis.reporting import LogSource
 from pytest_aegis.session import SessionState, SweepReport
@@ -41,6 +42,8 @@ class Harness:
         self.session = SessionState()
         self.kept: list[KeptServer] = []
         self.swept: SweepReport | None = None
+        #: The security matrix: what this process's tests proved (merged from workers under xdist).
+        self.matrix = Recorder()
 
     @functools.cached_property
     def backend(self) -> Backend:

@@ -17,12 +17,19 @@ from pytest_aegis import markers, reporting
 from pytest_aegis.config import SETTINGS, AegisConfig, Setting
 from pytest_aegis.errors import BackendUnavailable, ConfigError
 from pytest_aegis.harness import HARNESS, Harness, get_harness
+from pytest_aegis.matrix import record as matrix
+from pytest_aegis.matrix import report as matrix_report
 from pytest_aegis.postgres.migrations import parse_migrations
 from pytest_aegis.session import sweep
 
+#: Each phase's outcome of a test, to tell whether it passed (what it proved counts only then).
+_OUTCOMES = pytest.StashKey[list[str]]()
+#: Where xdist workers put their matrix for the controller.
+_WORKER_MATRIX = "aegis_matrix"
+
 
 def _shown_default(setting: Setting) -> str:
-    return "none" if setting.default is None else str(setting.default).lower()
+    return "none" if setting.default in (None, ()) else str(setting.default).lower()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,12 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if setting.kind == "bool":
             group.addoption(
                 setting.flag, dest=setting.dest, action="store_const", const="true", default=None,
-                help=f"{setting.help} ({where})",
+                help=f"{setting.described} ({where})",
             )  # fmt: skip
         else:
             group.addoption(
                 setting.flag, dest=setting.dest, default=None,
-                help=f"{setting.help} ({where}, default {_shown_default(setting)})",
+                help=f"{setting.described} ({where}, default {_shown_default(setting)})",
             )  # fmt: skip
         parser.addini(
             setting.ini, f"{setting.help} (default {_shown_default(setting)})", type="string", default=""
@@ -66,7 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
         source = parse_migrations(settings.pg_migrations, config.rootpath)
         resolved = str(source.directory) if source.directory is not None else settings.pg_migrations
         settings = dataclasses.replace(settings, pg_migrations=resolved)
-    config.stash[HARNESS] = Harness(settings)
+    harness = config.stash[HARNESS] = Harness(settings)
+    matrix.activate(harness.matrix)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -129,20 +137,57 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
+    recorder = get_harness(item.config).matrix
+    recorder.begin()
+    try:
+        return (yield)
+    finally:
+        outcomes = item.stash.get(_OUTCOMES, [])
+        recorder.end(passed=len(outcomes) == 3 and all(outcome == "passed" for outcome in outcomes))
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    item.stash.setdefault(_OUTCOMES, []).append(report.outcome)
     if report.failed:
         for title, text in reporting.log_sections(item):
             report.sections.append((title, text))
     return report
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: merge what a worker's tests proved."""
+    rows = getattr(node, "workeroutput", {}).get(_WORKER_MATRIX)
+    if rows:
+        get_harness(node.config).matrix.merge_json(rows)
+
+
+@pytest.hookimpl(tryfirst=True)  # before junitxml writes its report
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    get_harness(session.config).close()
+    harness = get_harness(session.config)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports for the session
+        workeroutput[_WORKER_MATRIX] = harness.matrix.to_json()
+    elif harness.matrix.rows or harness.config.require:
+        missing = matrix_report.finish(session.config, harness.matrix, harness.config)
+        if missing and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    harness.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    kept = get_harness(config).kept
+    harness = get_harness(config)
+    if harness.matrix.rows and not hasattr(config, "workerinput"):
+        terminalreporter.section("aegis: security matrix")
+        for line in matrix_report.table(harness.matrix.rows.values()):
+            terminalreporter.write_line(line)
+    missing = matrix_report.missing(harness.config.require, harness.matrix.rows.values())
+    if missing and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(matrix_report.gate_message(missing), red=True, bold=True)
+    kept = harness.kept
     if not kept:
         return
     terminalreporter.section("aegis: servers left running (--aegis-keep)")
@@ -155,4 +200,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def pytest_unconfigure(config: pytest.Config) -> None:
     harness: Harness | None = config.stash.get(HARNESS, None)
     if harness is not None:
+        matrix.deactivate(harness.matrix)
         harness.close()

@@ -167,7 +167,7 @@ class AuthModesDirective(SphinxDirective):
 
 def _setting_default(setting: Any) -> Cell:
     default = setting.default
-    if default is None:  # what "unset" means is in the help ("default: ...") or a note
+    if default is None or default == ():  # what "unset" means is in the help ("default: ...") or a note
         return [nodes.Text("unset")]
     if setting.kind == "bool":
         return [nodes.Text("on" if default else "off")]

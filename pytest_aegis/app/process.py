@@ -156,6 +156,7 @@ class AppProcess(ProcessBacked[AppRuntime]):
             exit_code=error.exit_code,
             log=self.logs(),
             probe_error=error.probe_error,
+            server=self.nats,
         )
 
     def _read_ready_line(self) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_aegis.errors import ServerStartError
+from pytest_aegis.matrix import record
+from pytest_aegis.natsd.server import NatsServer
 
 RefusalReason = Literal["auth", "tls", "permissions"]
 REFUSALS: dict[str, str] = {
@@ -101,6 +103,8 @@ def _judge(error: ServerStartError, wanted: tuple[str, ...], expected: str, matc
             f"the service under test was refused for reason {error.refusal!r} as expected, but neither "
             f"its log nor the server's lines match {match!r}:\n{error}"
         )
+    if isinstance(error.server, NatsServer):
+        record.app_refused(error.server.spec, error.refusal)
     return AppRefusal(error.refusal, error.exit_code, log, list(error.server_lines), error)
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 from typing import Any, Literal
 
 from nats.aio.client import Client
 
 from pytest_aegis.errors import NatsConnectError, PlaintextRejected, describe_error
+from pytest_aegis.matrix import record
 from pytest_aegis.natsd.connect import classify, open_client
 from pytest_aegis.natsd.server import NatsServer
 
@@ -125,7 +127,16 @@ async def assert_connection_rejected(
             "but the error does not "
             f"match {match!r}: {describe_error(error)}"
         )
+    record.rejected(server.spec, actual, by_mtls=_server_refused_client_cert(server, actual, error))
     return error
+
+
+def _server_refused_client_cert(server: NatsServer, actual: str, error: BaseException) -> bool:
+    """An mTLS server turned the client away (its certificate, or the lack of one), as opposed to
+    the client not trusting the server or speaking plaintext."""
+    if not server.spec.mtls or actual != "tls":
+        return False
+    return not isinstance(error, ssl.SSLCertVerificationError | PlaintextRejected)
 
 
 class _ErrorTap:
@@ -151,7 +162,8 @@ class _ErrorTap:
 
     def violation(self, subject: str, action: str) -> Exception | None:
         verb = "publish to" if action == "publish" else "subscription to"
-        wanted = f'permissions violation for {verb} "{subject}"'
+        # nats-py lower-cases the whole server error, the subject too ("$KV..." arrives as "$kv...").
+        wanted = f'permissions violation for {verb} "{subject}"'.lower()
         return next((e for e in self.errors if wanted in str(e).lower()), None)
 
     def seen(self) -> str:
@@ -200,6 +212,7 @@ async def assert_permission_denied(
             f"expected the server to deny {action} on {subject!r} (Permissions Violation), "
             f"but it was allowed (waited {timeout:.1f}s); errors seen: {tap.seen()}"
         )
+    record.denied(nc, action)
     return found
 
 

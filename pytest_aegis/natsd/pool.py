@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pytest_aegis.certs import AegisCA
+from pytest_aegis.matrix import record
 from pytest_aegis.natsd.server import CONNECT_DEADLINE, NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
@@ -58,6 +59,7 @@ class NatsPool:
         runtime = self._backend.start_nats(material, name=name, directory=directory)
         server = NatsServer(runtime, material, connect_deadline=self._connect_deadline)
         self.servers.append(server)
+        record.ran(material.spec)
         return server
 
     def close(self) -> list[NatsServer]:

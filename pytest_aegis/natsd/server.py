@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from nats.aio.client import Client
 
+from pytest_aegis.matrix import record
 from pytest_aegis.natsd.auth import CREDENTIAL_ENV
 from pytest_aegis.natsd.connect import open_client
 from pytest_aegis.natsd.material import NatsMaterial
@@ -150,11 +151,13 @@ class NatsServer:
         at the first error no retry can fix, or after ``deadline`` seconds (default
         :attr:`connect_deadline`).
         """
-        return await open_client(
+        client = await open_client(
             self.connect_kwargs(as_user=as_user, **overrides),
             timeout=self.connect_deadline if deadline is None else deadline,
             server=self,
         )
+        record.connected(self.spec, client)
+        return client
 
     def env(self, prefix: str = "AEGIS_NATS_") -> dict[str, str]:
         """Environment variables that point a service at this server (as the

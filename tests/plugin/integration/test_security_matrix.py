@@ -316,6 +316,12 @@ async def test_publish_outside_allow_list(nats_client):
 
 
 @pytest.mark.nats_secure(permissions=PERMS)
+async def test_a_denied_subject_with_capitals_is_recognised(nats_client):
+    # nats-py lower-cases the whole server error, the subject included ("$KV..." -> "$kv...").
+    await assert_permission_denied(nats_client, "$KV.Orders.Secret", "publish")
+
+
+@pytest.mark.nats_secure(permissions=PERMS)
 async def test_subscribe_to_denied_subject(nats_client):
     error = await assert_permission_denied(nats_client, "orders.audit.log", "subscribe")
     assert "subscription" in str(error).lower()

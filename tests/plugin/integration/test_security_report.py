@@ -1,0 +1,121 @@
+"""The security matrix report and the ``--aegis-require`` gate, seen from a user's session (real
+inner sessions with real servers): what a session proved is listed per spec, written as JSON and
+into a JUnit report, merged from xdist workers, and a required case nobody proved fails the run."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from support import run_inner
+
+POSITIVE_ONLY = """
+    import pytest
+
+    @pytest.mark.asyncio
+    @pytest.mark.nats_secure
+    async def test_publishes(nats_client):
+        await nats_client.publish("orders.created", b"{}")
+"""
+NEGATIVE = """
+    import pytest
+    from pytest_aegis import assert_connection_rejected
+
+    @pytest.mark.asyncio
+    @pytest.mark.nats_secure
+    async def test_wrong_password(nats_secure):
+        await assert_connection_rejected(nats_secure, reason="auth", password="wrong")
+
+    @pytest.mark.asyncio
+    @pytest.mark.nats_secure
+    async def test_untrusting_client(nats_secure):
+        await assert_connection_rejected(nats_secure, reason="tls", tls=None)
+"""
+
+
+def _matrix(path):
+    return json.loads(path.read_text())
+
+
+def test_only_positive_tests_fail_a_gate_on_auth_and_tls_naming_both(inner):
+    inner.makepyfile(test_inner=POSITIVE_ONLY)
+    report = inner.path / "security.json"
+    result = run_inner(inner, "--aegis-require=auth,tls", f"--aegis-security-report={report}")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*aegis: security matrix*",
+            "*tls+userpass+js*userpass*yes*no*valid*single*1*-*",
+            "*aegis: --aegis-require: never proved by a passing test:*",
+            "*auth: needs a passing assert_connection_rejected(server, reason='auth'*",
+            "*tls: needs a passing assert_connection_rejected(server, reason='tls'*",
+        ]
+    )
+    doc = _matrix(report)
+    assert doc["missing"] == ["auth", "tls"] and doc["proved"] == []
+    assert [row["connected_tests"] for row in doc["specs"]] == [1]
+
+
+def test_one_passing_test_of_each_passes_the_gate_and_the_reports_agree(inner):
+    inner.makepyfile(test_inner=POSITIVE_ONLY + NEGATIVE)
+    report, junit = inner.path / "security.json", inner.path / "junit.xml"
+    result = run_inner(
+        inner, "--aegis-require=auth,tls", f"--aegis-security-report={report}", f"--junitxml={junit}"
+    )
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*tls+userpass+js*single*1*rejected auth (1), rejected tls (1)*"])
+    assert "never proved" not in result.stdout.str()
+    doc = _matrix(report)
+    assert doc["proved"] == ["auth", "tls"] and doc["missing"] == []
+    (row,) = doc["specs"]
+    assert row["proved"] == {"rejected:auth": 1, "rejected:tls": 1}
+    assert row["connected_tests"] == 1  # the two negative tests never connected
+    properties = {prop.get("name"): prop.get("value") for prop in ET.parse(junit).getroot().iter("property")}
+    assert properties["aegis.security.proved"] == "auth,tls"
+    assert properties["aegis.security.missing"] == ""
+    assert properties["aegis.security.spec.1.label"] == row["label"]
+    assert properties["aegis.security.spec.1.connected_tests"] == "1"
+    assert properties["aegis.security.spec.1.proved"] == "rejected:auth=1,rejected:tls=1"
+
+
+def test_a_negative_case_in_a_failing_test_proves_nothing(inner):
+    inner.makepyfile(
+        test_inner=NEGATIVE
+        + """
+    @pytest.mark.asyncio
+    @pytest.mark.nats_secure(mtls=True)
+    async def test_mtls_then_fails(nats_secure):
+        await assert_connection_rejected(nats_secure, reason="tls", tls=None)
+        assert False, "the test fails after its assertion passed"
+    """
+    )
+    report = inner.path / "security.json"
+    result = run_inner(inner, f"--aegis-security-report={report}", "--aegis-require=mtls")
+    result.assert_outcomes(passed=2, failed=1)
+    doc = _matrix(report)
+    mtls_row = next(row for row in doc["specs"] if row["mtls"])
+    assert mtls_row["proved"] == {}
+    assert doc["missing"] == ["mtls"]
+
+
+def test_under_xdist_the_controller_merges_the_workers_matrices(inner):
+    inner.makepyfile(test_inner=POSITIVE_ONLY + NEGATIVE)
+    report = inner.path / "security.json"
+    result = run_inner(inner, "-n", "2", "--aegis-require=auth,tls", f"--aegis-security-report={report}")
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.OK
+    (row,) = _matrix(report)["specs"]
+    assert row["proved"] == {"rejected:auth": 1, "rejected:tls": 1}
+    assert row["connected_tests"] == 1
+
+
+def test_an_unknown_required_case_is_a_usage_error_listing_the_valid_ones(inner):
+    inner.makepyfile(test_inner=POSITIVE_ONLY)
+    result = run_inner(inner, "--aegis-require=auth,kerberos")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--aegis-require*unknown 'kerberos'*valid values*auth, tls, mtls, permissions, app-refusal*"]
+    )
