@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_aegis import markers, reporting
+from pytest_aegis.app import coverage
 from pytest_aegis.config import SETTINGS, AegisConfig, Setting
 from pytest_aegis.errors import BackendUnavailable, ConfigError
 from pytest_aegis.harness import HARNESS, Harness, get_harness
@@ -110,6 +111,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"aegis: {harness.backend.describe_postgres()}")
     except BackendUnavailable as exc:
         lines.append(f"aegis: postgres unavailable ({_first_line(exc)})")
+    if (measured := coverage.describe(_backend_name(harness))) is not None:
+        lines.append(f"aegis: {measured}")
     swept = harness.swept
     if swept:
         lines.append(
@@ -118,6 +121,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if swept is not None and swept.containers:
         lines.append(f"aegis: removed {len(swept.containers)} container(s) of dead sessions")
     return lines
+
+
+def _backend_name(harness: Harness) -> str:
+    """The backend that runs (``auto`` resolved), without starting it if it cannot be made."""
+    if harness.config.backend != "auto":
+        return harness.config.backend
+    try:
+        return harness.backend.name
+    except BackendUnavailable:
+        return "auto"
 
 
 @pytest.hookimpl(trylast=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 
+from pytest_aegis.app import coverage
 from pytest_aegis.app.runtime import AppLaunch, AppRuntime
 from pytest_aegis.process import ManagedProcess
 
@@ -17,7 +18,7 @@ def local_launcher(launch: AppLaunch) -> AppRuntime:
         ready=launch.ready,
         log_path=launch.log_path,
         session=launch.session,
-        env={**os.environ, **launch.env},
+        env={**os.environ, **coverage.subprocess_env(), **launch.env},
         die_with_parent=not launch.keep,
         hint=f"command: {shlex.join(launch.spec.command)}; the app's environment is in AppProcess.env",
     )
