@@ -23,6 +23,8 @@ AppRefusal.app_log  # what a user reads from a refusal
 # testcontainers' config (Ryuk off unless asked).
 _.mtime
 _.ryuk_disabled
+_.parallel  # coverage.py's CoverageConfig, serialised for the service processes
+_.sigterm
 
 # The reference service: framework hooks and what tests use.
 from aegis_service.adapters.http.server import _EmbeddedServer
