@@ -10,6 +10,9 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
+# WITH_COVERAGE=1 adds coverage.py, so that a measured pytest session measures the service in
+# its container too (docs/app-contract.md).
+ARG WITH_COVERAGE=0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Dependencies first: this layer is reused until the service's project file changes.
@@ -21,6 +24,7 @@ COPY service service
 RUN pip wheel --no-deps --wheel-dir /wheels ./service \
  && python -m venv --without-pip /opt/aegis \
  && pip --python /opt/aegis/bin/python install --no-index --find-links /wheels --no-deps /wheels/*.whl \
+ && if [ "$WITH_COVERAGE" = "1" ]; then pip --python /opt/aegis/bin/python install --no-deps coverage; fi \
  && /opt/aegis/bin/python -c "import aegis_service.__main__, fastapi, uvicorn, uvloop, psycopg, psycopg_pool, nats, nkeys" \
  && find /opt/aegis -name __pycache__ -prune -exec rm -rf {} +
 

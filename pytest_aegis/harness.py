@@ -72,6 +72,10 @@ class Harness:
 
         return PostgresPool(self.config, self.backend)
 
+    def notices(self) -> list[str]:
+        """What the backend has to say at the end of the session (nothing if it was never made)."""
+        return self.backend.notices() if "backend" in self.__dict__ else []
+
     @property
     def backend_is_eager(self) -> bool:
         """The configured backend wants to be made when the session starts (see ``Backend.eager``)."""

@@ -197,6 +197,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("aegis: security matrix")
         for line in matrix_report.table(harness.matrix.rows.values()):
             terminalreporter.write_line(line)
+    for notice in harness.notices():
+        terminalreporter.write_line(f"aegis: {notice}", yellow=True)
     missing = matrix_report.missing(harness.config.require, harness.matrix.rows.values())
     if missing and not hasattr(config, "workerinput"):
         terminalreporter.write_line(matrix_report.gate_message(missing), red=True, bold=True)

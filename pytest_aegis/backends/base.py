@@ -84,5 +84,10 @@ class Backend(ABC):
         """Called once when the session starts, by the process that owns the session (not an xdist
         worker), for :attr:`eager` backends.  Default: nothing."""
 
+    def notices(self) -> list[str]:
+        """Lines for the end of the session's report (e.g. what the backend could not do).
+        Default: none."""
+        return []
+
     def close(self) -> None:  # noqa: B027 (a hook: most backends hold nothing)
         """Release what the backend holds (servers are stopped by their pools).  Default: nothing."""

@@ -56,6 +56,7 @@ class DockerBackend(Backend):
                 "(or set aegis_docker_network = host / AEGIS_DOCKER_NETWORK=host)"
             )
         self._started: list[_Removable] = []
+        self._apps: list[DockerApp] = []
 
     def describe(self) -> str:
         return (
@@ -126,7 +127,17 @@ class DockerBackend(Backend):
             labels=self._labels("app", launch.name),
         )
         self._started.append(app)
+        self._apps.append(app)
         return app
+
+    def notices(self) -> list[str]:
+        """Images whose containers were to be measured but wrote no coverage data."""
+        silent = sorted({app.image for app in self._apps if app.coverage_files == 0})
+        return [
+            f"coverage: the service's containers of image {image} wrote no coverage data (does the image "
+            "have coverage.py? its a1_coverage.pth starts measuring; a killed container writes nothing)"
+            for image in silent
+        ]
 
     def close(self) -> None:
         """Remove every container this session started (``--aegis-keep``: leave them)."""

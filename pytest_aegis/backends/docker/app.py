@@ -19,8 +19,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from pytest_aegis.app import coverage
 from pytest_aegis.app.runtime import AppLaunch
-from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec
+from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec, Mount
 from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.errors import BackendUnavailable
 
@@ -70,7 +71,19 @@ class DockerApp(ContainerBacked):
     ) -> None:
         self.startup_lines: list[str] = []
         self.log_path = launch.log_path
+        self.image = image
+        #: Coverage data files this container's runs added to the session (``None``: not measured).
+        self.coverage_files: int | None = None
         self._launch = launch
+        env, mounts = dict(launch.env), []
+        self._coverage_dir: Path | None = None
+        if coverage.measuring():  # the service measures itself if the image has coverage.py
+            self._coverage_dir = launch.log_path.parent / "coverage"
+            self._coverage_dir.mkdir(exist_ok=True)
+            self._coverage_dir.chmod(0o777)  # the image may run as another user
+            mounts.append(Mount(self._coverage_dir, coverage.CONTAINER_DIR, "rw"))
+            env |= coverage.container_env()
+            self.coverage_files = 0
         self._run = ContainerRun(
             engine,
             name=launch.name,
@@ -78,10 +91,11 @@ class DockerApp(ContainerBacked):
             image=image,
             image_setting="--aegis-docker-app-image",
             command=None,  # the image's own ENTRYPOINT/CMD
-            env=dict(launch.env),
+            env=env,
             labels=labels,
             network=network,
             files=files_named_in(launch.env),
+            mounts=mounts,
             log_path=launch.log_path,
             hint="the app's environment is in AppProcess.env",
         )
@@ -97,7 +111,10 @@ class DockerApp(ContainerBacked):
             self.startup_lines = self._run.startup_lines
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        return self._run.stop(timeout)
+        code = self._run.stop(timeout)
+        if self._coverage_dir is not None and self.coverage_files is not None:
+            self.coverage_files += coverage.adopt(self._coverage_dir)
+        return code
 
     def kill(self) -> int | None:
         return self._run.kill()

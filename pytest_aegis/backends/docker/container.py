@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host directory bind-mounted into the container (``mode`` ``ro`` or ``rw``)."""
+
+    host: Path
+    container: str
+    mode: str = "ro"
+
+
+@dataclass(frozen=True)
 class FileSpec:
     """A file to put into the container before it starts."""
 
@@ -150,7 +159,7 @@ class ContainerRun:
         log_path: Path,
         ports: dict[int, int] | None = None,
         files: Sequence[FileSpec] = (),
-        mount: tuple[Path, str] | None = None,
+        mounts: Sequence[Mount] = (),
         fatal_markers: Sequence[str] = ("[FTL]", "[ERR]", "FATAL", "PANIC"),
         hint: str | None = None,
         extra: dict[str, Any] | None = None,
@@ -168,7 +177,7 @@ class ContainerRun:
         self._network = network
         self._ports = ports or {}
         self._files = list(files)
-        self._mount = mount
+        self._mounts = list(mounts)
         self._fatal = tuple(fatal_markers)
         self._hint = hint
         self._extra = extra or {}
@@ -191,8 +200,8 @@ class ContainerRun:
         )
         for spec in self._files:
             tc.with_copy_into_container(spec.content, spec.path, spec.mode)
-        if self._mount is not None:
-            tc.with_volume_mapping(self._mount[0], self._mount[1], "ro")
+        for mount in self._mounts:
+            tc.with_volume_mapping(str(mount.host), mount.container, mount.mode)
         for container_port, host_port in self._ports.items():
             tc.ports[f"{container_port}/tcp"] = ("127.0.0.1", host_port)  # type: ignore[assignment]
         # An explicit network: testcontainers otherwise guesses one (docker-in-docker detection).

@@ -23,7 +23,7 @@ import secrets
 import time
 from pathlib import Path
 
-from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec
+from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec, Mount
 from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.natsd.conf import render
@@ -120,10 +120,10 @@ class DockerNats(StartingNats, ContainerBacked):
             self.port, self.monitor_port = port, free_port()
             ports = {CLIENT_PORT: self.port, MONITOR_PORT: self.monitor_port}
         files = [self._config(material), *tls_files]
-        mount = None
+        mounts = []
         if self._engine.is_local:  # a read-only bind mount: no copy (a put_archive costs ~70 ms)
             self._write_host_files(files)
-            files, mount = [], (self._host_etc, ETC)
+            files, mounts = [], [Mount(self._host_etc, ETC)]
         self._run = ContainerRun(
             self._engine,
             name=f"nats-server[{self.name}]",
@@ -136,7 +136,7 @@ class DockerNats(StartingNats, ContainerBacked):
             network=self._network,
             ports=ports,
             files=files,
-            mount=mount,
+            mounts=mounts,
             log_path=self._directory / "nats-server.log",
             fatal_markers=FATAL_MARKERS,
             hint=f"config: {self._directory / 'nats-server.conf'} (at {CONF} in the container)",

@@ -221,3 +221,51 @@ def test_the_service_runs_in_a_container_with_its_files_copied_in(inner, engine,
     result.assert_outcomes(passed=1)
     name = (inner.path / "app-container.txt").read_text()
     assert not engine.client.containers.list(all=True, filters={"name": name}), "the session removes it"
+
+
+def test_a_measured_session_measures_the_service_in_its_container_when_the_image_has_coverage(
+    inner, engine, monkeypatch
+):
+    import inspect
+    import json
+
+    from aegis_service.adapters.nats import tls
+
+    tag = "pytest-aegis-app:with-coverage"
+    engine.client.images.build(
+        path=str(ROOT), tag=tag, rm=True, network_mode="host", buildargs={"WITH_COVERAGE": "1"}
+    )
+    for key, value in {**DOCKER_ENV, "AEGIS_DOCKER_APP_IMAGE": tag}.items():
+        monkeypatch.setenv(key, value)
+    inner.makepyfile("""
+        import pytest
+        from pytest_aegis import assert_health_check
+
+        @pytest.mark.asyncio
+        @pytest.mark.nats_secure(mtls=True)
+        async def test_app(aegis_app, nats_client):
+            await assert_health_check(nats_client, service=aegis_app.service_name)
+    """)
+    report = inner.path / "coverage.json"
+    result = run_inner(inner, "--cov=aegis_service", f"--cov-report=json:{report}")
+    result.assert_outcomes(passed=1)
+    assert "wrote no coverage data" not in result.stdout.str()
+    files = json.loads(report.read_text())["files"]
+    # Recorded in the container under the image's paths, reported under this machine's.
+    measured = next(data for path, data in files.items() if path.endswith("adapters/nats/tls.py"))
+    source, first = inspect.getsourcelines(tls.build_ssl_context)
+    assert len(set(measured["executed_lines"]) & set(range(first, first + len(source)))) >= 10
+
+
+def test_an_image_without_coverage_is_named_at_the_end_of_a_measured_session(inner, engine, monkeypatch):
+    from pytest_aegis.backends.docker.app import build_app_image
+
+    image = build_app_image(engine, ROOT, network="host")
+    for key, value in {**DOCKER_ENV, "AEGIS_DOCKER_APP_IMAGE": image}.items():
+        monkeypatch.setenv(key, value)
+    inner.makepyfile("def test_app(aegis_app):\n    pass\n")
+    result = run_inner(inner, "--cov=aegis_service", "--cov-report=")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [f"aegis: coverage: the service's containers of image {image} wrote no coverage data*"]
+    )
