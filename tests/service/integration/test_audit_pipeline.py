@@ -91,22 +91,44 @@ async def _publish_in_chunks(js, events, chunk: int) -> None:
         await publish(js, events[start : start + chunk])
 
 
+async def _enqueue(dsn: str, events: list, batch: int = 500) -> None:
+    """The producer side: committed outbox batches of ``batch`` events."""
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        for start in range(0, len(events), batch):
+            async with conn.transaction():
+                await enqueue(conn, events[start : start + batch])
+
+
 async def test_nats_killed_and_restarted_during_a_burst_stores_every_event_once(audit_stack):
     stack = audit_stack()
     burst = [new_event("load.burst", {"n": n}, "test") for n in range(5000)]
-    async with await psycopg.AsyncConnection.connect(stack.dsn) as conn:
-        for start in range(0, len(burst), 500):  # the producer side: 10 committed outbox batches
-            async with conn.transaction():
-                await enqueue(conn, burst[start : start + 500])
+    await _enqueue(stack.dsn, burst[:500])
     await async_wait_until(
         lambda: asyncio.to_thread(count_rows, stack.dsn),
         "the first events to be stored",
         timeout=10,
-        ok=lambda n: n >= 500,
+        ok=lambda n: n == 500,
         interval=0.005,
     )
-    stack.nats.kill()
-    assert count_rows(stack.dsn) < len(burst), "the burst was over before the kill: nothing was tested"
+    # Hold the burst mid-flight instead of racing it: with audit_events locked against writes the
+    # consumer takes messages but cannot store them, so NATS dies with the rest of the burst
+    # relayed, fetched and unacknowledged.
+    async with await psycopg.AsyncConnection.connect(stack.dsn) as holder:
+        await holder.execute("LOCK TABLE audit_events IN EXCLUSIVE MODE")  # reads still work
+        await _enqueue(stack.dsn, burst[500:])
+        nc = await stack.nats.connect()
+        try:
+            await async_wait_until(
+                lambda: consumer_info(nc.jetstream()),
+                "the consumer to hold fetched, unstored messages",
+                timeout=10,
+                ok=lambda info: info.num_ack_pending > 0,
+            )
+        finally:
+            await nc.close()
+        stack.nats.kill()
+        assert count_rows(stack.dsn) == 500, "nothing more could be stored while the table was locked"
+        await holder.rollback()  # the consumer's inserts go ahead; their acks find no server
     stack.nats.restart()  # same port, same JetStream store
     await assert_no_event_lost(stack.dsn, [e.event_id for e in burst], within=60)
     assert count_rows(stack.dsn, "outbox_events WHERE published_at IS NULL") == 0
