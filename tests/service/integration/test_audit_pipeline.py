@@ -69,17 +69,22 @@ async def test_consumer_killed_mid_batch_loses_and_duplicates_nothing(audit_stac
     nc = await stack.nats.connect()
     try:
         js = nc.jetstream()
-        producer = asyncio.create_task(_publish_in_chunks(js, events, chunk=200))
-        await async_wait_until(
-            lambda: asyncio.to_thread(count_rows, stack.dsn),
-            "the consumer to store some events",
-            timeout=10,
-            ok=lambda n: n >= 300,
-        )
-        stack.app.kill()  # kill -9: fetched batches are neither stored nor acked
-        at_kill = count_rows(stack.dsn)
-        await producer
-        assert at_kill < total, "the service had stored everything before the kill: nothing was tested"
+        await publish(js, events[:300])
+        await assert_no_event_lost(stack.dsn, [event_id for event_id, _ in events[:300]], within=10)
+        # Hold the consumer mid-batch instead of racing it: with audit_events locked against writes
+        # it fetches the next batch and cannot store it, so the kill finds it holding messages.
+        async with await psycopg.AsyncConnection.connect(stack.dsn) as holder:
+            await holder.execute("LOCK TABLE audit_events IN EXCLUSIVE MODE")  # reads still work
+            await _publish_in_chunks(js, events[300:], chunk=200)
+            await async_wait_until(
+                lambda: consumer_info(js),
+                "the consumer to hold a fetched, unstored batch",
+                timeout=10,
+                ok=lambda info: info.num_ack_pending > 0,
+            )
+            stack.app.kill()  # kill -9: fetched batches are neither stored nor acked
+            assert count_rows(stack.dsn) == 300, "nothing more could be stored while the table was locked"
+            await holder.rollback()
         stack.app.restart()
         await assert_no_event_lost(stack.dsn, [event_id for event_id, _ in events], within=30)
     finally:
