@@ -31,6 +31,7 @@ SUITES: dict[str, str] = {
     "postgres": "bench.pg_ready",
     "audit": "bench.audit_throughput",
     "containers": "bench.containers",  # needs the docker extra and a Docker engine
+    "startup": "bench.startup",
 }
 #: Options only some suites take, passed to their ``run`` as keyword arguments when given.
 SUITE_OPTIONS: dict[str, tuple[str, ...]] = {"audit": ("events",)}

@@ -39,7 +39,7 @@ from bench.health_rtt import service_stack
 from bench.procs import process_cpu_s
 from pytest_aegis.app.process import AppProcess
 from pytest_aegis.assertions.audit import count_events
-from pytest_aegis.backends.local import LocalBackend
+from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.natsd.server import NatsServer
 
 NAME = "audit"

@@ -294,7 +294,8 @@ def _measure_postgres(backend: Any, engine: Any, image: str, reps: int,
 
 def run(reps: int, quick: bool) -> dict[str, Any]:
     """Measure every configuration ``reps`` times per contender; return the suite's results."""
-    from pytest_aegis.backends.docker import DockerBackend, Engine
+    from pytest_aegis.backends.docker.backend import DockerBackend
+    from pytest_aegis.backends.docker.engine import Engine
     from pytest_aegis.errors import BackendUnavailable
 
     if reps < 1:

@@ -44,7 +44,7 @@ from bench.nats_ready import _DropSslEofNoise
 from bench.procs import read_until, terminate
 from pytest_aegis.app.process import AppProcess
 from pytest_aegis.app.spec import AppSpec
-from pytest_aegis.backends.local import LocalBackend
+from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.natsd.pool import NatsPool

@@ -40,7 +40,7 @@ import nats
 
 from bench import stats
 from bench.procs import BenchError, read_until, terminate
-from pytest_aegis.backends.local import LocalBackend
+from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.natsd.conf import render

@@ -8,40 +8,89 @@ Load the plugin with ``pytest -p pytest_aegis``.  Helpers and types for tests::
 
 from __future__ import annotations
 
-from pytest_aegis import nats_auth
-from pytest_aegis.app.process import AppProcess
-from pytest_aegis.app.spec import AppSpec
-from pytest_aegis.assertions.audit import assert_event_persisted, assert_no_event_lost
-from pytest_aegis.assertions.refusal import AppRefusal, assert_app_refuses_to_start
-from pytest_aegis.assertions.security import (
-    assert_connection_rejected,
-    assert_permission_denied,
-    assert_permitted,
-)
-from pytest_aegis.assertions.service import (
-    ServiceInstance,
-    assert_health_check,
-    assert_instance_registered,
-    assert_registration_expires,
-    assert_registry_roundtrip,
-)
-from pytest_aegis.backends.local.postgres import PostgresServer
-from pytest_aegis.certs import AegisCA
-from pytest_aegis.errors import (
-    AegisError,
-    BackendUnavailable,
-    ConfigError,
-    ExternalServerError,
-    MigrationError,
-    NatsConnectError,
-    ServerStartError,
-    SpecError,
-    WaitTimeout,
-)
-from pytest_aegis.fixtures.nats import nats_server_fixture
-from pytest_aegis.natsd.server import NatsServer
-from pytest_aegis.natsd.spec import NatsSpec
-from pytest_aegis.postgres.handle import PostgresDatabase, PostgresHandle
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/unit/test_public_api.py)
+    from pytest_aegis import nats_auth as nats_auth
+    from pytest_aegis.app.process import AppProcess as AppProcess
+    from pytest_aegis.app.spec import AppSpec as AppSpec
+    from pytest_aegis.assertions.audit import assert_event_persisted as assert_event_persisted
+    from pytest_aegis.assertions.audit import assert_no_event_lost as assert_no_event_lost
+    from pytest_aegis.assertions.refusal import AppRefusal as AppRefusal
+    from pytest_aegis.assertions.refusal import assert_app_refuses_to_start as assert_app_refuses_to_start
+    from pytest_aegis.assertions.security import assert_connection_rejected as assert_connection_rejected
+    from pytest_aegis.assertions.security import assert_permission_denied as assert_permission_denied
+    from pytest_aegis.assertions.security import assert_permitted as assert_permitted
+    from pytest_aegis.assertions.service import ServiceInstance as ServiceInstance
+    from pytest_aegis.assertions.service import assert_health_check as assert_health_check
+    from pytest_aegis.assertions.service import assert_instance_registered as assert_instance_registered
+    from pytest_aegis.assertions.service import assert_registration_expires as assert_registration_expires
+    from pytest_aegis.assertions.service import assert_registry_roundtrip as assert_registry_roundtrip
+    from pytest_aegis.backends.local.postgres import PostgresServer as PostgresServer
+    from pytest_aegis.certs import AegisCA as AegisCA
+    from pytest_aegis.errors import AegisError as AegisError
+    from pytest_aegis.errors import BackendUnavailable as BackendUnavailable
+    from pytest_aegis.errors import ConfigError as ConfigError
+    from pytest_aegis.errors import ExternalServerError as ExternalServerError
+    from pytest_aegis.errors import MigrationError as MigrationError
+    from pytest_aegis.errors import NatsConnectError as NatsConnectError
+    from pytest_aegis.errors import ServerStartError as ServerStartError
+    from pytest_aegis.errors import SpecError as SpecError
+    from pytest_aegis.errors import WaitTimeout as WaitTimeout
+    from pytest_aegis.fixtures.nats import nats_server_fixture as nats_server_fixture
+    from pytest_aegis.natsd.server import NatsServer as NatsServer
+    from pytest_aegis.natsd.spec import NatsSpec as NatsSpec
+    from pytest_aegis.postgres.handle import PostgresDatabase as PostgresDatabase
+    from pytest_aegis.postgres.handle import PostgresHandle as PostgresHandle
+
+#: Each public name and the module it lives in.  Importing ``pytest_aegis`` (which loading the
+#: plugin does) imports none of them: the heavy layers (nats-py, pydantic, trustme, psycopg,
+#: docker) load only when a test or fixture needs them.
+_LAZY = {
+    "AegisCA": "pytest_aegis.certs",
+    "AegisError": "pytest_aegis.errors",
+    "AppProcess": "pytest_aegis.app.process",
+    "AppRefusal": "pytest_aegis.assertions.refusal",
+    "AppSpec": "pytest_aegis.app.spec",
+    "BackendUnavailable": "pytest_aegis.errors",
+    "ConfigError": "pytest_aegis.errors",
+    "ExternalServerError": "pytest_aegis.errors",
+    "MigrationError": "pytest_aegis.errors",
+    "NatsConnectError": "pytest_aegis.errors",
+    "NatsServer": "pytest_aegis.natsd.server",
+    "NatsSpec": "pytest_aegis.natsd.spec",
+    "PostgresDatabase": "pytest_aegis.postgres.handle",
+    "PostgresHandle": "pytest_aegis.postgres.handle",
+    "PostgresServer": "pytest_aegis.backends.local.postgres",
+    "ServerStartError": "pytest_aegis.errors",
+    "ServiceInstance": "pytest_aegis.assertions.service",
+    "SpecError": "pytest_aegis.errors",
+    "WaitTimeout": "pytest_aegis.errors",
+    "assert_app_refuses_to_start": "pytest_aegis.assertions.refusal",
+    "assert_connection_rejected": "pytest_aegis.assertions.security",
+    "assert_event_persisted": "pytest_aegis.assertions.audit",
+    "assert_health_check": "pytest_aegis.assertions.service",
+    "assert_instance_registered": "pytest_aegis.assertions.service",
+    "assert_no_event_lost": "pytest_aegis.assertions.audit",
+    "assert_permission_denied": "pytest_aegis.assertions.security",
+    "assert_permitted": "pytest_aegis.assertions.security",
+    "assert_registration_expires": "pytest_aegis.assertions.service",
+    "assert_registry_roundtrip": "pytest_aegis.assertions.service",
+    "nats_server_fixture": "pytest_aegis.fixtures.nats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "nats_auth":
+        return importlib.import_module("pytest_aegis.nats_auth")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_aegis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
 
 # `pytest -p pytest_aegis` registers this module; it pulls in the hooks and fixtures.
 pytest_plugins = (
@@ -52,36 +101,4 @@ pytest_plugins = (
     "pytest_aegis.fixtures.app",
 )
 
-__all__ = [
-    "AegisCA",
-    "AegisError",
-    "AppProcess",
-    "AppRefusal",
-    "AppSpec",
-    "BackendUnavailable",
-    "ConfigError",
-    "ExternalServerError",
-    "MigrationError",
-    "NatsConnectError",
-    "NatsServer",
-    "NatsSpec",
-    "PostgresDatabase",
-    "PostgresHandle",
-    "PostgresServer",
-    "ServerStartError",
-    "ServiceInstance",
-    "SpecError",
-    "WaitTimeout",
-    "assert_app_refuses_to_start",
-    "assert_connection_rejected",
-    "assert_event_persisted",
-    "assert_health_check",
-    "assert_instance_registered",
-    "assert_no_event_lost",
-    "assert_permission_denied",
-    "assert_permitted",
-    "assert_registration_expires",
-    "assert_registry_roundtrip",
-    "nats_auth",
-    "nats_server_fixture",
-]
+__all__ = sorted([*_LAZY, "nats_auth"])

@@ -15,9 +15,10 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import trustme
+if TYPE_CHECKING:  # imported when the first CA is made, not when the plugin loads
+    import trustme
 
 SERVER_HOSTS = ("127.0.0.1", "localhost", "::1")
 WRONG_HOST = "wrong-host.aegis.invalid"
@@ -71,6 +72,8 @@ class AegisCA:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        import trustme
+
         #: The session CA, as a :class:`trustme.CA`.
         self.ca = trustme.CA(organization_name="pytest-aegis session CA")
         #: The CA certificate as a PEM file (give it to servers and services).
@@ -140,6 +143,8 @@ class AegisCA:
     @functools.cached_property
     def untrusted_ca(self) -> trustme.CA:
         """A second CA that nothing in the session trusts."""
+        import trustme
+
         return trustme.CA(organization_name="pytest-aegis untrusted CA")
 
     @functools.cached_property

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from pytest_aegis.backends import Backend, backend_class, select_backend
-from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.matrix.record import Recorder
-from pytest_aegis.natsd.pool import NatsPool
 from pytest_aegis.reporting import LogSource
 from pytest_aegis.session import SessionState, SweepReport
 
-if TYPE_CHECKING:  # needs psycopg (the postgres extra): imported on first use
-    from pytest_aegis.postgres.pool import PostgresPool
+if TYPE_CHECKING:  # made on first use: loading the plugin imports none of them
+    from pytest_aegis.backends.base import Backend
+    from pytest_aegis.certs import AegisCA
+    from pytest_aegis.natsd.pool import NatsPool
+    from pytest_aegis.postgres.pool import PostgresPool  # needs psycopg (the postgres extra)
 
 HARNESS = pytest.StashKey["Harness"]()
 
@@ -47,14 +47,20 @@ class Harness:
 
     @functools.cached_property
     def backend(self) -> Backend:
+        from pytest_aegis.backends import select_backend
+
         return select_backend(self.config, self.session)
 
     @functools.cached_property
     def ca(self) -> AegisCA:
+        from pytest_aegis.certs import AegisCA
+
         return AegisCA(self.session.new_dir("ca"))
 
     @functools.cached_property
     def nats(self) -> NatsPool:
+        from pytest_aegis.natsd.pool import NatsPool
+
         return NatsPool(
             self.backend,
             self.session,
@@ -78,9 +84,11 @@ class Harness:
 
     @property
     def backend_is_eager(self) -> bool:
-        """The configured backend wants to be made when the session starts (see ``Backend.eager``)."""
-        cls = backend_class(self.config.backend)
-        return cls is not None and cls.eager
+        """The configured backend is made when the session starts (``BackendEntry.eager``)."""
+        from pytest_aegis.backends import BACKENDS
+
+        entry = BACKENDS.get(self.config.backend)
+        return entry is not None and entry.eager
 
     def log_sources(self) -> list[LogSource]:
         sources: list[LogSource] = []

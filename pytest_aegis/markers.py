@@ -9,20 +9,33 @@ when the session is collected, so a bad one is one usage error, not a failure pe
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_aegis.errors import SpecError
-from pytest_aegis.natsd.spec import MARKER, NatsSpec, build_spec, marker_help
 
+if TYPE_CHECKING:  # the spec (pydantic) loads when a marker is read, not when the plugin loads
+    from pytest_aegis.natsd.spec import NatsSpec
+
+MARKER = "nats_secure"
 BACKENDS_MARKER = "aegis_backends"
-_SPEC = pytest.StashKey[NatsSpec]()
+_SPEC = pytest.StashKey["NatsSpec"]()
 
 
-def marker_lines() -> tuple[str, ...]:
-    """The ``markers`` ini lines the plugin registers."""
+def marker_lines(*, full: bool) -> tuple[str, ...]:
+    """The ``markers`` ini lines the plugin registers.  ``full`` (``pytest --markers``): the
+    ``nats_secure`` line with every keyword and its values, derived from the spec; otherwise a
+    short line (only the name counts for ``--strict-markers``) so that loading the plugin costs
+    no import of the spec."""
+    if full:
+        from pytest_aegis.natsd.spec import marker_help
+
+        spec_line = marker_help()
+    else:
+        spec_line = f"{MARKER}(**keywords): a secured NATS server of this spec; `pytest --markers` lists them"
     return (
-        marker_help(),
+        spec_line,
         f"{BACKENDS_MARKER}(*names, reason=''): run the test only on these backends (local, docker, "
         "external); skipped on the others with the reason",
     )
@@ -35,6 +48,8 @@ def spec_for(item: pytest.Item) -> NatsSpec | None:
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return None
+    from pytest_aegis.natsd.spec import build_spec
+
     if marker.args:
         raise pytest.UsageError(
             f"{item.nodeid}: @pytest.mark.{MARKER} takes keywords only, e.g. "

@@ -19,8 +19,6 @@ from pytest_aegis.config import SETTINGS, AegisConfig, Setting
 from pytest_aegis.errors import BackendUnavailable, ConfigError
 from pytest_aegis.harness import HARNESS, Harness, get_harness
 from pytest_aegis.matrix import record as matrix
-from pytest_aegis.matrix import report as matrix_report
-from pytest_aegis.postgres.migrations import parse_migrations
 from pytest_aegis.session import sweep
 
 #: Each phase's outcome of a test, to tell whether it passed (what it proved counts only then).
@@ -62,13 +60,15 @@ def _lookup(config: pytest.Config) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    for line in markers.marker_lines():
+    for line in markers.marker_lines(full=bool(config.getoption("markers", False))):
         config.addinivalue_line("markers", line)
     try:
         settings = AegisConfig.resolve(_lookup(config))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if settings.pg_migrations is not None:
+        from pytest_aegis.postgres.migrations import parse_migrations
+
         # A relative directory is relative to the rootdir: resolved once here, so the
         # frozen config is the only truth.
         source = parse_migrations(settings.pg_migrations, config.rootpath)
@@ -82,10 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     harness = get_harness(session.config)
     swept = harness.swept = sweep()
-    # Containers do not die with pytest: remove those whose session is dead (after the dirs above).
-    from pytest_aegis.backends.docker.sweep import sweep_if_engine
+    # Containers do not die with pytest: remove those whose session is dead (after the dirs above),
+    # when a dead session had started some (its directory said so), or an earlier sweep could not.
+    if swept.containers_to_sweep:
+        from pytest_aegis.backends.docker.sweep import sweep_if_engine
 
-    swept.containers = sweep_if_engine()
+        swept.containers = sweep_if_engine()
     # An eager backend (external) is made now by the session's owner, not an xdist worker: it
     # notes the servers' state before any test runs.
     if harness.backend_is_eager and not hasattr(session.config, "workerinput"):
@@ -185,6 +187,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if workeroutput is not None:  # an xdist worker: the controller reports for the session
         workeroutput[_WORKER_MATRIX] = harness.matrix.to_json()
     elif harness.matrix.rows or harness.config.require:
+        from pytest_aegis.matrix import report as matrix_report
+
         missing = matrix_report.finish(session.config, harness.matrix, harness.config)
         if missing and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -193,15 +197,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     harness = get_harness(config)
-    if harness.matrix.rows and not hasattr(config, "workerinput"):
-        terminalreporter.section("aegis: security matrix")
-        for line in matrix_report.table(harness.matrix.rows.values()):
-            terminalreporter.write_line(line)
+    if (harness.matrix.rows or harness.config.require) and not hasattr(config, "workerinput"):
+        _matrix_summary(terminalreporter, harness)
     for notice in harness.notices():
         terminalreporter.write_line(f"aegis: {notice}", yellow=True)
-    missing = matrix_report.missing(harness.config.require, harness.matrix.rows.values())
-    if missing and not hasattr(config, "workerinput"):
-        terminalreporter.write_line(matrix_report.gate_message(missing), red=True, bold=True)
     kept = harness.kept
     if not kept:
         return
@@ -210,6 +209,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"{server.name}: {server.url}  {server.keep_instructions()}")
         for key, value in server.env().items():
             terminalreporter.write_line(f"    {key}={value}")
+
+
+def _matrix_summary(terminalreporter: Any, harness: Harness) -> None:
+    from pytest_aegis.matrix import report as matrix_report
+
+    if harness.matrix.rows:
+        terminalreporter.section("aegis: security matrix")
+        for line in matrix_report.table(harness.matrix.rows.values()):
+            terminalreporter.write_line(line)
+    missing = matrix_report.missing(harness.config.require, harness.matrix.rows.values())
+    if missing:
+        terminalreporter.write_line(matrix_report.gate_message(missing), red=True, bold=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -39,6 +39,10 @@ from pytest_aegis.errors import WaitTimeout
 from pytest_aegis.waiting import wait_until
 
 KEEP_MARKER = "KEEP"
+#: In a session directory: the session started containers (a sweep of it must look for them).
+CONTAINERS_MARKER = "containers"
+#: In the root: a sweep found containers of dead sessions it could not remove yet (no engine).
+CONTAINERS_PENDING = "containers-pending"
 
 
 def default_root() -> Path:
@@ -107,6 +111,10 @@ class SessionState:
             with contextlib.suppress(FileNotFoundError):
                 (self._dir / "procs" / str(pid)).unlink()
 
+    def started_containers(self) -> None:
+        """Note that this session starts containers: if it dies, the next sweep removes them."""
+        (self.dir / CONTAINERS_MARKER).touch()
+
     def keep(self) -> None:
         """Mark the directory as kept (``--aegis-keep``): sweeps leave it alone."""
         (self.dir / KEEP_MARKER).write_text(
@@ -131,6 +139,8 @@ class SweepReport:
     sessions: list[Path] = field(default_factory=list)
     killed: list[tuple[int, str]] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
+    #: Some swept session had started containers, or an earlier sweep left some behind.
+    containers_to_sweep: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.sessions)
@@ -194,7 +204,7 @@ def sweep(root: Path | None = None, *, include_kept: bool = False) -> SweepRepor
     decides who sweeps a directory, and a live session is never touched.
     """
     root = root or default_root()
-    report = SweepReport()
+    report = SweepReport(containers_to_sweep=(root / CONTAINERS_PENDING).exists())
     if not root.is_dir():
         return report
     for session_dir in sorted(root.glob("s-*")):
@@ -207,6 +217,7 @@ def sweep(root: Path | None = None, *, include_kept: bool = False) -> SweepRepor
             if not session_dir.exists():  # swept by a concurrent sweeper meanwhile
                 continue
             _kill_recorded(session_dir / "procs", report)
+            report.containers_to_sweep |= (session_dir / CONTAINERS_MARKER).exists()
             shutil.rmtree(session_dir, ignore_errors=True)
             report.sessions.append(session_dir)
         finally:

@@ -4,30 +4,46 @@
 
 from __future__ import annotations
 
-from pytest_aegis.backends.base import Backend
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from pytest_aegis.config import AegisConfig, BackendName
 from pytest_aegis.errors import BackendUnavailable
 from pytest_aegis.session import SessionState
 
-__all__ = ["Backend", "BackendUnavailable", "backend_class", "select_backend"]
+if TYPE_CHECKING:
+    from pytest_aegis.backends.base import Backend
+
+__all__ = ["BACKENDS", "BackendUnavailable", "backend_class", "select_backend"]
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """Where a backend's class is (imported on demand: the docker backend needs the ``docker``
+    extra), and whether it is made when the session starts (``eager``: the session's owner calls
+    its :meth:`~pytest_aegis.backends.base.Backend.own_session` before any test runs)."""
+
+    module: str
+    cls: str
+    eager: bool = False
+
+
+#: Every backend ``--aegis-backend`` can name (``auto``: the first of local, docker that can run).
+BACKENDS: dict[str, BackendEntry] = {
+    "local": BackendEntry("pytest_aegis.backends.local.backend", "LocalBackend"),
+    "docker": BackendEntry("pytest_aegis.backends.docker.backend", "DockerBackend"),
+    "external": BackendEntry("pytest_aegis.backends.external.backend", "ExternalBackend", eager=True),
+}
 
 
 def backend_class(name: BackendName) -> type[Backend] | None:
-    """The class ``--aegis-backend=name`` selects (``None`` for ``auto``, decided on first use).
-    Imported on demand: the docker backend needs the ``docker`` extra."""
-    if name == "local":
-        from pytest_aegis.backends.local import LocalBackend
-
-        return LocalBackend
-    if name == "docker":
-        from pytest_aegis.backends.docker import DockerBackend
-
-        return DockerBackend
-    if name == "external":
-        from pytest_aegis.backends.external import ExternalBackend
-
-        return ExternalBackend
-    return None
+    """The class ``--aegis-backend=name`` selects (``None`` for ``auto``, decided on first use)."""
+    entry = BACKENDS.get(name)
+    if entry is None:
+        return None
+    cls: type[Backend] = getattr(importlib.import_module(entry.module), entry.cls)
+    return cls
 
 
 def _auto(config: AegisConfig, session: SessionState) -> Backend:

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.errors import BackendUnavailable
-from pytest_aegis.natsd.material import NatsMaterial, prepare
-from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
 
 if TYPE_CHECKING:
     from pytest_aegis.app.runtime import AppLaunch, AppRuntime
     from pytest_aegis.certs import AegisCA
+    from pytest_aegis.natsd.material import NatsMaterial
     from pytest_aegis.natsd.server import NatsRuntime
+    from pytest_aegis.natsd.spec import NatsSpec
     from pytest_aegis.postgres.handle import PostgresHandle
 
 __all__ = ["Backend", "BackendUnavailable"]
@@ -33,11 +33,8 @@ __all__ = ["Backend", "BackendUnavailable"]
 class Backend(ABC):
     """Starts servers for the fixtures.  One instance per pytest session (per xdist worker)."""
 
-    #: The ``--aegis-backend`` value that selects it.
+    #: The ``--aegis-backend`` value that selects it (see :data:`pytest_aegis.backends.BACKENDS`).
     name: ClassVar[str]
-    #: Make the backend when the session starts (in the session's owner, not an xdist worker) and
-    #: call :meth:`own_session`, instead of on first use.
-    eager: ClassVar[bool] = False
 
     def __init__(self, config: AegisConfig, session: SessionState) -> None:
         self.config = config
@@ -72,6 +69,8 @@ class Backend(ABC):
     def nats_material(self, spec: NatsSpec, directory: Path, ca: Callable[[], AegisCA]) -> NatsMaterial:
         """The credentials and certificates of a server of ``spec``.  Default: made for the spec,
         certificates from the session CA (``ca()``, made on first use)."""
+        from pytest_aegis.natsd.material import prepare
+
         return prepare(spec, directory, ca() if spec.tls else None)
 
     def app_launcher(self, launch: AppLaunch) -> AppRuntime:
@@ -82,7 +81,7 @@ class Backend(ABC):
 
     def own_session(self) -> None:  # noqa: B027 (a hook: most backends need nothing)
         """Called once when the session starts, by the process that owns the session (not an xdist
-        worker), for :attr:`eager` backends.  Default: nothing."""
+        worker), for backends registered as ``eager``.  Default: nothing."""
 
     def notices(self) -> list[str]:
         """Lines for the end of the session's report (e.g. what the backend could not do).

@@ -16,9 +16,10 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_aegis.natsd.spec import NatsSpec
+if TYPE_CHECKING:
+    from pytest_aegis.natsd.spec import NatsSpec
 
 #: The cases a row can prove, in report order.
 CASES = (

@@ -12,8 +12,3 @@
 """
 
 from __future__ import annotations
-
-from pytest_aegis.natsd.server import NatsServer
-from pytest_aegis.natsd.spec import NatsSpec
-
-__all__ = ["NatsServer", "NatsSpec"]

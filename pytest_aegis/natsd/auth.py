@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_aegis.natsd.jwt import new_nkey_user
-from pytest_aegis.natsd.operator import OperatorTrust
-
-if TYPE_CHECKING:  # the spec validates its auth keyword against this table
+if TYPE_CHECKING:  # the spec validates its auth keyword against this table; keys load on use
+    from pytest_aegis.natsd.operator import OperatorTrust
     from pytest_aegis.natsd.spec import NatsSpec, Permissions
 
 #: The default user's name in every mode with named users.
@@ -100,6 +98,8 @@ def _token(spec: NatsSpec, directory: Path) -> Credentials:
 
 
 def _nkey(spec: NatsSpec, directory: Path) -> Credentials:
+    from pytest_aegis.natsd.jwt import new_nkey_user
+
     entries: list[dict[str, Any]] = []
     identities: dict[str, Identity] = {}
     for name, permissions in _named(spec):
@@ -112,6 +112,8 @@ def _nkey(spec: NatsSpec, directory: Path) -> Credentials:
 
 
 def _jwt(spec: NatsSpec, directory: Path) -> Credentials:
+    from pytest_aegis.natsd.operator import OperatorTrust
+
     trust = OperatorTrust.create()
     identities: dict[str, Identity] = {}
     for name, permissions in _named(spec):

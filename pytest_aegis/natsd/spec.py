@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pytest_aegis.certs import SERVER_CERT_KINDS, ServerCertKind
 from pytest_aegis.errors import SpecError
+from pytest_aegis.markers import MARKER
 from pytest_aegis.natsd.auth import AUTH_MODES, DEFAULT_USER
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 else:  # the valid values are the auth table's keys
     AuthName = Literal[tuple(AUTH_MODES)]
 
-MARKER = "nats_secure"
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 

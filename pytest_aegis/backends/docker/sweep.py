@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from pytest_aegis.backends.docker import labels
 from pytest_aegis.backends.docker.engine import docker_sdk, engine_configured, open_client
-from pytest_aegis.session import session_is_dead
+from pytest_aegis.session import CONTAINERS_PENDING, default_root, session_is_dead
 
 LOG = logging.getLogger(__name__)
 SWEEP_TIMEOUT = 3
@@ -46,9 +47,11 @@ def sweep_containers(client: Any) -> list[str]:
     return removed
 
 
-def sweep_if_engine() -> list[str]:
-    """The sweep run at every session start: only when the docker extra is installed and an engine
-    is configured (socket or DOCKER_HOST); never fails the session (a problem is logged)."""
+def sweep_if_engine(root: Path | None = None) -> list[str]:
+    """Remove the containers of dead sessions, when the docker extra is installed and an engine is
+    configured (socket or DOCKER_HOST); never fails the session (a problem is logged).  If it
+    cannot reach the engine, it leaves a marker in the state ``root`` so the next sweep tries again."""
+    pending = (root or default_root()) / CONTAINERS_PENDING
     if not engine_configured():
         return []
     try:
@@ -58,9 +61,14 @@ def sweep_if_engine() -> list[str]:
     try:
         client = open_client(SWEEP_TIMEOUT)
         try:
-            return sweep_containers(client)
+            removed = sweep_containers(client)
         finally:
             client.close()
     except Exception as exc:  # the sweep is best effort; the session goes on
         LOG.warning("pytest-aegis: could not sweep containers of dead sessions: %s", exc)
+        with contextlib.suppress(OSError):
+            pending.parent.mkdir(parents=True, exist_ok=True)
+            pending.touch()
         return []
+    pending.unlink(missing_ok=True)
+    return removed

@@ -169,7 +169,7 @@ def test_bench_containers_quick_prints_json():
     from pytest_aegis.errors import BackendUnavailable
 
     try:
-        from pytest_aegis.backends.docker import Engine
+        from pytest_aegis.backends.docker.engine import Engine
 
         Engine.connect().close()
     except BackendUnavailable as exc:
@@ -192,4 +192,16 @@ def test_bench_containers_quick_prints_json():
         assert isinstance(postgres[f"ratio_aegis_to_its_{which}_ready_line"], numbers.Real)
     first, final = (postgres[f"{which}_ready_line"]["aegis"]["median_ms"] for which in ("first", "final"))
     assert first <= final
+    assert isinstance(suite["meets_targets"], bool)
+
+
+def test_bench_startup_quick_prints_json():
+    document = _run_bench("--only", "startup", "--quick")
+    suite = document["suites"]["startup"]
+    assert "error" not in suite
+    assert set(suite["results"]) == {"with_plugin", "without_plugin"}
+    for name in ("with_plugin", "without_plugin"):
+        _assert_summary(suite["results"][name], 5)
+    assert isinstance(suite["overhead_ms"]["median_of_pairs"], numbers.Real)
+    assert suite["targets"]["overhead_ms_at_most"] >= 50
     assert isinstance(suite["meets_targets"], bool)

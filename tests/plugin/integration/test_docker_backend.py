@@ -18,7 +18,7 @@ import pytest
 from support import kill_9_hanging_session, run_inner, session_env, spawn_pytest
 
 from pytest_aegis.backends import select_backend
-from pytest_aegis.backends.local import LocalBackend
+from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.errors import BackendUnavailable
 from pytest_aegis.natsd.material import prepare
@@ -35,7 +35,7 @@ DOCKER_ENV = {"AEGIS_BACKEND": "docker", "AEGIS_DOCKER_NETWORK": "host"}
 @pytest.fixture(scope="module")
 def engine():
     try:
-        from pytest_aegis.backends.docker import Engine
+        from pytest_aegis.backends.docker.engine import Engine
 
         found = Engine.connect()
     except BackendUnavailable as exc:
@@ -52,7 +52,7 @@ def containers_of(engine, session_name: str) -> list:
 
 
 def test_every_container_is_labelled_with_its_session_and_removed_at_close(engine, tmp_path):
-    from pytest_aegis.backends.docker import DockerBackend
+    from pytest_aegis.backends.docker.backend import DockerBackend
 
     session = SessionState(root=tmp_path / "state")
     backend = DockerBackend(DOCKER, session, engine=engine)
@@ -110,7 +110,7 @@ def test_kill_9_of_pytest_leaves_containers_that_the_next_session_removes(engine
 
 
 def test_the_sweep_leaves_a_live_sessions_containers_alone(engine, tmp_path):
-    from pytest_aegis.backends.docker import DockerBackend
+    from pytest_aegis.backends.docker.backend import DockerBackend
     from pytest_aegis.backends.docker.sweep import sweep_containers
 
     session = SessionState(root=tmp_path / "state")
@@ -145,7 +145,7 @@ def test_header_names_images_and_engine_and_a_failing_test_gets_the_container_lo
 
 
 def test_bridge_without_a_bridge_network_says_to_use_host(engine, tmp_path):
-    from pytest_aegis.backends.docker import DockerBackend
+    from pytest_aegis.backends.docker.backend import DockerBackend
 
     if engine.has_network("bridge"):
         pytest.skip("this engine has a bridge network")
@@ -160,7 +160,7 @@ def test_bridge_without_a_bridge_network_says_to_use_host(engine, tmp_path):
 def test_auto_is_local_when_its_binaries_are_found_else_docker_else_says_what_is_missing(
     engine, tmp_path, monkeypatch
 ):
-    from pytest_aegis.backends.docker import DockerBackend
+    from pytest_aegis.backends.docker.backend import DockerBackend
 
     session = SessionState(root=tmp_path)
     try:

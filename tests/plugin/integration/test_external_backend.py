@@ -38,7 +38,7 @@ from pytest_aegis import (
     assert_permitted,
     assert_registry_roundtrip,
 )
-from pytest_aegis.backends.external import ExternalServerError
+from pytest_aegis.errors import ExternalServerError
 
 
 @pytest.mark.asyncio

@@ -98,10 +98,28 @@ def test_a_dead_docker_engine_leaves_no_unclosed_socket_behind_the_session_start
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.bind(str(stale))
     monkeypatch.setenv("DOCKER_HOST", f"unix://{stale}")
+    # An earlier sweep could not reach an engine: this session's sweep must try (and fail) again.
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    (state / "containers-pending").touch()
     inner.makepyfile("import gc\n\ndef test_x():\n    gc.collect()\n")
     result = run_inner(inner, "-W", "error")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*ResourceWarning*")
+    assert (state / "containers-pending").exists(), "the sweep did not reach an engine: it must stay pending"
+
+
+def test_a_session_with_no_dead_containers_does_not_ask_the_docker_engine(inner):
+    # No dead session started containers: the session-start sweep must not load docker-py or call
+    # an engine (that costs ~100 ms of every session's start).
+    inner.makeconftest(
+        "import sys\n\ndef pytest_sessionfinish(session):\n"
+        "    assert 'docker' not in sys.modules, 'the sweep loaded docker-py'\n"
+    )
+    inner.makepyfile("def test_x():\n    pass\n")
+    result = run_inner(inner)
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
 
 
 def test_missing_binary_names_the_setting_and_how_to_fix_it(inner):
@@ -166,3 +184,12 @@ def test_keep_leaves_postgres_running_with_a_dsn_that_logs_in(inner, tmp_path):
     from pytest_aegis.session import sweep
 
     assert sweep(tmp_path / "state", include_kept=True)
+
+
+def test_installed_the_plugin_loads_by_itself_and_p_no_turns_it_off(inner):
+    inner.makepyfile("def test_x(nats_server):\n    assert nats_server.is_running\n")
+    result = inner.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)  # no -p pytest_aegis
+    result.assert_outcomes(passed=1)
+    off = inner.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:pytest_aegis", timeout=120)
+    off.assert_outcomes(errors=1)
+    off.stdout.fnmatch_lines(["*fixture 'nats_server' not found*"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aegis.backends.external import ExternalBackend
+from pytest_aegis.backends.external.backend import ExternalBackend
 from pytest_aegis.backends.external.nats import ServerFacts
 from pytest_aegis.backends.external.postgres import ExternalPostgres, redact_dsn
 from pytest_aegis.backends.external.target import nats_target, redact_url
