@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.backends.local.postgres import PostgresServer as PostgresServer
     from pytest_aegis.certs import AegisCA as AegisCA
     from pytest_aegis.errors import AegisError as AegisError
+    from pytest_aegis.errors import BackendMisconfigured as BackendMisconfigured
     from pytest_aegis.errors import BackendUnavailable as BackendUnavailable
     from pytest_aegis.errors import ConfigError as ConfigError
     from pytest_aegis.errors import ExternalServerError as ExternalServerError
@@ -53,6 +54,7 @@ _LAZY = {
     "AppProcess": "pytest_aegis.app.process",
     "AppRefusal": "pytest_aegis.assertions.refusal",
     "AppSpec": "pytest_aegis.app.spec",
+    "BackendMisconfigured": "pytest_aegis.errors",
     "BackendUnavailable": "pytest_aegis.errors",
     "ConfigError": "pytest_aegis.errors",
     "ExternalServerError": "pytest_aegis.errors",

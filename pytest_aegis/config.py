@@ -15,8 +15,8 @@ import dataclasses
 import os
 import re
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,8 @@ _FALSE = ("0", "false", "no", "off")
 
 #: Seconds a server may take to become ready (and a harness connection to succeed).
 DEFAULT_START_TIMEOUT = 20.0
+#: Seconds the service under test may take to become healthy.
+DEFAULT_APP_START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class AegisConfig:
     app_command: str | None = None
     app_health_subject: str = "health.check"
     app_env: str | None = None
+    app_start_timeout: float = DEFAULT_APP_START_TIMEOUT
     pg_bin_dir: Path | None = None
     pg_migrations: str | None = None
     pg_data_dir: Path | None = None
@@ -61,22 +64,35 @@ class AegisConfig:
     external_pg_dsn: str | None = None
     security_report: Path | None = None
     require: tuple[RequiredCase, ...] = ()
+    #: For each setting that was set: where (``--aegis-nats-bin``, ``ini aegis_nats_bin`` or
+    #: ``env AEGIS_NATS_SERVER_BIN``), so that an error names what the user actually set.
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def resolve(cls, lookup: Callable[[Setting], Any]) -> AegisConfig:
-        """Build from ``lookup(setting) -> raw value or None`` (CLI, then ini), falling back to
-        the environment and then to the defaults."""
+    def resolve(
+        cls, cli: Callable[[Setting], Any], ini: Callable[[Setting], Any] | None = None
+    ) -> AegisConfig:
+        """Build from ``cli(setting)`` (the CLI flag's raw value or ``None``), then ``ini(setting)``,
+        then the environment, then the defaults; remember where each value came from."""
         values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
         for setting in SETTINGS:
-            raw = lookup(setting)
-            if raw is None or raw == "" or raw == []:
-                raw = os.environ.get(setting.env)
-            if raw is not None and raw != "":
-                values[setting.field] = setting.parse(str(raw))
-        return cls(**values)
+            for origin, raw in setting.sources(cli, ini):
+                values[setting.field] = setting.parse(str(raw), origin)
+                origins[setting.field] = origin
+                break
+        return cls(**values, origins=origins)
+
+    def origin(self, name: str) -> str:
+        """Where the setting ``name`` (an :class:`AegisConfig` field) came from: its flag, ini key
+        or env variable; all three when unknown (a config built in code)."""
+        found = setting(name)
+        if name in self.origins:
+            return self.origins[name]
+        return f"{found.flag} (default)" if getattr(self, name) == found.default else found.where
 
 
-_FIELDS = {field.name: field for field in dataclasses.fields(AegisConfig)}
+_FIELDS = {item.name: item for item in dataclasses.fields(AegisConfig) if item.name != "origins"}
 _TYPES = typing.get_type_hints(AegisConfig)
 
 
@@ -140,8 +156,27 @@ class Setting:
     def where(self) -> str:
         return f"{self.flag} / ini {self.ini} / env {self.env}"
 
-    def parse(self, raw: str) -> Any:
-        """The value of ``raw`` (a CLI, ini or env string); :class:`ConfigError` when it is bad."""
+    def sources(
+        self, cli: Callable[[Setting], Any], ini: Callable[[Setting], Any] | None
+    ) -> Iterator[tuple[str, Any]]:
+        """The values given for this setting, with where each came from, first the one that wins."""
+        for origin, raw in (
+            (self.flag, cli(self)),
+            (f"ini {self.ini}", ini(self) if ini is not None else None),
+            (f"env {self.env}", os.environ.get(self.env)),
+        ):
+            if raw is not None and raw != "" and raw != []:
+                yield origin, raw
+
+    def parse(self, raw: str, origin: str | None = None) -> Any:
+        """The value of ``raw`` (a CLI, ini or env string, from ``origin``); :class:`ConfigError`
+        naming the setting and where it was set when it is bad."""
+        try:
+            return self._parse(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (set by {origin})" if origin else str(exc)) from None
+
+    def _parse(self, raw: str) -> Any:
         text = raw.strip()
         kind = self.kind
         if kind == "choice":
@@ -183,9 +218,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keep", "leave servers running after the session and print how to connect and stop them"),
     Setting("start_timeout", "seconds a server may take to become ready before the test errors"),
     Setting(
-        "app_command", "command line of the service under test for aegis_app (default: the reference service)"
+        "app_command",
+        "command line of the service under test for aegis_app, run in the rootdir; {python} is the "
+        "interpreter running pytest (so is a bare python), {rootdir} the rootdir "
+        "(default: the reference service)",
     ),
     Setting("app_health_subject", "subject the service under test answers health checks on"),
+    Setting("app_start_timeout", "seconds the service under test may take to answer its health check"),
     Setting(
         "app_env",
         "rename the harness's env vars for your app: 'APP_NATS_URL=AEGIS_NATS_URL APP_CA=AEGIS_NATS_TLS_CA'",

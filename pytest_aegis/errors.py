@@ -33,6 +33,13 @@ class BackendUnavailable(AegisError, RuntimeError):
     """The backend cannot run here; the message says what is missing and how to get it."""
 
 
+class BackendMisconfigured(BackendUnavailable):
+    """A setting given for the backend is wrong (a binary path that is not one, a URL that is not
+    a URL); the message names the setting as the user set it (flag, ini key or env variable).  The
+    plugin reports it as ``pytest.UsageError`` when the session starts, and ``auto`` does not fall
+    back to another backend past it."""
+
+
 class ExternalServerError(AegisError, RuntimeError):
     """An operation that needs control of a server the external backend only connects to."""
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_aegis import markers, reporting
 from pytest_aegis.app import coverage
 from pytest_aegis.config import SETTINGS, AegisConfig, Setting
-from pytest_aegis.errors import BackendUnavailable, ConfigError
+from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable, ConfigError
 from pytest_aegis.harness import HARNESS, Harness, get_harness
 from pytest_aegis.matrix import record as matrix
 from pytest_aegis.session import sweep
+
+if TYPE_CHECKING:
+    from pytest_aegis.backends.base import Backend
 
 #: Each phase's outcome of a test, to tell whether it passed (what it proved counts only then).
 _OUTCOMES = pytest.StashKey[list[str]]()
@@ -50,20 +53,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         )
 
 
-def _lookup(config: pytest.Config) -> Any:
-    def lookup(setting: Setting) -> Any:
-        value = config.getoption(setting.dest)
-        return value if value is not None else config.getini(setting.ini)
-
-    return lookup
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for line in markers.marker_lines(full=bool(config.getoption("markers", False))):
         config.addinivalue_line("markers", line)
     try:
-        settings = AegisConfig.resolve(_lookup(config))
+        settings = AegisConfig.resolve(
+            lambda setting: config.getoption(setting.dest), lambda setting: config.getini(setting.ini)
+        )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if settings.pg_migrations is not None:
@@ -74,6 +71,13 @@ def pytest_configure(config: pytest.Config) -> None:
         source = parse_migrations(settings.pg_migrations, config.rootpath)
         resolved = str(source.directory) if source.directory is not None else settings.pg_migrations
         settings = dataclasses.replace(settings, pg_migrations=resolved)
+    if settings.app_env:  # checked once, here, not by every test that starts the service
+        from pytest_aegis.app.spec import parse_env_map
+
+        try:
+            parse_env_map(settings.app_env)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{exc} (set by {settings.origin('app_env')})") from None
     harness = config.stash[HARNESS] = Harness(settings)
     matrix.activate(harness.matrix)
 
@@ -88,18 +92,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         from pytest_aegis.backends.docker.sweep import sweep_if_engine
 
         swept.containers = sweep_if_engine()
+    backend = _backend_or_usage_error(harness)
     # An eager backend (external) is made now by the session's owner, not an xdist worker: it
     # notes the servers' state before any test runs.
-    if harness.backend_is_eager and not hasattr(session.config, "workerinput"):
-        try:
-            backend = harness.backend
-        except BackendUnavailable:
-            return  # each test that needs it reports the error
+    if backend is not None and harness.backend_is_eager and not hasattr(session.config, "workerinput"):
         backend.own_session()
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0]
+def _backend_or_usage_error(harness: Harness) -> Backend | None:
+    """The backend, made now.  A wrong setting (a bad URL, a binary path that is not one), or a
+    backend chosen by name that cannot run, is a usage error: reported once and whole, naming
+    where it was set, instead of by every test.  ``auto`` finding nothing is not (a session of
+    unit tests needs no server): the header says why, and each test that needs a server errors."""
+    try:
+        return harness.backend
+    except BackendMisconfigured as exc:
+        raise pytest.UsageError(f"aegis: {exc}") from None
+    except BackendUnavailable as exc:
+        if harness.config.backend == "auto":
+            return None
+        origin = harness.config.origin("backend")
+        raise pytest.UsageError(
+            f"aegis: backend {harness.config.backend!r} (set by {origin}) cannot run here:\n{exc}"
+        ) from None
+
+
+def _whole(error: Exception) -> str:
+    """An error's message for the report header: every line, the later ones indented."""
+    return "\n    ".join(str(error).splitlines())
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -107,12 +127,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     try:
         backend = harness.backend.describe()
     except BackendUnavailable as exc:
-        backend = f"{harness.config.backend} (unavailable: {_first_line(exc)})"
+        backend = f"{harness.config.backend} (unavailable: {_whole(exc)})"
     lines = [f"aegis: backend {backend}; keep={harness.config.keep}"]
     try:
         lines.append(f"aegis: {harness.backend.describe_postgres()}")
     except BackendUnavailable as exc:
-        lines.append(f"aegis: postgres unavailable ({_first_line(exc)})")
+        lines.append(f"aegis: postgres unavailable ({_whole(exc)})")
     if (measured := coverage.describe(_backend_name(harness))) is not None:
         lines.append(f"aegis: {measured}")
     swept = harness.swept

@@ -14,6 +14,7 @@ from pytest_aegis.aio import run_sync
 from pytest_aegis.app.readiness import Exited, HealthRefused, refusal, wait_healthy, without_ports
 from pytest_aegis.app.runtime import AppLaunch, AppLauncher, AppRuntime
 from pytest_aegis.app.spec import AppSpec
+from pytest_aegis.config import setting
 from pytest_aegis.errors import NatsConnectError, ServerStartError
 from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.process import ProcessBacked
@@ -42,6 +43,7 @@ class AppProcess(ProcessBacked[AppRuntime]):
         keep: bool = False,
         launcher: AppLauncher | None = None,
         rootdir: Path | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.spec = spec
         self.nats = nats
@@ -50,6 +52,7 @@ class AppProcess(ProcessBacked[AppRuntime]):
         self.http_url: str | None = None
         self.ready_info: dict[str, Any] = {}
         self.name = f"app[{service_name}/{self.instance_id[:8]}]"
+        self._database_url = database_url
         self.env = self._environment(env or {})
         self._directory = session.new_dir(f"app-{service_name}")
         ready = re.compile(spec.ready_pattern) if spec.ready_pattern else None
@@ -78,6 +81,8 @@ class AppProcess(ProcessBacked[AppRuntime]):
             "AEGIS_HTTP_BIND": "127.0.0.1:0",
             "PYTHONUNBUFFERED": "1",
         }
+        if self._database_url is not None:
+            ours["AEGIS_DATABASE_URL"] = self._database_url
         renamed = {name: ours[source] for name, source in self.spec.env_map.items() if source in ours}
         return {**ours, **renamed, **self.spec.env, **extra}
 
@@ -131,7 +136,11 @@ class AppProcess(ProcessBacked[AppRuntime]):
             raise failed(f"the harness's health probe could not connect: {exc}", code, exc) from None
         except AssertionError as exc:
             code = self._process.kill()
-            raise failed(f"never answered its health check: {exc}", code) from None
+            raise failed(
+                f"never answered its health check within {timeout:g} s (if it needs longer: "
+                f"{setting('app_start_timeout').where}): {exc}",
+                code,
+            ) from None
 
     def _exit_within(self, seconds: float) -> int | None:
         """Let the process exit by itself for up to ``seconds``, then kill it; its exit code."""

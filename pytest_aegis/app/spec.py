@@ -14,6 +14,10 @@ import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pytest_aegis.config import DEFAULT_APP_START_TIMEOUT
+from pytest_aegis.natsd.server import ENV_NAMES
 
 #: The reference service (``aegis-service``, in this repo's ``service/``), run from this interpreter.
 REFERENCE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "aegis_service")
@@ -24,6 +28,20 @@ NO_APP_CONFIGURED = (
     "your service's command line (with aegis_app_health_subject and aegis_app_env as needed), or "
     "override the aegis_app_spec fixture with an AppSpec; see the docs' 'The service under test'."
 )
+
+
+#: What the harness tells the service about itself (besides the NATS server's ``AEGIS_NATS_*``).
+APP_VARIABLES = (
+    "AEGIS_SERVICE_NAME",
+    "AEGIS_INSTANCE_ID",
+    "AEGIS_HEALTH_SUBJECT",
+    "AEGIS_HTTP_BIND",
+    "AEGIS_DATABASE_URL",
+)
+#: Every variable the harness can give a service: what ``aegis_app_env`` may rename.
+HARNESS_VARIABLES = (*(f"AEGIS_NATS_{name}" for name in ENV_NAMES), *APP_VARIABLES)
+#: A command line's first word that means "the interpreter running pytest".
+PYTHONS = ("{python}", "python", "python3")
 
 
 def reference_installed() -> bool:
@@ -39,7 +57,9 @@ class AppSpec:
     ``ready_pattern``: a regex for the line it prints when ready (a ``json``
     group may carry ``instanceId`` / ``httpUrl``), or ``None`` to rely on the
     health check alone; ``env``: extra variables; ``env_map``: rename the
-    harness's variables for your app, e.g. ``{"MYAPP_NATS_URL": "AEGIS_NATS_URL"}``.
+    harness's variables for your app, e.g. ``{"MYAPP_NATS_URL": "AEGIS_NATS_URL"}``;
+    ``start_timeout``: seconds it may take to answer healthy; ``cwd``: where it runs (``None``:
+    pytest's working directory).
     """
 
     command: tuple[str, ...] = REFERENCE_COMMAND
@@ -47,31 +67,59 @@ class AppSpec:
     ready_pattern: str | None = REFERENCE_READY
     env: Mapping[str, str] = field(default_factory=dict)
     env_map: Mapping[str, str] = field(default_factory=dict)
-    start_timeout: float = 30.0
+    start_timeout: float = DEFAULT_APP_START_TIMEOUT
+    cwd: Path | None = None
 
     @classmethod
-    def from_settings(cls, command: str | None, health_subject: str | None, env_map: str | None) -> AppSpec:
-        """Build from the ``aegis_app_*`` settings (strings as in ini files).  Without a command the
-        reference service runs, if it is installed; otherwise :class:`ValueError` says how to
+    def from_settings(
+        cls,
+        command: str | None,
+        health_subject: str | None,
+        env_map: str | None,
+        *,
+        start_timeout: float | None = None,
+        rootdir: Path | None = None,
+    ) -> AppSpec:
+        """Build from the ``aegis_app_*`` settings (strings as in ini files).  A command runs in
+        ``rootdir`` (so relative paths in it are the project's), with ``{python}`` (or a bare
+        ``python``) the interpreter running pytest and ``{rootdir}`` the rootdir.  Without a command
+        the reference service runs, if it is installed; otherwise :class:`ValueError` says how to
         configure a service."""
         spec = cls()
         if not command and not reference_installed():
             raise ValueError(NO_APP_CONFIGURED)
         if command:
-            spec = replace(spec, command=tuple(shlex.split(command)), ready_pattern=None)
+            spec = replace(spec, command=command_line(command, rootdir), ready_pattern=None, cwd=rootdir)
         if health_subject:
             spec = replace(spec, health_subject=health_subject)
         if env_map:
             spec = replace(spec, env_map=parse_env_map(env_map))
+        if start_timeout is not None:
+            spec = replace(spec, start_timeout=start_timeout)
         return spec
 
 
+def command_line(command: str, rootdir: Path | None) -> tuple[str, ...]:
+    """``command`` split as a shell would, ``{python}`` / ``{rootdir}`` filled in."""
+    words = shlex.split(command)
+    if words and words[0] in PYTHONS:
+        words[0] = sys.executable
+    root = str(rootdir) if rootdir is not None else "."
+    return tuple(word.replace("{python}", sys.executable).replace("{rootdir}", root) for word in words)
+
+
 def parse_env_map(text: str) -> dict[str, str]:
-    """``"APP_URL=AEGIS_NATS_URL APP_USER=AEGIS_NATS_USER"`` (spaces, commas or newlines) -> dict."""
+    """``"APP_URL=AEGIS_NATS_URL APP_USER=AEGIS_NATS_USER"`` (spaces, commas or newlines) -> dict;
+    :class:`ValueError` on a malformed pair or a source that is not one of :data:`HARNESS_VARIABLES`."""
     mapping = {}
     for item in re.split(r"[\s,]+", text.strip()):
         name, sep, source = item.partition("=")
         if not sep or not name or not source:
             raise ValueError(f"aegis_app_env: expected NAME=AEGIS_VARIABLE pairs, got {item!r}")
+        if source not in HARNESS_VARIABLES:
+            raise ValueError(
+                f"aegis_app_env: {item!r}: {source} is not a variable the harness gives a service; "
+                f"the harness's variables: {', '.join(HARNESS_VARIABLES)}"
+            )
         mapping[name] = source
     return mapping

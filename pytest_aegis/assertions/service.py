@@ -73,8 +73,9 @@ async def assert_health_check(
             except TimeoutError:
                 break
             if not msg.data and (msg.headers or {}).get("Status") == "503":
+                # Nobody is subscribed: no reply can follow, so do not wait out ``within``.
                 near_misses.append("no responders: the server says nobody is subscribed to this subject")
-                continue
+                break
             verdict, doc = _judge_health(msg.data, service, status)
             if verdict is None:
                 return doc
@@ -93,15 +94,23 @@ def _judge_health(raw: bytes, service: str | None, status: str | None) -> tuple[
     try:
         doc = json.loads(raw)
     except ValueError:
-        return f"not JSON: {raw[:200]!r}", {}
+        return f"not JSON: {_body(raw)}", {}
     if not isinstance(doc, dict):
-        return f"not a JSON object: {doc!r}", {}
+        return f"not a JSON object: {_body(raw)}", {}
     problems = []
     if service is not None and doc.get("service") != service:
         problems.append(f"service={doc.get('service')!r}")
     if status is not None and doc.get("status") != status:
         problems.append(f"status={doc.get('status')!r} checks={doc.get('checks')!r}")
-    return ("; ".join(problems) + f" (instance {doc.get('instanceId')!r})" if problems else None), doc
+    if not problems:
+        return None, doc
+    return "; ".join(problems) + f" in the reply {_body(raw)}", doc
+
+
+def _body(raw: bytes, limit: int = 300) -> str:
+    """A reply's body as a near-miss shows it: its text, cut at ``limit`` characters."""
+    text = raw.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 # -- registration ------------------------------------------------------------------

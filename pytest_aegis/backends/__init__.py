@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_aegis.config import AegisConfig, BackendName
-from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable
 from pytest_aegis.session import SessionState
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ def _auto(config: AegisConfig, session: SessionState) -> Backend:
         assert cls is not None
         try:
             return cls(config, session)
+        except BackendMisconfigured:
+            raise  # a wrong setting is not a reason to run elsewhere
         except BackendUnavailable as exc:
             errors.append(f"{name}: {exc}")
     raise BackendUnavailable("--aegis-backend=auto found neither backend.\n" + "\n".join(errors))

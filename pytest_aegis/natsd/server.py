@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from nats.aio.client import Client
 
+from pytest_aegis.config import DEFAULT_START_TIMEOUT
 from pytest_aegis.matrix import record
 from pytest_aegis.natsd.auth import CREDENTIAL_ENV
 from pytest_aegis.natsd.connect import open_client
@@ -26,8 +27,10 @@ CLIENT_DEFAULTS: Mapping[str, Any] = {
     "reconnect_time_wait": 0.05,
     "max_reconnect_attempts": 100,
 }
+#: Every variable :meth:`NatsServer.env` can give a service, after its ``AEGIS_NATS_`` prefix.
+ENV_NAMES: tuple[str, ...] = ("URL", *dict.fromkeys(CREDENTIAL_ENV.values()), "TLS_CA", "TLS_CERT", "TLS_KEY")
 #: The overall deadline of :meth:`NatsServer.connect` when the pool does not set one.
-CONNECT_DEADLINE = 20.0
+CONNECT_DEADLINE = DEFAULT_START_TIMEOUT
 
 
 class NatsRuntime(Protocol):
@@ -159,11 +162,12 @@ class NatsServer:
         record.connected(self.spec, client)
         return client
 
-    def env(self, prefix: str = "AEGIS_NATS_") -> dict[str, str]:
+    def env(self, prefix: str = "AEGIS_NATS_", *, as_user: str | None = None) -> dict[str, str]:
         """Environment variables that point a service at this server (as the
-        reference service reads them): URL, credentials, CA and client cert."""
+        reference service reads them): URL, credentials (the default user's, or ``as_user``'s),
+        CA and client cert.  The names after the prefix are :data:`ENV_NAMES`."""
         out = {f"{prefix}URL": self.url}
-        creds = self.material.default.connect_kwargs
+        creds = self.material.identity(as_user).connect_kwargs
         out |= {f"{prefix}{CREDENTIAL_ENV[key]}": str(v) for key, v in creds.items() if key in CREDENTIAL_ENV}
         if self.material.ca_file is not None:
             out[f"{prefix}TLS_CA"] = str(self.material.ca_file)

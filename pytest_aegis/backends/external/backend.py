@@ -49,7 +49,7 @@ class ExternalBackend(Backend):
             from pytest_aegis.postgres import require_psycopg
 
             require_psycopg()
-            check_dsn(config.external_pg_dsn)
+            check_dsn(config.external_pg_dsn, config.origin("external_pg_dsn"))
         # Under xdist every worker makes a backend; only the session's owner (the controller, or
         # the single process: see :meth:`own_session`) cleans up, once every worker is done.
         self._owner = False

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import conninfo
 
 from pytest_aegis.backends.external.target import DSN_FLAG, refuse
-from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable
 from pytest_aegis.postgres.handle import CONNECT_TIMEOUT, PostgresHandle
 
 
@@ -25,13 +25,14 @@ def redact_dsn(dsn: str) -> str:
     return f"postgresql://{user + '@' if user else ''}{where}/{db or ''}"
 
 
-def check_dsn(dsn: str) -> None:
-    """Raise :class:`BackendUnavailable` naming the setting when ``dsn`` does not parse."""
+def check_dsn(dsn: str, origin: str = DSN_FLAG) -> None:
+    """Raise :class:`BackendMisconfigured` naming the setting (``origin``: where it was set) when
+    ``dsn`` does not parse."""
     try:
         conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise BackendUnavailable(
-            f"{DSN_FLAG}: not a valid PostgreSQL DSN ({str(exc).splitlines()[0]})"
+        raise BackendMisconfigured(
+            f"{origin}: not a valid PostgreSQL DSN ({str(exc).splitlines()[0]})"
         ) from None
 
 

@@ -9,12 +9,11 @@ from typing import NoReturn
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from pytest_aegis.config import AegisConfig, setting
-from pytest_aegis.errors import BackendUnavailable, ExternalServerError
+from pytest_aegis.errors import BackendMisconfigured, ExternalServerError
 from pytest_aegis.natsd.auth import Identity
 
 URL_FLAG = f"{setting('external_nats_url').flag} / {setting('external_nats_url').env}"
 CA_FLAG = f"{setting('external_nats_ca').flag} / {setting('external_nats_ca').env}"
-CREDS_FLAG = f"{setting('external_nats_creds').flag} / {setting('external_nats_creds').env}"
 DSN_FLAG = f"{setting('external_pg_dsn').flag} / {setting('external_pg_dsn').env}"
 NOT_OURS = (
     "Tests that stop, kill or restart a server need a server the harness runs: mark them "
@@ -55,13 +54,15 @@ class NatsTarget:
 
 
 def nats_target(config: AegisConfig) -> NatsTarget:
-    """Validate the ``external_nats_*`` settings; raise :class:`BackendUnavailable` naming the
+    """Validate the ``external_nats_*`` settings; raise :class:`BackendMisconfigured` naming the
     setting that is wrong and how to fix it."""
-    parts, port = _parse_url(config.external_nats_url)
+    parts, port = _parse_url(config.external_nats_url, config.origin("external_nats_url"))
     identity, auth = _identity(config, parts)
     ca = config.external_nats_ca
     if ca is not None and not ca.is_file():
-        raise BackendUnavailable(f"{CA_FLAG}: the CA bundle {ca} does not exist (or is not a file)")
+        raise BackendMisconfigured(
+            f"{config.origin('external_nats_ca')}: the CA bundle {ca} does not exist (or is not a file)"
+        )
     host = parts.hostname or ""
     shown_host = f"[{host}]" if ":" in host else host
     return NatsTarget(
@@ -75,21 +76,21 @@ def nats_target(config: AegisConfig) -> NatsTarget:
     )
 
 
-def _parse_url(raw: str | None) -> tuple[SplitResult, int]:
+def _parse_url(raw: str | None, origin: str) -> tuple[SplitResult, int]:
     if not raw:
-        raise BackendUnavailable(
+        raise BackendMisconfigured(
             f"--aegis-backend=external needs the NATS server's URL: set {URL_FLAG} "
             "(e.g. tls://127.0.0.1:4222 for a `kubectl port-forward svc/nats 4222`)"
         )
     parts = urlsplit(raw if "://" in raw else f"nats://{raw}")
     if parts.scheme not in ("nats", "tls") or not parts.hostname:
-        raise BackendUnavailable(
-            f"{URL_FLAG}: {redact_url(raw)!r} is not a NATS URL; expected nats://host:port or tls://host:port"
+        raise BackendMisconfigured(
+            f"{origin}: {redact_url(raw)!r} is not a NATS URL; expected nats://host:port or tls://host:port"
         )
     try:
         return parts, parts.port or 4222
     except ValueError:
-        raise BackendUnavailable(f"{URL_FLAG}: {redact_url(raw)!r} has an invalid port") from None
+        raise BackendMisconfigured(f"{origin}: {redact_url(raw)!r} has an invalid port") from None
 
 
 def _identity(config: AegisConfig, parts: SplitResult) -> tuple[Identity, str]:
@@ -108,19 +109,20 @@ def _identity(config: AegisConfig, parts: SplitResult) -> tuple[Identity, str]:
     given = [name for name, value in (("user/password", user or password), ("token", token), ("creds", creds))
              if value]  # fmt: skip
     if len(given) > 1:
-        raise BackendUnavailable(
+        raise BackendMisconfigured(
             f"--aegis-backend=external: give one kind of NATS credentials, not {' and '.join(given)} "
             "(--aegis-external-nats-user/-password, --aegis-external-nats-token or "
             "--aegis-external-nats-creds)"
         )
     if bool(user) != bool(password):
         missing = "--aegis-external-nats-password" if user else "--aegis-external-nats-user"
-        raise BackendUnavailable(
+        raise BackendMisconfigured(
             f"--aegis-backend=external: a NATS user needs a password and vice versa; set {missing}"
         )
     if creds is not None and not creds.is_file():
-        raise BackendUnavailable(
-            f"{CREDS_FLAG}: the NATS creds file {creds} does not exist (or is not a file)"
+        raise BackendMisconfigured(
+            f"{config.origin('external_nats_creds')}: the NATS creds file {creds} does not exist "
+            "(or is not a file)"
         )
     if user:
         return Identity(user, {"user": user, "password": password}), "userpass"

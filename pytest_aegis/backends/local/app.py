@@ -19,6 +19,7 @@ def local_launcher(launch: AppLaunch) -> AppRuntime:
         log_path=launch.log_path,
         session=launch.session,
         env={**os.environ, **coverage.subprocess_env(), **launch.env},
+        cwd=launch.spec.cwd,
         die_with_parent=not launch.keep,
         hint=f"command: {shlex.join(launch.spec.command)}; the app's environment is in AppProcess.env",
     )

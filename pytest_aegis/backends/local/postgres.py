@@ -175,7 +175,7 @@ class LocalPostgres:
 
     @functools.cached_property
     def binaries(self) -> PgBinaries:
-        return find_pg_binaries(self._config.pg_bin_dir)
+        return find_pg_binaries(self._config.pg_bin_dir, self._config.origin("pg_bin_dir"))
 
     @functools.cached_property
     def user(self) -> ServerUser:

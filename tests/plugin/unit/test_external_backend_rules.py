@@ -52,8 +52,8 @@ def test_credentials_in_the_url_are_used_and_dropped_from_it() -> None:
         ),
         (
             {"external_nats_url": "tls://h:1", "external_nats_ca": Path("/nonexistent/ca.pem")},
-            "--aegis-external-nats-ca / AEGIS_EXTERNAL_NATS_CA: the CA bundle /nonexistent/ca.pem "
-            "does not exist",
+            "--aegis-external-nats-ca / ini aegis_external_nats_ca / env AEGIS_EXTERNAL_NATS_CA: the CA "
+            "bundle /nonexistent/ca.pem does not exist",
         ),
     ],
     ids=["no-url", "wrong-scheme", "user-without-password", "two-kinds", "missing-ca"],

