@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # made on first use: loading the plugin imports none of them
     from pytest_aegis.backends.base import Backend
     from pytest_aegis.certs import AegisCA
     from pytest_aegis.natsd.pool import NatsPool
+    from pytest_aegis.natsd.server import NatsServer
     from pytest_aegis.postgres.pool import PostgresPool  # needs psycopg (the postgres extra)
 
 HARNESS = pytest.StashKey["Harness"]()
@@ -89,6 +90,10 @@ class Harness:
 
         entry = BACKENDS.get(self.config.backend)
         return entry is not None and entry.eager
+
+    def shared_nats(self) -> list[NatsServer]:
+        """The shared NATS servers started so far (none, and nothing imported, before the first)."""
+        return self.nats.shared() if "nats" in self.__dict__ else []
 
     def log_sources(self) -> list[LogSource]:
         sources: list[LogSource] = []

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # the spec (pydantic) loads when a marker is read, not when t
 
 MARKER = "nats_secure"
 BACKENDS_MARKER = "aegis_backends"
+#: Keeps the streams, consumers and KV buckets a test made on a shared NATS server.
+KEEP_JETSTREAM_MARKER = "nats_keep_jetstream"
 _SPEC = pytest.StashKey["NatsSpec"]()
 
 
@@ -38,6 +40,8 @@ def marker_lines(*, full: bool) -> tuple[str, ...]:
         spec_line,
         f"{BACKENDS_MARKER}(*names, reason=''): run the test only on these backends (local, docker, "
         "external); skipped on the others with the reason",
+        f"{KEEP_JETSTREAM_MARKER}: keep the streams, consumers and KV buckets this test makes on a shared "
+        "NATS server (by default they are removed after it)",
     )
 
 

@@ -38,19 +38,28 @@ def _normal(event_id: str) -> str:
 
 
 def describe_events(
-    expected: Collection[str], found: EventCounts, *, table: str, elapsed: float, show: int = SHOW
+    expected: Collection[str],
+    found: EventCounts,
+    *,
+    table: str,
+    elapsed: float,
+    show: int = SHOW,
+    strict: bool = False,
 ) -> str | None:
-    """``None`` when every expected id is stored exactly once; otherwise the failure message."""
+    """``None`` when every expected id is stored exactly once (and, ``strict``, nothing else is
+    stored); otherwise the failure message."""
     wanted = list(dict.fromkeys(expected))
     missing = [event_id for event_id in wanted if found.counts.get(event_id, 0) == 0]
     duplicated = {event_id: n for event_id in wanted if (n := found.counts.get(event_id, 0)) > 1}
-    if not missing and not duplicated:
+    extra = found.total_rows - sum(found.counts.values()) if strict else 0
+    if not missing and not duplicated and extra <= 0:
         return None
     once = len(wanted) - len(missing) - len(duplicated)
     lines = [
-        f"{table}: expected {len(wanted)} distinct event id(s) stored exactly once, after {elapsed:.2f}s: "
-        f"{once} stored once, {len(missing)} missing, {len(duplicated)} duplicated "
-        f"({found.total_rows} row(s) in the table)"
+        f"{table}: expected {len(wanted)} distinct event id(s) stored exactly once"
+        f"{' and nothing else' if strict else ''}, after {elapsed:.2f}s: "
+        f"{once} stored once, {len(missing)} missing, {len(duplicated)} duplicated"
+        f"{f', {extra} unexpected row(s)' if strict else ''} ({found.total_rows} row(s) in the table)"
     ]
     if missing:
         lines.append(f"missing (first {min(show, len(missing))}): {_first(missing, show)}")
@@ -134,9 +143,12 @@ async def assert_no_event_lost(
     within: float = 10.0,
     table: str = DEFAULT_TABLE,
     column: str = DEFAULT_COLUMN,
+    strict: bool = False,
 ) -> None:
     """Assert that every id of ``expected_ids`` is stored in ``table`` exactly once within ``within``
-    seconds.  Fails at once on a duplicate (a second copy never goes away); otherwise polls."""
+    seconds; ``strict``: and that the table holds no other row (a leak from another test, a
+    stray event), listing the unexpected ids.  Fails at once on a duplicate or, ``strict``, an
+    unexpected row (neither goes away); otherwise polls."""
     from pytest_aegis.postgres import require_psycopg
     from pytest_aegis.postgres.handle import CONNECT_TIMEOUT
 
@@ -150,8 +162,8 @@ async def assert_no_event_lost(
     ) as conn:
         async for _ in poll.aiter():
             found = await count_events(conn, expected_ids, table=table, column=column)
-            message = describe_events(expected_ids, found, table=table, elapsed=poll.elapsed)
-            if message is None or any(n > 1 for n in found.counts.values()):
+            message = describe_events(expected_ids, found, table=table, elapsed=poll.elapsed, strict=strict)
+            if message is None or any(n > 1 for n in found.counts.values()) or (strict and found.unexpected):
                 break
     if message is not None:
         raise AssertionError(message)

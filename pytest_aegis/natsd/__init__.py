@@ -6,7 +6,8 @@
 * :mod:`.startup`: what the server logs while it starts
 * :mod:`.server`: the :class:`NatsServer` handle tests get; :mod:`.connect`: every client the
   harness opens, with a deadline
-* :mod:`.pool`: the session's servers, one per spec
+* :mod:`.pool`: the session's servers, one per spec; :mod:`.jetstream`: what each test made on a
+  shared server, removed after it
 
 (Named ``natsd`` so that ``import nats`` means nats-py everywhere.)
 """

@@ -51,6 +51,10 @@ class NatsPool:
             server.restart()
         return server
 
+    def shared(self) -> list[NatsServer]:
+        """The shared servers started so far (one per spec asked for with :meth:`get`)."""
+        return list(self._shared.values())
+
     def start(self, spec: NatsSpec, *, name: str | None = None) -> NatsServer:
         """A new server for ``spec``, not shared with anyone."""
         name = name or f"{re.sub(r'[^a-z0-9]+', '-', spec.label.lower()).strip('-')}-{len(self.servers) + 1}"

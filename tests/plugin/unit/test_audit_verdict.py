@@ -46,3 +46,17 @@ def test_near_misses_and_unexpected_ids_are_shown():
 
 def test_near_misses_ignore_exact_and_unrelated_ids():
     assert near_misses(["a", "B"], ["a", "c", "b"]) == {"b": "B"}
+
+
+def test_strict_fails_on_rows_nobody_expected_and_lists_them():
+    found = EventCounts({"a": 1, "b": 1}, 4, ("leak-1", "leak-2"))
+    assert describe_events(["a", "b"], found, table="audit_events", elapsed=0.5) is None  # not strict
+    message = describe_events(["a", "b"], found, table="audit_events", elapsed=0.5, strict=True)
+    assert message is not None
+    assert message.splitlines()[0] == (
+        "audit_events: expected 2 distinct event id(s) stored exactly once and nothing else, after 0.50s: "
+        "2 stored once, 0 missing, 0 duplicated, 2 unexpected row(s) (4 row(s) in the table)"
+    )
+    assert "stored but not expected (first 2): ['leak-1', 'leak-2']" in message
+    exact = EventCounts({"a": 1, "b": 1}, 2)
+    assert describe_events(["a", "b"], exact, table="audit_events", elapsed=0.5, strict=True) is None

@@ -66,3 +66,14 @@ async def test_waits_for_a_late_event(events_table):
     task = asyncio.create_task(late_insert())
     await assert_event_persisted(events_table.dsn, "late", table="received", within=5.0)
     await task
+
+
+async def test_strict_fails_at_once_on_rows_nobody_expected_listing_them(events_table):
+    await assert_no_event_lost(events_table.dsn, ["a", "b"], table="received", within=0.1)  # not strict
+    # A stray row never goes away: strict fails at once, long before ``within``.
+    with pytest.raises(AssertionError) as failure:
+        async with asyncio.timeout(10):
+            await assert_no_event_lost(events_table.dsn, ["a", "b"], table="received", within=60, strict=True)
+    message = str(failure.value)
+    assert "2 stored once, 0 missing, 0 duplicated, 3 unexpected row(s) (5 row(s) in the table)" in message
+    assert "stored but not expected" in message and "'Stray-1'" in message and "'c'" in message

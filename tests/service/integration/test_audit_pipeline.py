@@ -55,7 +55,7 @@ async def test_the_same_event_published_twice_is_stored_once(audit_stack):
         past_window = await js.publish("audit.test.happened", body, headers={"Nats-Msg-Id": event_id + "-r"})
         assert past_window.seq == first.seq + 1
         sentinel = await publish(js, [event()])
-        await assert_no_event_lost(stack.dsn, [event_id, *sentinel], within=5.0)
+        await assert_no_event_lost(stack.dsn, [event_id, *sentinel], within=5.0, strict=True)
         await wait_all_acked(js, past_window.seq + 1)  # all three messages handled and acked
     finally:
         await nc.close()
@@ -70,7 +70,9 @@ async def test_consumer_killed_mid_batch_loses_and_duplicates_nothing(audit_stac
     try:
         js = nc.jetstream()
         await publish(js, events[:300])
-        await assert_no_event_lost(stack.dsn, [event_id for event_id, _ in events[:300]], within=10)
+        await assert_no_event_lost(
+            stack.dsn, [event_id for event_id, _ in events[:300]], within=10, strict=True
+        )
         # Hold the consumer mid-batch instead of racing it: with audit_events locked against writes
         # it fetches the next batch and cannot store it, so the kill finds it holding messages.
         async with await psycopg.AsyncConnection.connect(stack.dsn) as holder:
@@ -86,7 +88,7 @@ async def test_consumer_killed_mid_batch_loses_and_duplicates_nothing(audit_stac
             assert count_rows(stack.dsn) == 300, "nothing more could be stored while the table was locked"
             await holder.rollback()
         stack.app.restart()
-        await assert_no_event_lost(stack.dsn, [event_id for event_id, _ in events], within=30)
+        await assert_no_event_lost(stack.dsn, [event_id for event_id, _ in events], within=30, strict=True)
     finally:
         await nc.close()
 
@@ -135,7 +137,7 @@ async def test_nats_killed_and_restarted_during_a_burst_stores_every_event_once(
         assert count_rows(stack.dsn) == 500, "nothing more could be stored while the table was locked"
         await holder.rollback()  # the consumer's inserts go ahead; their acks find no server
     stack.nats.restart()  # same port, same JetStream store
-    await assert_no_event_lost(stack.dsn, [e.event_id for e in burst], within=60)
+    await assert_no_event_lost(stack.dsn, [e.event_id for e in burst], within=60, strict=True)
     assert count_rows(stack.dsn, "outbox_events WHERE published_at IS NULL") == 0
 
 
