@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.app.spec import AppSpec as AppSpec
     from pytest_aegis.assertions.audit import assert_event_persisted as assert_event_persisted
     from pytest_aegis.assertions.audit import assert_no_event_lost as assert_no_event_lost
+    from pytest_aegis.assertions.micro import assert_micro_ping as assert_micro_ping
+    from pytest_aegis.assertions.micro import assert_micro_service as assert_micro_service
+    from pytest_aegis.assertions.micro import micro_stats as micro_stats
     from pytest_aegis.assertions.refusal import AppRefusal as AppRefusal
     from pytest_aegis.assertions.refusal import assert_app_refuses_to_start as assert_app_refuses_to_start
     from pytest_aegis.assertions.security import assert_connection_rejected as assert_connection_rejected
@@ -74,11 +77,14 @@ _LAZY = {
     "assert_event_persisted": "pytest_aegis.assertions.audit",
     "assert_health_check": "pytest_aegis.assertions.service",
     "assert_instance_registered": "pytest_aegis.assertions.service",
+    "assert_micro_ping": "pytest_aegis.assertions.micro",
+    "assert_micro_service": "pytest_aegis.assertions.micro",
     "assert_no_event_lost": "pytest_aegis.assertions.audit",
     "assert_permission_denied": "pytest_aegis.assertions.security",
     "assert_permitted": "pytest_aegis.assertions.security",
     "assert_registration_expires": "pytest_aegis.assertions.service",
     "assert_registry_roundtrip": "pytest_aegis.assertions.service",
+    "micro_stats": "pytest_aegis.assertions.micro",
     "nats_server_fixture": "pytest_aegis.fixtures.nats",
 }
 

@@ -223,7 +223,11 @@ SETTINGS: tuple[Setting, ...] = (
         "interpreter running pytest (so is a bare python), {rootdir} the rootdir "
         "(default: the reference service)",
     ),
-    Setting("app_health_subject", "subject the service under test answers health checks on"),
+    Setting(
+        "app_health_subject",
+        "subject the service under test answers health checks on; $SRV.PING or $SRV.PING.<name>: "
+        "the NATS services protocol (a valid ping reply is healthy)",
+    ),
     Setting("app_start_timeout", "seconds the service under test may take to answer its health check"),
     Setting(
         "app_env",

@@ -80,7 +80,11 @@ class Poll:
 
 
 def _timeout_message(what: str, poll: Poll, last: object, hint: str | None) -> str:
-    lines = [f"timed out after {poll.elapsed:.2f}s waiting for {what}", f"last seen: {last!r}"]
+    if isinstance(last, BaseException):  # its message, readable (an assertion's lists its lines)
+        shown = f"{type(last).__name__}: " + str(last).replace("\n", "\n  ")
+    else:
+        shown = repr(last)
+    lines = [f"timed out after {poll.elapsed:.2f}s waiting for {what}", f"last seen: {shown}"]
     if hint:
         lines.append(f"hint: {hint}")
     return "\n".join(lines)

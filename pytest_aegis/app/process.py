@@ -6,14 +6,22 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_aegis.aio import run_sync
-from pytest_aegis.app.readiness import Exited, HealthRefused, refusal, wait_healthy, without_ports
+from pytest_aegis.app.readiness import (
+    Exited,
+    HealthRefused,
+    health_check,
+    refusal,
+    wait_healthy,
+    without_ports,
+)
 from pytest_aegis.app.runtime import AppLaunch, AppLauncher, AppRuntime
 from pytest_aegis.app.spec import AppSpec
+from pytest_aegis.assertions.micro import micro_name
 from pytest_aegis.config import setting
 from pytest_aegis.errors import NatsConnectError, ServerStartError
 from pytest_aegis.natsd.server import NatsServer
@@ -51,6 +59,13 @@ class AppProcess(ProcessBacked[AppRuntime]):
         self.instance_id = instance_id or secrets.token_hex(8)
         self.http_url: str | None = None
         self.ready_info: dict[str, Any] = {}
+        #: The reply that showed it healthy: the health document, or the services protocol's ping.
+        self.health_reply: dict[str, Any] = {}
+        #: Its id in the services protocol, when readiness is by ``$SRV.PING`` (else ``None``).
+        self.micro_id: str | None = None
+        #: The test's other instances (set by ``aegis_app_factory``): a ping reply from one of
+        #: them does not make this one ready.
+        self.peers: Callable[[], Iterable[AppProcess]] = tuple
         self.name = f"app[{service_name}/{self.instance_id[:8]}]"
         self._database_url = database_url
         self.env = self._environment(env or {})
@@ -114,13 +129,15 @@ class AppProcess(ProcessBacked[AppRuntime]):
             tail = self._process.tail(40)
             return ServerStartError(self.name, reason, tail, exit_code=code, probe_error=probe)
 
+        subject = self.spec.health_subject
+        check = health_check(subject, self.service_name, exclude_ids=self._peer_ids)
         try:
-            run_sync(
+            reply = run_sync(
                 lambda: wait_healthy(
                     self.nats,
                     self._process,
-                    subject=self.spec.health_subject,
-                    service=self.service_name,
+                    subject=subject,
+                    check=check,
                     timeout=timeout,
                     server_lines=lambda: self._server_lines(offset),
                 )
@@ -141,6 +158,12 @@ class AppProcess(ProcessBacked[AppRuntime]):
                 f"{setting('app_start_timeout').where}): {exc}",
                 code,
             ) from None
+        self.health_reply = reply if isinstance(reply, dict) else {}
+        if micro_name(subject)[0]:
+            self.micro_id = str(self.health_reply.get("id") or "") or None
+
+    def _peer_ids(self) -> set[str]:
+        return {p.micro_id for p in self.peers() if p is not self and p.micro_id and p.is_running}
 
     def _exit_within(self, seconds: float) -> int | None:
         """Let the process exit by itself for up to ``seconds``, then kill it; its exit code."""

@@ -9,9 +9,12 @@ and the NATS server's lines about the service's connections.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Protocol
 
+from nats.aio.client import Client
+
+from pytest_aegis.assertions.micro import assert_micro_ping, micro_name
 from pytest_aegis.assertions.service import assert_health_check
 from pytest_aegis.natsd.connect import PERMISSIONS_LINE, classify_lines
 from pytest_aegis.natsd.server import NatsServer
@@ -55,34 +58,53 @@ def health_denial(lines: Iterable[str], subject: str) -> str | None:
     )
 
 
+#: ``check(client)``: one health probe; ``AssertionError`` (listing the replies seen) when not healthy.
+Check = Callable[[Client], Awaitable[object]]
+
+
+def health_check(subject: str, service: str, *, exclude_ids: Callable[[], Collection[str]]) -> Check:
+    """The probe for ``subject``: the services protocol's ping when it is ``$SRV.PING`` (of the
+    service ``service``) or ``$SRV.PING.<name>``, from an instance not in ``exclude_ids()`` (the
+    test's other instances); otherwise the harness's health request for ``service``."""
+    is_micro, name = micro_name(subject)
+
+    async def micro(nc: Client) -> object:
+        return await assert_micro_ping(nc, name or service, within=0.5, exclude_ids=exclude_ids())
+
+    async def aegis(nc: Client) -> object:
+        return await assert_health_check(nc, subject, service=service, within=0.5)
+
+    return micro if is_micro else aegis
+
+
 async def wait_healthy(
     server: NatsServer,
     process: Running,
     *,
     subject: str,
-    service: str,
+    check: Check,
     timeout: float,
     server_lines: Callable[[], list[str]],
-) -> None:
-    """Probe ``subject`` until ``service`` answers healthy; raise :class:`Exited` if the process
-    ends, :class:`HealthRefused` if its health subscription was denied, ``AssertionError`` (a
-    :class:`~pytest_aegis.errors.WaitTimeout`) after ``timeout``, and
+) -> object:
+    """Probe with ``check`` until it passes (return what it returned); raise :class:`Exited` if
+    the process ends, :class:`HealthRefused` if its subscription to ``subject`` was denied,
+    ``AssertionError`` (a :class:`~pytest_aegis.errors.WaitTimeout`) after ``timeout``, and
     :class:`~pytest_aegis.errors.NatsConnectError` if the harness's own probe cannot connect."""
     nc = await server.connect()
     try:
 
-        async def probe() -> bool:
+        async def probe() -> object:
             if not process.is_running:
                 raise Exited  # not transient: stop waiting at once
             denied = health_denial([*process.tail(200), *server_lines()], subject)
             if denied is not None:
                 raise HealthRefused(denied)
-            await assert_health_check(nc, subject, service=service, within=0.5)
-            return True
+            return await check(nc)
 
-        await async_wait_until(
+        return await async_wait_until(
             probe,
-            f"{service} to answer on {subject}",
+            f"an answer on {subject}",
+            ok=lambda _: True,  # a probe that returns passed
             timeout=timeout,
             transient=(AssertionError,),
             interval=0.01,

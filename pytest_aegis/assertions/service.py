@@ -7,7 +7,6 @@ HTTP status and body at the step that went wrong.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import secrets
@@ -19,6 +18,7 @@ from nats.aio.client import Client
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from pytest_aegis.assertions.replies import first_match
 from pytest_aegis.waiting import Poll
 
 INSTANCES_BUCKET = "service-instances"
@@ -53,64 +53,25 @@ async def assert_health_check(
     ``within`` seconds from ``service`` (any service if ``None``) with ``status``.
 
     Every responder's reply is considered, so a shared subject works; returns
-    the matching reply.  On failure, lists the replies that did not match.
+    the matching reply.  On failure, lists the replies that did not match, with their bodies.
     """
-    inbox = nc.new_inbox()
-    replies: asyncio.Queue[Any] = asyncio.Queue()
 
-    async def collect(msg: Any) -> None:
-        replies.put_nowait(msg)
+    def judge(doc: dict[str, Any]) -> str | None:
+        problems = []
+        if service is not None and doc.get("service") != service:
+            problems.append(f"service={doc.get('service')!r}")
+        if status is not None and doc.get("status") != status:
+            problems.append(f"status={doc.get('status')!r} checks={doc.get('checks')!r}")
+        return "; ".join(problems) or None
 
-    sub = await nc.subscribe(inbox, cb=collect)
-    near_misses: list[str] = []
-    try:
-        await nc.publish(subject, b"{}", reply=inbox)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while (remaining := deadline - loop.time()) > 0:
-            try:
-                msg = await asyncio.wait_for(replies.get(), remaining)
-            except TimeoutError:
-                break
-            if not msg.data and (msg.headers or {}).get("Status") == "503":
-                # Nobody is subscribed: no reply can follow, so do not wait out ``within``.
-                near_misses.append("no responders: the server says nobody is subscribed to this subject")
-                break
-            verdict, doc = _judge_health(msg.data, service, status)
-            if verdict is None:
-                return doc
-            near_misses.append(verdict)
-    finally:
-        await sub.unsubscribe()
+    replies = await first_match(nc, subject, judge, within=within, payload=b"{}")
+    if replies.match is not None:
+        return replies.match
     wanted = f"service={service!r} " if service else ""
-    seen = "\n  ".join(near_misses) if near_misses else "no reply at all (no responder, or too slow)"
     raise AssertionError(
         f"health check on {subject!r}: expected a reply from {wanted}with status={status!r} within "
-        f"{within * 1000:.0f} ms; replies seen:\n  {seen}"
+        f"{within * 1000:.0f} ms; replies seen:\n  {replies.seen()}"
     )
-
-
-def _judge_health(raw: bytes, service: str | None, status: str | None) -> tuple[str | None, dict[str, Any]]:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return f"not JSON: {_body(raw)}", {}
-    if not isinstance(doc, dict):
-        return f"not a JSON object: {_body(raw)}", {}
-    problems = []
-    if service is not None and doc.get("service") != service:
-        problems.append(f"service={doc.get('service')!r}")
-    if status is not None and doc.get("status") != status:
-        problems.append(f"status={doc.get('status')!r} checks={doc.get('checks')!r}")
-    if not problems:
-        return None, doc
-    return "; ".join(problems) + f" in the reply {_body(raw)}", doc
-
-
-def _body(raw: bytes, limit: int = 300) -> str:
-    """A reply's body as a near-miss shows it: its text, cut at ``limit`` characters."""
-    text = raw.decode("utf-8", "replace")
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 # -- registration ------------------------------------------------------------------

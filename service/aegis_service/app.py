@@ -30,6 +30,7 @@ from aegis_service.adapters.nats.definitions import KvDefinitionStore
 from aegis_service.adapters.nats.health import HealthResponder, SubscriptionDenied
 from aegis_service.adapters.nats.instances import KvInstanceRegistry
 from aegis_service.adapters.nats.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, KvGateway
+from aegis_service.adapters.nats.micro import MicroService
 from aegis_service.adapters.nats.publish import StreamPublisher
 from aegis_service.adapters.postgres.audit_events import PostgresEventQuery, PostgresEventStore
 from aegis_service.adapters.postgres.db import Database
@@ -126,6 +127,7 @@ class ServiceApp:
         self.registrar = Registrar(settings, KvInstanceRegistry(self.gateway))
         self.monitor = HealthMonitor(settings, self.connection, self.registrar, self.breaker)
         self.responder = HealthResponder(self.monitor, self.connection, settings)
+        self.micro = MicroService(self.monitor, self.connection, settings)
         self.audit = AuditPipeline(settings, self.connection) if settings.database_url is not None else None
         self.http: HttpServer | None = None
         self._sock: socket.socket | None = None
@@ -202,6 +204,7 @@ class ServiceApp:
             await self.responder.start()
         except SubscriptionDenied as exc:
             raise StartupError(str(exc)) from None
+        await self.micro.start()
         if self.audit is not None:
             await self._until(deadline, "set up the AUDIT stream", self.audit.set_up_stream)
             await self.audit.open()
@@ -291,6 +294,8 @@ class ServiceApp:
                 )
         if self.audit is not None:
             await self.audit.stop(SHUTDOWN_STEP_TIMEOUT)
+        with contextlib.suppress(Exception):  # the connection may be gone: nothing to unsubscribe
+            await asyncio.wait_for(self.micro.stop(), SHUTDOWN_STEP_TIMEOUT)
         if self.http is not None:
             await self.http.stop(SHUTDOWN_STEP_TIMEOUT)
         elif self._sock is not None:

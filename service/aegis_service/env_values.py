@@ -18,6 +18,12 @@ MIN_REGISTRATION_TTL = 1.0  # nats-server's per-message TTL (Nats-TTL) has a gra
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SUBJECT_TOKEN_RE = re.compile(r"^[^\s.*>]+$")
+# Semantic Versioning 2.0 (semver.org), which the NATS services protocol requires of a version.
+_SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
 _URL_SCHEMES = ("nats", "tls")
 
 
@@ -153,8 +159,11 @@ def _token(value: object) -> str:
 
 def _version(value: object) -> str:
     text = str(value)
-    if len(text) > 64 or any(ch.isspace() for ch in text):
-        raise ValueError(f"must be at most 64 characters without whitespace, got {show(text)}")
+    if len(text) > 64 or not _SEMVER_RE.match(text):
+        raise ValueError(
+            "must be a semantic version of at most 64 characters (MAJOR.MINOR.PATCH, e.g. 1.4.2 or "
+            f"2.0.0-rc.1; the NATS services protocol requires one), got {show(text)}"
+        )
     return text
 
 

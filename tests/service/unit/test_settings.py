@@ -192,7 +192,8 @@ ERROR_CASES = [
     ({"AEGIS_NATS_TLS_CERT": "/nonexistent/c.pem"}, "AEGIS_NATS_TLS_CERT", "file not found"),
     ({"AEGIS_SERVICE_NAME": "orders.v2"}, "AEGIS_SERVICE_NAME", "[A-Za-z0-9_-]"),
     ({"AEGIS_INSTANCE_ID": "x" * 65}, "AEGIS_INSTANCE_ID", "1-64 characters"),
-    ({"AEGIS_SERVICE_VERSION": "1 2"}, "AEGIS_SERVICE_VERSION", "without whitespace"),
+    ({"AEGIS_SERVICE_VERSION": "1 2"}, "AEGIS_SERVICE_VERSION", "must be a semantic version"),
+    ({"AEGIS_SERVICE_VERSION": "1.2"}, "AEGIS_SERVICE_VERSION", "MAJOR.MINOR.PATCH"),
     ({"AEGIS_HEALTH_SUBJECT": "health.*"}, "AEGIS_HEALTH_SUBJECT", "without spaces or wildcards"),
     ({"AEGIS_HEALTH_SUBJECT": "health..check"}, "AEGIS_HEALTH_SUBJECT", "dot-separated tokens"),
     (
