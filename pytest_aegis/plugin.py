@@ -100,17 +100,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _backend_or_usage_error(harness: Harness) -> Backend | None:
-    """The backend, made now.  A wrong setting (a bad URL, a binary path that is not one), or a
-    backend chosen by name that cannot run, is a usage error: reported once and whole, naming
-    where it was set, instead of by every test.  ``auto`` finding nothing is not (a session of
-    unit tests needs no server): the header says why, and each test that needs a server errors."""
+    """A backend chosen by name, made now; under ``auto`` none (made on first use), but the
+    settings given for the backends it may pick are checked.  A wrong setting (a bad URL, a
+    binary path that is not one), or a backend chosen by name that cannot run, is a usage error:
+    reported once and whole, naming where it was set, instead of by every test.  ``auto`` finding
+    nothing is not (a session of unit tests needs no server): the header says why, and each test
+    that needs a server errors."""
+    config = harness.config
     try:
+        if config.backend == "auto":
+            if config.nats_bin is not None or config.pg_bin_dir is not None:  # else: import nothing
+                from pytest_aegis.backends import check_auto_settings
+
+                check_auto_settings(config)
+            return None
         return harness.backend
     except BackendMisconfigured as exc:
         raise pytest.UsageError(f"aegis: {exc}") from None
     except BackendUnavailable as exc:
-        if harness.config.backend == "auto":
-            return None
         origin = harness.config.origin("backend")
         raise pytest.UsageError(
             f"aegis: backend {harness.config.backend!r} (set by {origin}) cannot run here:\n{exc}"

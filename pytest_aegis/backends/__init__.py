@@ -15,7 +15,7 @@ from pytest_aegis.session import SessionState
 if TYPE_CHECKING:
     from pytest_aegis.backends.base import Backend
 
-__all__ = ["BACKENDS", "BackendUnavailable", "backend_class", "select_backend"]
+__all__ = ["BACKENDS", "BackendUnavailable", "backend_class", "check_auto_settings", "select_backend"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,18 @@ def _auto(config: AegisConfig, session: SessionState) -> Backend:
         except BackendUnavailable as exc:
             errors.append(f"{name}: {exc}")
     raise BackendUnavailable("--aegis-backend=auto found neither backend.\n" + "\n".join(errors))
+
+
+def check_auto_settings(config: AegisConfig) -> None:
+    """Raise :class:`BackendMisconfigured` when a setting given for a backend ``auto`` may pick is
+    wrong (the local backend's binaries), without making a backend (cheap: a session start under
+    ``auto`` imports no backend)."""
+    from pytest_aegis.backends.local.binaries import find_nats_server, find_pg_bin_dir
+
+    if config.nats_bin is not None:
+        find_nats_server(config)
+    if config.pg_bin_dir is not None:
+        find_pg_bin_dir(config.pg_bin_dir, config.origin("pg_bin_dir"))
 
 
 def select_backend(config: AegisConfig, session: SessionState) -> Backend:
