@@ -13,16 +13,17 @@ Measured with :func:`time.perf_counter`, summarised by :mod:`bench.stats`:
     spawn, wait for ready.  Stopping is not timed.
 
 ``postgres_db``
-    What the ``postgres_db`` fixture does per test: ``DatabaseAdmin.create`` from
-    the migrated template (20 tables, each with an index) over the server's one
-    open admin connection, as the pool keeps it.  Dropping is timed separately
-    (``postgres_db_drop``).
+    What the ``postgres_db`` fixture costs a test: a spare database taken (see
+    :mod:`bench.pg_spares`), interleaved with ``pytest_postgresql_db``, the reference:
+    pytest-postgresql's ``DatabaseJanitor(..., template_dbname=...).init()`` on the same
+    server and template.  Optional: without pytest-postgresql the suite records
+    ``"not installed"``.
 
-``pytest_postgresql_db``
-    The reference, interleaved with ``postgres_db`` against the same running
-    server and the same template: pytest-postgresql's ``DatabaseJanitor(...,
-    template_dbname=...).init()`` (and ``.drop()``, timed separately).  Optional:
-    without pytest-postgresql the suite records ``"not installed"``.
+``postgres_db_clone``
+    What the fixture costs when no spare is ready: ``DatabaseAdmin.create`` from the
+    migrated template (20 tables, each with an index) over the server's one open
+    admin connection, interleaved with the janitor (``pytest_postgresql_db_beside_clone``).
+    Dropping is timed separately (``postgres_db_drop``, ``pytest_postgresql_db_drop``).
 
 ``rollback_mode``
     The per-test cost of the ``postgres_tx`` fixture, whose connection stays
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.pg_spares import make_janitor, measure_spares
 from pytest_aegis.backends.local.postgres import LocalPostgres, PostgresServer
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.postgres.databases import DatabaseAdmin, create_database, create_template, drop_database
@@ -58,7 +59,7 @@ NAME = "postgres"
 TABLES = 20
 TARGETS: dict[str, float] = {
     "warm_start_median_ms": 500,
-    "postgres_db_median_ms": 50,
+    "postgres_db_median_ms": 5,
     "rollback_median_ms": 2,
 }
 #: Repetitions of each measurement: (full run, --quick).
@@ -159,17 +160,6 @@ def _pytest_postgresql() -> tuple[Any, str] | tuple[None, str]:
     return DatabaseJanitor, installed
 
 
-def _janitor(janitor_cls: Any, server: PostgresServer, template: str) -> Any:
-    return janitor_cls(
-        user=server.user,
-        password=server.password,
-        host=server.host,
-        port=server.port,
-        dbname=f"ppg_{secrets.token_hex(6)}",
-        template_dbname=template,
-    )
-
-
 def measure_databases(
     server: PostgresServer, template: str, janitor_cls: Any, reps: int
 ) -> dict[str, list[float]]:
@@ -189,7 +179,7 @@ def _measure_databases(
         created = time.perf_counter()
         try:
             if janitor_cls is not None:
-                janitor = _janitor(janitor_cls, server, template)
+                janitor = make_janitor(janitor_cls, server, template)
                 ppg_started = time.perf_counter()
                 janitor.init()
                 ppg_created = time.perf_counter()
@@ -263,6 +253,7 @@ class _Measured:
     warm: list[float] = field(default_factory=list)
     warm_hits: list[bool] = field(default_factory=list)
     db: dict[str, list[float]] = field(default_factory=dict)
+    spares: dict[str, list[float]] = field(default_factory=dict)
     rollback: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -291,9 +282,11 @@ def _measure(pool: LocalPostgres, scratch: Path, reps: dict[str, int], janitor_c
         template = create_template(server, MigrationSource(directory=migrations))
         out.template_s = time.perf_counter() - template_started
         out.db = measure_databases(server, template.name, janitor_cls, reps["postgres_db"])
-        _progress(f"postgres_db median {_median_ms(out.db['create']):.2f} ms")
+        out.spares = measure_spares(server, template.name, janitor_cls, reps["postgres_db"])
+        _progress(f"postgres_db median {_median_ms(out.spares['take']):.3f} ms")
+        _progress(f"postgres_db_clone median {_median_ms(out.db['create']):.2f} ms")
         if janitor_cls is not None:
-            _progress(f"pytest_postgresql_db median {_median_ms(out.db['ppg_create']):.2f} ms")
+            _progress(f"pytest_postgresql_db median {_median_ms(out.spares['ppg_create']):.2f} ms")
         tx_database = create_database(server, template.name, prefix="aegis_tx")
         try:
             out.rollback = measure_rollback(tx_database, reps["rollback_mode"])
@@ -307,14 +300,19 @@ def _results(m: _Measured, with_janitor: bool) -> dict[str, Any]:
     results: dict[str, Any] = {
         "server_cold_start": {**stats.summarize(m.cold), "cache_hits": sum(m.cold_hits)},
         "server_warm_start": {**stats.summarize(m.warm), "cache_hits": sum(m.warm_hits)},
-        "postgres_db": stats.summarize(m.db["create"]),
+        "postgres_db": {
+            **stats.summarize(m.spares["take"]),
+            "cloned_on_demand": int(sum(m.spares["fallbacks"])),
+        },
+        "postgres_db_clone": stats.summarize(m.db["create"]),
         "postgres_db_drop": stats.summarize(m.db["drop"]),
     }
     if with_janitor:
-        results["pytest_postgresql_db"] = stats.summarize(m.db["ppg_create"])
+        results["pytest_postgresql_db"] = stats.summarize(m.spares["ppg_create"])
+        results["pytest_postgresql_db_beside_clone"] = stats.summarize(m.db["ppg_create"])
         results["pytest_postgresql_db_drop"] = stats.summarize(m.db["ppg_drop"])
         results["postgres_db_vs_pytest_postgresql_ratio"] = stats.ratio(
-            stats.median(m.db["create"]), stats.median(m.db["ppg_create"])
+            stats.median(m.spares["take"]), stats.median(m.spares["ppg_create"])
         )
     else:
         results["pytest_postgresql_db"] = {"skipped": "pytest-postgresql is not installed"}
@@ -327,9 +325,10 @@ NOTES = [
     "server starts: LocalPostgres.start() until the server logs it accepts connections; stop not timed",
     "cold: $XDG_CACHE_HOME points at a fresh empty directory per rep (initdb runs); warm: a "
     "private cache directory warmed by a discarded first start (the user's cache is untouched)",
-    "postgres_db: create_database from the template (as the postgres_db fixture); "
-    "pytest_postgresql_db: DatabaseJanitor(template_dbname=...).init() on the same server and "
-    "template, interleaved per rep; drops timed separately (*_drop)",
+    "postgres_db: a spare taken (as the fixture), then a minimal test (connect, SELECT 1) and the "
+    "database given back; pytest_postgresql_db: DatabaseJanitor(template_dbname=...).init() on the "
+    "same server and template, interleaved per rep; postgres_db_clone: CREATE DATABASE from the "
+    "template (no spare ready); drops timed separately (*_drop)",
     "rollback_mode: SELECT 1 (opens the transaction) + rollback on an open connection; "
     "rollback_mode_with_connect adds connect/close as the postgres_tx fixture does per test",
     f"the first rep of warm starts, databases and rollback is a discarded warm-up ({WARMUP})",
@@ -366,8 +365,9 @@ def _report(
         "samples_ms": {
             "server_cold_start": _ms_list(m.cold),
             "server_warm_start": _ms_list(m.warm),
-            "postgres_db": _ms_list(m.db["create"]),
-            "pytest_postgresql_db": _ms_list(m.db["ppg_create"]),
+            "postgres_db": _ms_list(m.spares["take"]),
+            "postgres_db_clone": _ms_list(m.db["create"]),
+            "pytest_postgresql_db": _ms_list(m.spares["ppg_create"]),
         },
         "targets": dict(TARGETS),
         "observed": observed,

@@ -26,10 +26,12 @@ BackendName = Literal["auto", "local", "docker", "external"]
 DockerNetwork = Literal["bridge", "host"]
 #: The security cases ``--aegis-require`` can demand (see :mod:`pytest_aegis.matrix.report`).
 RequiredCase = Literal["auth", "tls", "mtls", "permissions", "app-refusal"]
-Kind = Literal["text", "bool", "seconds", "path", "choice", "choices"]
+Kind = Literal["text", "bool", "seconds", "count", "path", "choice", "choices"]
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
+#: The largest value a count setting takes (more spare databases only cost memory).
+MAX_COUNT = 64
 #: Seconds a server may take to become ready (and a harness connection to succeed).
 DEFAULT_START_TIMEOUT = 20.0
 #: Seconds the service under test may take to become healthy.
@@ -50,6 +52,7 @@ class AegisConfig:
     app_start_timeout: float = DEFAULT_APP_START_TIMEOUT
     pg_bin_dir: Path | None = None
     pg_migrations: str | None = None
+    pg_spare_databases: int = 2
     pg_data_dir: Path | None = None
     docker_nats_image: str = "nats:2.11"
     docker_pg_image: str = "postgres:16"
@@ -136,6 +139,8 @@ class Setting:
             return "bool"
         if annotation is float:
             return "seconds"
+        if annotation is int:
+            return "count"
         return "path" if Path in typing.get_args(annotation) else "text"
 
     @property
@@ -206,6 +211,12 @@ class Setting:
                     f"{self.where}: invalid value {raw!r}; expected a positive number of seconds"
                 )
             return number
+        if kind == "count":
+            if not text.isdigit() or int(text) > MAX_COUNT:
+                raise ConfigError(
+                    f"{self.where}: invalid value {raw!r}; expected a whole number from 0 to {MAX_COUNT}"
+                )
+            return int(text)
         return Path(text) if kind == "path" else raw
 
 
@@ -243,6 +254,11 @@ SETTINGS: tuple[Setting, ...] = (
         "migrations for the template database of postgres_db: a directory of NNN_name.sql (or "
         "NNN_name.up.sql) files applied in order (relative to the rootdir), or 'module:function' "
         "called with the template's DSN",
+    ),
+    Setting(
+        "pg_spare_databases",
+        "copies of the template database kept ready per server, so that postgres_db takes one "
+        "instead of waiting for CREATE DATABASE (0: clone for each test)",
     ),
     Setting(
         "pg_data_dir",

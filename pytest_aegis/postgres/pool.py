@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.postgres.databases import TEMPLATE, Connection, DatabaseAdmin
+from pytest_aegis.postgres.databases import TEMPLATE, Connection, DatabaseAdmin, owner_token
 from pytest_aegis.postgres.handle import PostgresDatabase, PostgresHandle
 from pytest_aegis.postgres.migrations import parse_migrations
+from pytest_aegis.postgres.spares import SpareDatabases
 
 if TYPE_CHECKING:  # backends import this package
     from pytest_aegis.backends.base import Backend
@@ -30,7 +31,9 @@ class PostgresPool:
             parse_migrations(config.pg_migrations, Path.cwd()) if config.pg_migrations else None
         )
         self._shared: PostgresHandle | None = None
+        self._owner = owner_token()  # marks what this session makes (DatabaseAdmin.sweep)
         self._admins: dict[int, DatabaseAdmin] = {}
+        self._spares: dict[int, SpareDatabases] = {}
         self._templates: dict[int, PostgresDatabase] = {}
         self._tx_databases: dict[int, PostgresDatabase] = {}
         self._tx_connections: dict[int, Connection] = {}
@@ -53,6 +56,8 @@ class PostgresPool:
 
     def _forget(self, server: PostgresHandle) -> None:
         key = id(server)
+        if (spares := self._spares.pop(key, None)) is not None:
+            spares.close()
         self._templates.pop(key, None)
         self._tx_databases.pop(key, None)
         if (conn := self._tx_connections.pop(key, None)) is not None:
@@ -66,8 +71,26 @@ class PostgresPool:
         """The server's :class:`DatabaseAdmin` (one open admin connection per server)."""
         key = id(server)
         if key not in self._admins:
-            self._admins[key] = DatabaseAdmin(server, timeout=self._config.start_timeout)
+            admin = self._admins[key] = self._new_admin(server)
+            if server.shared:  # a server other sessions use: drop what killed ones left there
+                admin.sweep()
         return self._admins[key]
+
+    def _new_admin(self, server: PostgresHandle, *, holds_lock: bool = True) -> DatabaseAdmin:
+        return DatabaseAdmin(
+            server, timeout=self._config.start_timeout, owner=self._owner, holds_lock=holds_lock
+        )
+
+    def spares(self, server: PostgresHandle) -> SpareDatabases:
+        """The server's ready copies of the template (``aegis_pg_spare_databases`` of them)."""
+        key = id(server)
+        if key not in self._spares:
+            template = self.template(server).name
+            worker = self._new_admin(server, holds_lock=False)
+            self._spares[key] = SpareDatabases(
+                self.admin(server), worker, template, self._config.pg_spare_databases
+            )
+        return self._spares[key]
 
     def template(self, server: PostgresHandle) -> PostgresDatabase:
         """``aegis_template`` on ``server``, with the migrations applied (made once per server)."""
@@ -79,10 +102,12 @@ class PostgresPool:
         return self._templates[key]
 
     def new_database(self, server: PostgresHandle) -> PostgresDatabase:
-        return self.admin(server).create(self.template(server).name)
+        """A fresh copy of the template: a spare made ahead of need when one is ready."""
+        return self.spares(server).take()
 
     def drop_database(self, database: PostgresDatabase) -> None:
-        self.admin(database.server).drop(database)
+        """Drop a database :meth:`new_database` gave (in the background when spares are kept)."""
+        self.spares(database.server).give_back(database)
 
     def tx_database(self, server: PostgresHandle) -> PostgresDatabase:
         """One migrated database per server for ``postgres_tx`` (tests roll back, so it can be shared)."""
@@ -120,6 +145,8 @@ class PostgresPool:
     def _drop_own_databases(self, server: PostgresHandle) -> None:
         """On a shared server: drop the session's ``postgres_tx`` database and template."""
         key = id(server)
+        if (spares := self._spares.pop(key, None)) is not None:
+            spares.close()
         if (conn := self._tx_connections.pop(key, None)) is not None:
             with contextlib.suppress(Exception):
                 conn.close()
