@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.assertions.micro import assert_micro_ping as assert_micro_ping
     from pytest_aegis.assertions.micro import assert_micro_service as assert_micro_service
     from pytest_aegis.assertions.micro import micro_stats as micro_stats
+    from pytest_aegis.assertions.migrations import assert_migrations_roundtrip as assert_migrations_roundtrip
     from pytest_aegis.assertions.refusal import AppRefusal as AppRefusal
     from pytest_aegis.assertions.refusal import assert_app_refuses_to_start as assert_app_refuses_to_start
     from pytest_aegis.assertions.security import assert_connection_rejected as assert_connection_rejected
@@ -80,6 +81,7 @@ _LAZY = {
     "assert_micro_ping": "pytest_aegis.assertions.micro",
     "assert_micro_service": "pytest_aegis.assertions.micro",
     "assert_no_event_lost": "pytest_aegis.assertions.audit",
+    "assert_migrations_roundtrip": "pytest_aegis.assertions.migrations",
     "assert_permission_denied": "pytest_aegis.assertions.security",
     "assert_permitted": "pytest_aegis.assertions.security",
     "assert_registration_expires": "pytest_aegis.assertions.service",

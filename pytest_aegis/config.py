@@ -252,8 +252,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "pg_migrations",
         "migrations for the template database of postgres_db: a directory of NNN_name.sql (or "
-        "NNN_name.up.sql) files applied in order (relative to the rootdir), or 'module:function' "
-        "called with the template's DSN",
+        "NNN_name.up.sql) files applied in order (relative to the rootdir), 'module:function' "
+        "called with the template's DSN, or 'alembic:path/to/alembic.ini' (upgrade head)",
     ),
     Setting(
         "pg_spare_databases",

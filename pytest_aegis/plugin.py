@@ -69,8 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # A relative directory is relative to the rootdir: resolved once here, so the
         # frozen config is the only truth.
         source = parse_migrations(settings.pg_migrations, config.rootpath)
-        resolved = str(source.directory) if source.directory is not None else settings.pg_migrations
-        settings = dataclasses.replace(settings, pg_migrations=resolved)
+        if (problem := source.problem()) is not None:
+            raise pytest.UsageError(f"aegis: {problem} (set by {settings.origin('pg_migrations')})")
+        settings = dataclasses.replace(settings, pg_migrations=source.value)
     if settings.app_env:  # checked once, here, not by every test that starts the service
         from pytest_aegis.app.spec import parse_env_map
 

@@ -1,6 +1,6 @@
 """Where the template database's schema comes from: ``aegis_pg_migrations``.
 
-Two forms, told apart by :func:`parse_migrations`:
+Three forms, told apart by :func:`parse_migrations`:
 
 * a directory of ``NNN_name.sql`` files (or ``NNN_name.up.sql``, whose
   ``NNN_name.down.sql`` partners are ignored), applied in numeric order, each
@@ -8,12 +8,19 @@ Two forms, told apart by :func:`parse_migrations`:
 * ``package.module:function``: your own migration runner, called once per
   server as ``function(dsn)`` with the template database's DSN (e.g. Alembic's
   ``command.upgrade`` wrapped in a function, or the reference service's
-  ``aegis_service.migrations:upgrade``).
+  ``aegis_service.migrations:upgrade``);
+* ``alembic:path/to/alembic.ini`` (relative to the rootdir): ``alembic upgrade head``, with the
+  database given to Alembic as its ``sqlalchemy.url`` (see
+  :mod:`~pytest_aegis.postgres.alembic_runner`), so a stock ``env.py`` works unchanged.
+
+:func:`pytest_aegis.assert_migrations_roundtrip` drives each form one step at a time
+(:mod:`~pytest_aegis.postgres.roundtrip`).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,22 +30,50 @@ from pytest_aegis.errors import MigrationError
 from pytest_aegis.postgres.handle import CONNECT_TIMEOUT
 
 _MIGRATION = re.compile(r"^(\d+)_.+\.sql$")
+ALEMBIC_PREFIX = "alembic:"
+ALEMBIC_HINT = "pip install 'pytest-aegis[alembic]'"
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass(frozen=True)
 class MigrationSource:
-    """A parsed ``aegis_pg_migrations`` value: exactly one of ``directory`` and ``function``."""
+    """A parsed ``aegis_pg_migrations`` value: exactly one of ``directory``, ``function`` and
+    ``alembic`` (the path of an ``alembic.ini``)."""
 
     directory: Path | None = None
     function: str | None = None
+    alembic: Path | None = None
+
+    @property
+    def value(self) -> str:
+        """As an ``aegis_pg_migrations`` value, with its path absolute."""
+        if self.alembic is not None:
+            return f"{ALEMBIC_PREFIX}{self.alembic}"
+        return str(self.directory) if self.directory is not None else str(self.function)
+
+    def problem(self) -> str | None:
+        """What is wrong that can be seen before a server starts (an Alembic config that is not
+        there, Alembic not installed), or ``None``."""
+        if self.alembic is None:
+            return None
+        if not self.alembic.is_file():
+            return f"aegis_pg_migrations: no Alembic config at {self.alembic} (relative to the rootdir)"
+        if importlib.util.find_spec("alembic") is None or importlib.util.find_spec("sqlalchemy") is None:
+            return "aegis_pg_migrations: Alembic needs alembic and SQLAlchemy: " + ALEMBIC_HINT
+        return None
 
     def describe(self) -> str:
+        if self.alembic is not None:
+            return f"alembic upgrade head ({self.alembic})"
         return str(self.directory) if self.directory is not None else f"{self.function}(dsn)"
 
     def apply(self, dsn: str) -> None:
         """Bring the (empty) database at ``dsn`` to the migrations' head."""
-        if self.directory is not None:
+        if self.alembic is not None:
+            from pytest_aegis.postgres import alembic_runner
+
+            alembic_runner.run("upgrade", self.alembic, dsn)
+        elif self.directory is not None:
             apply_directory(self.directory, dsn)
         elif self.function is not None:
             run = load_function(self.function)
@@ -49,8 +84,11 @@ class MigrationSource:
 
 
 def parse_migrations(value: str, rootdir: Path) -> MigrationSource:
-    """``module:function`` when it looks like one and no such path exists; else a directory
-    (relative to ``rootdir``)."""
+    """``alembic:<ini>``; ``module:function`` when it looks like one and no such path exists; else
+    a directory (paths relative to ``rootdir``)."""
+    if value.startswith(ALEMBIC_PREFIX):
+        ini = Path(value.removeprefix(ALEMBIC_PREFIX))
+        return MigrationSource(alembic=ini if ini.is_absolute() else rootdir / ini)
     path = Path(value)
     if not path.is_absolute():
         path = rootdir / path
