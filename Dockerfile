@@ -25,7 +25,7 @@ RUN pip wheel --no-deps --wheel-dir /wheels ./service \
  && python -m venv --without-pip /opt/aegis \
  && pip --python /opt/aegis/bin/python install --no-index --find-links /wheels --no-deps /wheels/*.whl \
  && if [ "$WITH_COVERAGE" = "1" ]; then pip --python /opt/aegis/bin/python install --no-deps coverage; fi \
- && /opt/aegis/bin/python -c "import aegis_service.__main__, fastapi, uvicorn, uvloop, psycopg, psycopg_pool, nats, nkeys" \
+ && /opt/aegis/bin/python -c "import aegis_service.__main__, aegis_service.app, fastapi, uvicorn, uvloop, psycopg, psycopg_pool, nats, nkeys, prometheus_client" \
  && find /opt/aegis -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from aegis_service import migrations
 from aegis_service.adapters.http.api import create_app
 from aegis_service.adapters.http.audit import create_audit_routers
+from aegis_service.adapters.http.metrics import install_metrics
 from aegis_service.adapters.http.probes import create_probes_router
 from aegis_service.adapters.http.server import HttpBindError, HttpServer, bind_socket
 from aegis_service.adapters.nats import audit as nats_audit
@@ -36,12 +37,14 @@ from aegis_service.adapters.postgres.audit_events import PostgresEventQuery, Pos
 from aegis_service.adapters.postgres.db import Database
 from aegis_service.adapters.postgres.grants import GrantRepository
 from aegis_service.adapters.postgres.outbox import PostgresOutbox
+from aegis_service.adapters.prometheus import PrometheusMetrics
 from aegis_service.audit import AuditConsumer, OutboxRelay
 from aegis_service.backoff import full_jitter
 from aegis_service.breaker import CircuitBreaker
 from aegis_service.definitions import DefinitionService
 from aegis_service.domain.errors import Unavailable, describe_error
 from aegis_service.health import HealthMonitor, Probes
+from aegis_service.metrics import Metrics, MetricsSampler
 from aegis_service.registration import Registrar
 from aegis_service.settings import Settings
 
@@ -61,7 +64,7 @@ class AuditPipeline:
     """The audit pipeline (on only with ``AEGIS_DATABASE_URL``): the pool for HTTP, the ``AUDIT`` stream
     and consumer, the outbox relay and the consumer tasks, and their routes."""
 
-    def __init__(self, settings: Settings, connection: NatsConnection) -> None:
+    def __init__(self, settings: Settings, connection: NatsConnection, metrics: Metrics) -> None:
         assert settings.database_url is not None
         dsn = settings.database_url.get_secret_value()
         self._settings = settings
@@ -77,6 +80,7 @@ class AuditPipeline:
             PostgresEventStore(dsn),
             batch=settings.audit_batch_size,
             max_event_bytes=settings.audit_max_event_bytes,
+            metrics=metrics,
         )
 
     def client(self) -> Client:
@@ -94,6 +98,12 @@ class AuditPipeline:
 
     async def open(self) -> None:
         await self.database.open()
+
+    async def pending(self) -> int:
+        """The consumer's unacknowledged messages (for the metrics)."""
+        return await nats_audit.pending_messages(
+            self.client().jetstream(timeout=self._settings.request_timeout)
+        )
 
     def routers(self) -> list[APIRouter]:
         return create_audit_routers(self.grants, PostgresEventQuery(self.database))
@@ -120,15 +130,24 @@ class ServiceApp:
         self._stdout = stdout or sys.stdout
         self._stop = asyncio.Event()
         self.connection = NatsConnection(settings)
+        self.metrics = PrometheusMetrics()
+        self.connection.on_reconnected(self.metrics.nats_reconnected)
         self.breaker = CircuitBreaker(
             "nats-publish", settings.breaker_failure_threshold, settings.breaker_reset_timeout
         )
         self.gateway = KvGateway(self.connection, self.breaker, settings.request_timeout)
         self.registrar = Registrar(settings, KvInstanceRegistry(self.gateway))
         self.monitor = HealthMonitor(settings, self.connection, self.registrar, self.breaker)
-        self.responder = HealthResponder(self.monitor, self.connection, settings)
-        self.micro = MicroService(self.monitor, self.connection, settings)
-        self.audit = AuditPipeline(settings, self.connection) if settings.database_url is not None else None
+        self.responder = HealthResponder(self.monitor, self.connection, settings, self.metrics)
+        self.micro = MicroService(self.monitor, self.connection, settings, self.metrics)
+        self.audit = (
+            AuditPipeline(settings, self.connection, self.metrics)
+            if settings.database_url is not None
+            else None
+        )
+        self.sampler = MetricsSampler(
+            self.metrics, self.connection, self.audit.pending if self.audit is not None else None
+        )
         self.http: HttpServer | None = None
         self._sock: socket.socket | None = None
         self._registered = False
@@ -227,12 +246,18 @@ class ServiceApp:
             self.audit.start()
 
     def _http_app(self) -> FastAPI:
-        api = create_app(DefinitionService(KvDefinitionStore(self.gateway)), self.monitor.report)
+        definitions = DefinitionService(KvDefinitionStore(self.gateway), self.metrics)
+        api = create_app(definitions, self.monitor.report)
+        install_metrics(api, self.metrics, self._scrape)
         database = self.audit.database if self.audit is not None else None
         api.include_router(create_probes_router(Probes(self.connection, database, migrations.head)))
         for router in self.audit.routers() if self.audit is not None else ():
             api.include_router(router)
         return api
+
+    async def _scrape(self, accept: str | None) -> tuple[bytes, str]:
+        await self.sampler.sample()
+        return self.metrics.render(accept)
 
     async def _open_buckets(self) -> None:
         async def opened(_kv: object) -> None:

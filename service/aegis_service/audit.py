@@ -25,6 +25,7 @@ from aegis_service.domain.audit import AccessGrantInput, AccessGrantOut, AuditEv
 from aegis_service.domain.errors import Unavailable, first_line
 from aegis_service.domain.events import OutgoingEvent, Rejected, StorableEvent, parse_event
 from aegis_service.domain.models import utc_now
+from aegis_service.metrics import Metrics, NoMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +191,18 @@ class OutboxRelay:
 
 
 class AuditConsumer:
-    def __init__(self, source: EventSource, store: EventStore, *, batch: int, max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        source: EventSource,
+        store: EventStore,
+        *,
+        batch: int,
+        max_event_bytes: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._source = source
         self._store = store
+        self._metrics = metrics or NoMetrics()
         self._batch = batch
         self._max_event_bytes = max_event_bytes
         self.db_available = False
@@ -281,6 +291,7 @@ class AuditConsumer:
             return
         for item in dead:
             logger.info("audit consumer: dead-lettered a message on %s: %s", item.subject, item.reason)
+            self._metrics.audit_dead_lettered(item.code)
         await _settle(msgs, ack=True)
 
 

@@ -12,8 +12,10 @@ class MemoryDefinitionStore:
         self._items: dict[str, ServiceDefinitionOut] = {}
         self._revision = 0
 
-    async def list(self) -> list[ServiceDefinitionOut]:
-        return sorted(self._items.values(), key=lambda item: item.service_name)
+    async def list(self, after: str | None = None, limit: int | None = None) -> list[ServiceDefinitionOut]:
+        items = sorted(self._items.values(), key=lambda item: item.service_name)
+        items = [item for item in items if after is None or item.service_name > after]
+        return items if limit is None else items[:limit]
 
     async def get(self, name: str) -> ServiceDefinitionOut | None:
         return self._items.get(name)

@@ -23,6 +23,17 @@ from aegis_service.domain.models import utc_now
 SUBJECT_PREFIX = "audit."
 MAX_ID_LENGTH = 128
 MAX_TYPE_LENGTH = 200
+#: The codes a dead letter's ``reason`` starts with (``rejected_by_database`` comes from the store).
+REJECTION_CODES = (
+    "oversized",
+    "bad_json",
+    "not_object",
+    "missing_id",
+    "bad_id",
+    "missing_type",
+    "bad_occurred_at",
+    "rejected_by_database",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,11 @@ class Rejected:
     subject: str
     raw: bytes
     reason: str
+
+    @property
+    def code(self) -> str:
+        """The stable code the reason starts with, one of :data:`REJECTION_CODES`."""
+        return self.reason.partition(":")[0]
 
 
 def new_event(

@@ -111,8 +111,13 @@ class ServiceDefinitionOut(ServiceDefinition):
 
 
 class ServiceList(CamelModel):
+    """One page of ``GET /api/services``, in name order."""
+
     items: list[ServiceDefinitionOut]
-    count: int
+    count: int = Field(description="Number of items on this page.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
 
 
 # -- health ---------------------------------------------------------------------------------------------

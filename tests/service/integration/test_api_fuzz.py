@@ -12,6 +12,14 @@ CONFIG = """
 [checks.missing_required_header]
 # PUT without If-Match is answered 428 Precondition Required by design.
 expected-statuses = [428]
+
+[[operations]]
+# A page cursor is opaque: the schema gives its alphabet and length, but only a nextCursor the API
+# issued (the base64 of a service name) is accepted; any other string of that shape is 422 naming
+# `cursor` by design.
+# (One filter, the operation's name: separate include-path and include-method filters are OR'ed.)
+include-name = "GET /api/services"
+checks.positive_data_acceptance.expected-statuses = [200, 422]
 """
 
 

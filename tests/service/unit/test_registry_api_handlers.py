@@ -29,12 +29,12 @@ class MemoryRepository(MemoryDefinitionStore):
         self.down = False
         self.explode = False
 
-    async def list(self) -> list[ServiceDefinitionOut]:
+    async def list(self, after: str | None = None, limit: int | None = None) -> list[ServiceDefinitionOut]:
         if self.down:
             raise Unavailable("KV: NATS is not connected", retry_after=2)
         if self.explode:
             raise RuntimeError("secret internal detail")
-        return await super().list()
+        return await super().list(after, limit)
 
 
 HEALTH = {
@@ -214,7 +214,7 @@ def test_openapi_declares_every_error_status(client: Client) -> None:
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     expected = {
-        ("/api/services", "get"): {"200", "500", "503"},
+        ("/api/services", "get"): {"200", "422", "500", "503"},
         ("/api/services", "post"): {"201", "409", "422", "500", "503"},
         ("/api/services/{serviceName}", "get"): {"200", "404", "422", "500", "503"},
         ("/api/services/{serviceName}", "put"): {"200", "404", "409", "422", "428", "500", "503"},

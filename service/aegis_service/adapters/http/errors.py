@@ -79,6 +79,9 @@ def _doc(description: str) -> dict[str, Any]:
 E404: Responses = {404: _doc("No service definition with this name.")}
 E409: Responses = {409: _doc("Conflict: the name exists already, or the If-Match revision is stale.")}
 E422: Responses = {422: _doc("Validation error (including malformed JSON and a malformed If-Match header).")}
+E422_PAGE: Responses = {
+    422: _doc("Validation error: `limit` out of range, or a `cursor` that is not a `nextCursor` of this API.")
+}
 E428: Responses = {428: _doc("If-Match header missing.")}
 E500: Responses = {500: _doc("Unexpected internal error (no details are disclosed).")}
 E503: Responses = {

@@ -7,12 +7,14 @@ import re
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import FastAPI, Path, Query, Request, Response
 
+from aegis_service.adapters.http.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from aegis_service.adapters.http.errors import (
     E404,
     E409,
     E422,
+    E422_PAGE,
     E428,
     E500,
     E503,
@@ -36,7 +38,21 @@ ETAG_HEADER = {
 }
 LOCATION_HEADER = {"Location": {"description": "URL of the new resource.", "schema": {"type": "string"}}}
 
+#: Page size of ``GET /api/services``: by default, and at most.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
 ServiceNamePath = Annotated[str, Path(alias="serviceName", pattern=SERVICE_NAME_PATTERN)]
+LimitQuery = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT}).")
+]
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        pattern=CURSOR_PATTERN,
+        description="The `nextCursor` of the previous page (opaque); absent for the first page.",
+    ),
+]
 
 
 def parse_if_match(value: str | None, *, required: bool) -> int | None:
@@ -89,10 +105,13 @@ def add_registry_routes(app: FastAPI, definitions: DefinitionService) -> None:
     app's own routes (FastAPI keeps an included router's routes out of ``app.routes``)."""
     tags: list[str | Enum] = ["services"]
 
-    @app.get("/api/services", response_model=ServiceList, responses={**E500, **E503}, tags=tags)
-    async def list_services() -> ServiceList:
-        items = await definitions.list()
-        return ServiceList(items=items, count=len(items))
+    @app.get("/api/services", response_model=ServiceList, responses={**E422_PAGE, **E500, **E503}, tags=tags)
+    async def list_services(limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None) -> ServiceList:
+        """Service definitions in name order, a page at a time: follow `nextCursor` until it is null."""
+        after = decode_cursor(cursor) if cursor is not None else None
+        page = await definitions.page(after, limit)
+        next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
+        return ServiceList(items=page.items, count=len(page.items), next_cursor=next_cursor)
 
     @app.post(
         "/api/services",

@@ -70,6 +70,13 @@ async def set_up(js: JetStreamContext, *, duplicate_window: float, ack_wait: flo
         raise Unavailable(describe_error(exc)) from None
 
 
+async def pending_messages(js: JetStreamContext) -> int:
+    """Messages of the stream the consumer has not acknowledged: not yet delivered, plus delivered and
+    awaiting their ack."""
+    info = await js.consumer_info(STREAM, CONSUMER)
+    return (info.num_pending or 0) + (info.num_ack_pending or 0)
+
+
 class AuditSource:
     """Batches from the durable consumer, each subscription through a new :class:`BatchPuller`."""
 

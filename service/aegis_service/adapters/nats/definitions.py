@@ -3,6 +3,7 @@ value per name (the key), conditional writes on the KV revision."""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 from collections import OrderedDict
@@ -33,6 +34,21 @@ def _decode(raw: bytes | None, revision: int, key: str) -> ServiceDefinitionOut:
     return ServiceDefinitionOut(**stored.model_dump(), revision=revision)
 
 
+async def _read(kv: KeyValue, key: str) -> ServiceDefinitionOut | None:
+    """The live definition under ``key``; ``None`` when deleted (or gone meanwhile) or undecodable."""
+    try:
+        entry = await kv.get(key)
+    except nats.js.errors.KeyNotFoundError:  # deleted (marker) or gone meanwhile
+        return None
+    if entry.revision is None:
+        return None
+    try:
+        return _decode(entry.value, entry.revision, key)
+    except CorruptEntry as exc:
+        logger.warning("skipping %s", exc)
+        return None
+
+
 def _encode(definition: ServiceDefinition) -> bytes:
     return definition.model_dump_json().encode()
 
@@ -42,9 +58,10 @@ class KvDefinitionStore:
         self._gateway = gateway
         self._tombstones: OrderedDict[str, int] = OrderedDict()  # name -> revision of our delete marker
 
-    async def list(self) -> list[ServiceDefinitionOut]:
+    async def list(self, after: str | None = None, limit: int | None = None) -> list[ServiceDefinitionOut]:
         """Keys come from the stream's subject index (no consumer is created, so frequent listing cannot
-        exhaust JetStream's consumer limits); deleted keys are skipped, and so are undecodable values."""
+        exhaust JetStream's consumer limits); only the keys of the page are read. Deleted keys are
+        skipped, and so are undecodable values."""
         prefix = f"$KV.{DEFINITIONS_BUCKET}."
 
         async def collect(kv: KeyValue) -> list[ServiceDefinitionOut]:
@@ -53,17 +70,12 @@ class KvDefinitionStore:
             )
             keys = sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))
             items: list[ServiceDefinitionOut] = []
-            for key in keys:
-                try:
-                    entry = await kv.get(key)
-                except nats.js.errors.KeyNotFoundError:  # deleted (marker) or gone meanwhile
-                    continue
-                if entry.revision is None:
-                    continue
-                try:
-                    items.append(_decode(entry.value, entry.revision, key))
-                except CorruptEntry as exc:
-                    logger.warning("skipping %s", exc)
+            for key in keys[bisect.bisect_right(keys, after) if after is not None else 0 :]:
+                if limit is not None and len(items) >= limit:
+                    break
+                item = await _read(kv, key)
+                if item is not None:
+                    items.append(item)
             return items
 
         return await self._gateway.run(DEFINITIONS_BUCKET, collect, "list service definitions")

@@ -10,6 +10,7 @@ from nats.aio.subscription import Subscription
 
 from aegis_service.adapters.nats.connection import NatsConnection
 from aegis_service.health import HealthMonitor
+from aegis_service.metrics import Metrics, NoMetrics, timed
 from aegis_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -22,9 +23,16 @@ class SubscriptionDenied(Exception):
 class HealthResponder:
     """The handler does no I/O besides the reply itself."""
 
-    def __init__(self, monitor: HealthMonitor, connection: NatsConnection, settings: Settings) -> None:
+    def __init__(
+        self,
+        monitor: HealthMonitor,
+        connection: NatsConnection,
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._monitor = monitor
         self._connection = connection
+        self._metrics = metrics or NoMetrics()
         self._subjects = (settings.health_subject, f"{settings.health_subject}.{settings.instance_id}")
         self._subscriptions: list[Subscription] = []
 
@@ -54,7 +62,8 @@ class HealthResponder:
     async def _handle(self, msg: Msg) -> None:
         if not msg.reply:
             return
-        try:
-            await msg.respond(self._monitor.encode())
-        except Exception as exc:  # never let a bad request kill the subscription
-            logger.warning("health reply failed: %s", exc)
+        with timed(self._metrics, "nats", "health-subject"):
+            try:
+                await msg.respond(self._monitor.encode())
+            except Exception as exc:  # never let a bad request kill the subscription
+                logger.warning("health reply failed: %s", exc)

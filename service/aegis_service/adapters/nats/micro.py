@@ -17,6 +17,7 @@ from nats.micro.service import EndpointConfig, Service
 
 from aegis_service.adapters.nats.connection import NatsConnection
 from aegis_service.health import HealthMonitor
+from aegis_service.metrics import Metrics, NoMetrics, timed
 from aegis_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -28,10 +29,17 @@ class MicroService:
     """The service's ADR-32 identity; its id is nats.micro's (the protocol makes ids, not the
     caller), and its metadata carries ``instanceId``, the registry's id of this instance."""
 
-    def __init__(self, monitor: HealthMonitor, connection: NatsConnection, settings: Settings) -> None:
+    def __init__(
+        self,
+        monitor: HealthMonitor,
+        connection: NatsConnection,
+        settings: Settings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._monitor = monitor
         self._connection = connection
         self._settings = settings
+        self._metrics = metrics or NoMetrics()
         self._service: Service | None = None
 
     @property
@@ -53,7 +61,8 @@ class MicroService:
         logger.info("services protocol: %s (id %s), endpoint %s", s.service_name, self._service.id, ENDPOINT)
 
     async def _health(self, request: Request) -> None:
-        await request.respond(self._monitor.encode())
+        with timed(self._metrics, "nats", "micro"):
+            await request.respond(self._monitor.encode())
 
     async def stop(self) -> None:
         if self._service is not None:
