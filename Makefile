@@ -6,8 +6,8 @@ PYTEST_ARGS ?=
 # The docker sandbox (a Docker engine and stand-in images for machines without one; CI has it).
 DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
-.PHONY: venv integration test unit test-plugin test-service test-docker lint docs bench clean \
-	docker-sandbox compose-v2 docker-up
+.PHONY: venv integration test unit test-plugin test-service test-docker examples examples-docker lint docs \
+	bench clean docker-sandbox compose-v2 docker-up
 
 # The plugin (with its dev extra) and the reference service (service/), both editable.
 $(VENV)/.installed: pyproject.toml service/pyproject.toml
@@ -45,6 +45,24 @@ test-service: $(VENV)/.installed
 test-docker: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --aegis-backend=docker --aegis-require=$(REQUIRE) $(PYTEST_ARGS)
 
+# The example projects users copy (examples/*/README.md): each has its own pytest settings, so each
+# suite runs from its own directory, as a user would run it, with this venv's interpreter. They are
+# small: one process each is faster than -n 2 (EXAMPLES_ARGS="-n 2" works too).
+EXAMPLES := examples/micro_service examples/faststream_app
+EXAMPLES_ARGS ?=
+
+# $(call run_examples,EXTRA_ARGS): each example's suite, from its directory.
+run_examples = @set -e; for dir in $(EXAMPLES); do echo "== $$dir"; (cd $$dir && $(abspath $(PY)) -m pytest \
+	--aegis-require=app-refusal $(1) $(EXAMPLES_ARGS) $(PYTEST_ARGS)); done
+
+## The examples' suites (examples/*/tests), each from its directory; each must prove a refused start.
+examples: $(VENV)/.installed
+	$(call run_examples,)
+
+## The examples on the docker backend (NATS and PostgreSQL in containers, the apps as local processes).
+examples-docker: $(VENV)/.installed
+	$(call run_examples,--aegis-backend=docker)
+
 ## A Docker engine and a Docker Compose v2 for the docker-marked tests (CI runs this).
 docker-up: docker-sandbox compose-v2
 
@@ -61,14 +79,16 @@ compose-v2: $(VENV)/.installed
 	  && $(PY) -c "import importlib.util as u, pathlib as p, subprocess as s; \
 	  s.run([str(p.Path(u.find_spec('compose').origin).parent / 'docker-compose'), 'version'], check=True)"; fi
 
-SOURCES := pytest_aegis service/aegis_service bench tests docs/conf.py docs/_ext
+SOURCES := pytest_aegis service/aegis_service bench tests docs/conf.py docs/_ext examples
 
-## Lint: ruff (rules and format), mypy --strict on the plugin, the service and the benchmarks,
-## dead code (vulture), and the docs built with warnings as errors.
+## Lint: ruff (rules and format), mypy --strict on the plugin, the service, the benchmarks and the
+## examples (one run each: every example has its own app.py), dead code (vulture), and the docs
+## built with warnings as errors.
 lint: $(VENV)/.installed docs
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy pytest_aegis service/aegis_service bench
+	@set -e; for dir in $(EXAMPLES); do echo "mypy $$dir"; $(VENV)/bin/mypy $$dir; done
 	$(VENV)/bin/vulture
 
 ## The docs (Sphinx + MyST) into docs/_build/html; any warning fails.
