@@ -98,8 +98,16 @@ class AppProcess(ProcessBacked[AppRuntime]):
         }
         if self._database_url is not None:
             ours["AEGIS_DATABASE_URL"] = self._database_url
-        renamed = {name: ours[source] for name, source in self.spec.env_map.items() if source in ours}
-        return {**ours, **renamed, **self.spec.env, **extra}
+        given = {**self.spec.env, **extra}
+        merged = {**ours, **given}
+        # A copy follows its source as overridden (env={"AEGIS_NATS_PASSWORD": "wrong"} reaches
+        # the app's own name too), unless the copy's name itself was given.
+        renamed = {
+            name: merged[source]
+            for name, source in self.spec.env_map.items()
+            if source in merged and name not in given
+        }
+        return {**merged, **renamed}
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -217,3 +217,34 @@ async def test_no_responders_ends_a_health_check_at_once(nats_server: NatsServer
                 await assert_health_check(nc, "nobody.listens.here", within=60)
     finally:
         await nc.close()
+
+
+OVERRIDE = """
+import json
+
+import pytest
+
+from pytest_aegis import assert_health_check
+
+
+@pytest.mark.asyncio
+async def test_wired(aegis_app_factory, aegis_nats):
+    app = aegis_app_factory(env={"AEGIS_DATABASE_URL": "postgresql://given@127.0.0.1:1/x"})
+    nc = await aegis_nats.connect()
+    try:
+        doc = await assert_health_check(nc, "health.check", service=app.service_name, within=5)
+    finally:
+        await nc.close()
+    print("ANSWER=" + json.dumps(doc))
+"""
+
+
+def test_a_factory_override_of_a_harness_variable_reaches_its_renamed_copy(inner: Any) -> None:
+    """``env=`` overriding ``AEGIS_DATABASE_URL`` changes ``APP_DB`` (its copy) as well: an
+    override meant to break the service (a wrong password) must reach the name it reads."""
+    sub = project(inner, "{python} svc.py")
+    (sub / "test_wired.py").write_text(OVERRIDE)
+    result = run_inner(inner, "-s")
+    result.assert_outcomes(passed=1)
+    doc = answer(result)
+    assert doc["db"] == doc["db_aegis"] == "postgresql://given@127.0.0.1:1/x"
