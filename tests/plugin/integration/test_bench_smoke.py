@@ -123,7 +123,7 @@ def test_bench_postgres_quick_prints_json():
     assert suite["postgres"]["version"]
     assert suite["targets"] == {
         "warm_start_median_ms": 500,
-        "postgres_db_median_ms": 50,
+        "postgres_db_median_ms": 5,
         "rollback_median_ms": 2,
     }
     assert suite["reps"] == {
@@ -138,6 +138,8 @@ def test_bench_postgres_quick_prints_json():
     _assert_summary(results["server_cold_start"], 1)
     _assert_summary(results["server_warm_start"], 2)
     _assert_summary(results["postgres_db"], 3)
+    assert 0 <= results["postgres_db"]["cloned_on_demand"] <= 3
+    _assert_summary(results["postgres_db_clone"], 3)
     _assert_summary(results["postgres_db_drop"], 3)
     _assert_summary(results["rollback_mode"], 20)
     _assert_summary(results["rollback_mode_with_connect"], 20)
@@ -145,6 +147,7 @@ def test_bench_postgres_quick_prints_json():
         assert "skipped" in results["pytest_postgresql_db"]
     else:
         _assert_summary(results["pytest_postgresql_db"], 3)
+        _assert_summary(results["pytest_postgresql_db_beside_clone"], 3)
         _assert_summary(results["pytest_postgresql_db_drop"], 3)
     assert set(suite["target_checks"]) == set(suite["targets"])
     assert isinstance(suite["meets_targets"], bool)
