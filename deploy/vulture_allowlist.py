@@ -4,6 +4,7 @@ from pytest_aegis.assertions.refusal import AppRefusal
 from pytest_aegis.backends.local.postgres import PostgresServer
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.errors import ServerStartError
+from pytest_aegis.faults.proxy import FaultProxy
 from pytest_aegis.natsd.operator import OperatorTrust
 from pytest_aegis.natsd.server import NatsServer
 
@@ -18,6 +19,12 @@ ServerStartError.fatal_lines
 PostgresServer.cache_dir
 OperatorTrust.operator_public_key
 AppRefusal.app_log  # what a user reads from a refusal
+FaultProxy.accepted  # the proxy's public API (tests call it; nothing in the plugin does)
+FaultProxy.connections
+FaultProxy.bandwidth
+FaultProxy.blackhole
+FaultProxy.cut
+FaultProxy.heal
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).

@@ -43,6 +43,10 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.errors import ServerStartError as ServerStartError
     from pytest_aegis.errors import SpecError as SpecError
     from pytest_aegis.errors import WaitTimeout as WaitTimeout
+    from pytest_aegis.faults.proxy import Fault as Fault
+    from pytest_aegis.faults.proxy import FaultProxy as FaultProxy
+    from pytest_aegis.faults.targets import NatsFaultProxy as NatsFaultProxy
+    from pytest_aegis.faults.targets import PostgresFaultProxy as PostgresFaultProxy
     from pytest_aegis.fixtures.nats import nats_server_fixture as nats_server_fixture
     from pytest_aegis.natsd.server import NatsServer as NatsServer
     from pytest_aegis.natsd.spec import NatsSpec as NatsSpec
@@ -55,6 +59,10 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
 _LAZY = {
     "AegisCA": "pytest_aegis.certs",
     "AegisError": "pytest_aegis.errors",
+    "Fault": "pytest_aegis.faults.proxy",
+    "FaultProxy": "pytest_aegis.faults.proxy",
+    "NatsFaultProxy": "pytest_aegis.faults.targets",
+    "PostgresFaultProxy": "pytest_aegis.faults.targets",
     "AppProcess": "pytest_aegis.app.process",
     "AppRefusal": "pytest_aegis.assertions.refusal",
     "AppSpec": "pytest_aegis.app.spec",
@@ -109,6 +117,7 @@ pytest_plugins = (
     "pytest_aegis.fixtures.nats",
     "pytest_aegis.fixtures.postgres",
     "pytest_aegis.fixtures.app",
+    "pytest_aegis.fixtures.faults",
 )
 
 __all__ = sorted([*_LAZY, "nats_auth"])

@@ -226,5 +226,34 @@ class NatsServer:
     def keep_instructions(self) -> str:
         return self._runtime.keep_instructions()
 
+    def behind(self, host: str, port: int) -> NatsServer:
+        """This server as reached at ``host:port`` (a proxy in front of it): the same process,
+        logs and credentials, another address in :attr:`url`, :meth:`connect_kwargs` and
+        :meth:`env`."""
+        return _Readdressed(self._runtime, self.material, host, port, connect_deadline=self.connect_deadline)
+
     def __repr__(self) -> str:
         return f"<NatsServer {self.name} {self.url} ({self.spec.label})>"
+
+
+class _Readdressed(NatsServer):
+    """A :class:`NatsServer` at another address (:meth:`NatsServer.behind`)."""
+
+    def __init__(
+        self, runtime: NatsRuntime, material: NatsMaterial, host: str, port: int, *, connect_deadline: float
+    ) -> None:
+        super().__init__(runtime, material, connect_deadline=connect_deadline)
+        self._host, self._port = host, port
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def monitor_url(self) -> str | None:
+        port = self._runtime.monitor_port  # the monitor is not proxied
+        return f"http://{self._runtime.host}:{port}" if port else None

@@ -93,6 +93,43 @@ class PostgresHandle(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.host}:{self.port}, version {self.version})"
 
+    def behind(self, host: str, port: int) -> PostgresHandle:
+        """This server as reached at ``host:port`` (a proxy in front of it): the same server and
+        credentials, another address in :attr:`dsn` and :meth:`env`; its lifecycle is the server's."""
+        return _Readdressed(self, host, port)
+
+
+class _Readdressed(PostgresHandle):
+    """A :class:`PostgresHandle` at another address (:meth:`PostgresHandle.behind`)."""
+
+    def __init__(self, server: PostgresHandle, host: str, port: int) -> None:
+        self._server = server
+        self.name, self.host, self.port = server.name, host, port
+        self.user, self.password, self.version = server.user, server.password, server.version
+
+    @property
+    def is_running(self) -> bool:
+        return self._server.is_running
+
+    def logs(self) -> str:
+        return self._server.logs()
+
+    def log_size(self) -> int:
+        return self._server.log_size()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.stop(timeout)
+
+    def kill(self) -> None:
+        self._server.kill()
+
+    def restart(self) -> Self:
+        self._server.restart()
+        return self
+
+    def remove(self) -> None:
+        """Nothing: the server is not the view's to remove."""
+
 
 @dataclass(frozen=True)
 class PostgresDatabase:

@@ -1,0 +1,262 @@
+"""A TCP proxy that injects network faults between a client (the service under test, a test's
+own client) and a server: :class:`FaultProxy`.
+
+It forwards bytes untouched, so TLS stays end to end and certificates are still checked.  It runs
+on an asyncio loop in a thread of its own, so it forwards while a test blocks in synchronous code;
+every call into it waits at most :data:`CALL_TIMEOUT` seconds.  It listens on 127.0.0.1 on a port
+the kernel picks, lives in the pytest process (a ``kill -9`` of pytest takes it along) and is
+closed after the test that made it.
+
+Faults (toxiproxy's toxics and nats-server's test network proxy, in-process), each on
+``direction="both" | "upstream" | "downstream"``, each applied at once and returning a
+:class:`Fault` that undoes it (``fault.remove()``, or use it as a context manager)::
+
+    with proxy.latency(200):        # every chunk waits 200 ms (± jitter_ms)
+        ...
+    proxy.blackhole()               # connections stay open, nothing is forwarded (half-open)
+    proxy.heal()                    # every fault removed; held bytes flow again
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from types import TracebackType
+
+from pytest_aegis.errors import AegisError
+from pytest_aegis.faults.flows import Direction, Flow, Side, non_negative, positive, sides_of
+from pytest_aegis.faults.link import Faults, Link, reset
+from pytest_aegis.faults.loop import CALL_TIMEOUT, LoopThread
+
+#: Seconds the proxy may take to connect to its target for a new client.
+CONNECT_TIMEOUT = 5.0
+
+
+class ProxyError(AegisError):
+    """The proxy could not do what was asked (listen again on its port, reach its loop)."""
+
+
+class Fault:
+    """A fault in effect; :meth:`remove` (or leaving its ``with`` block) undoes it."""
+
+    def __init__(
+        self, description: str, undo: Callable[[], None], *, on_enter: Callable[[], None] | None = None
+    ) -> None:
+        self.description = description
+        self._undo: Callable[[], None] | None = undo
+        self._on_enter = on_enter
+
+    def remove(self) -> None:
+        """Undo this fault (once; later calls do nothing)."""
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            undo()
+
+    def __enter__(self) -> Fault:
+        if self._on_enter is not None:
+            self._on_enter()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return f"<Fault {self.description}{'' if self._undo else ' (removed)'}>"
+
+
+class FaultProxy:
+    """Listens on ``127.0.0.1:port`` and forwards every connection to ``target_host:target_port``."""
+
+    def __init__(self, target_host: str, target_port: int, *, name: str = "proxy") -> None:
+        self.name = name
+        self.target_host = target_host
+        self.target_port = target_port
+        self.host = "127.0.0.1"
+        self._thread = LoopThread(f"aegis-{name}")
+        self._faults: Faults
+        self._links: set[Link] = set()
+        self._server: asyncio.Server | None = None
+        self._cutting: tuple[Side, ...] = ()
+        self._refusing_upstream = False
+        self.accepted = 0
+        try:
+            self._thread.call(self._setup)
+            self.port: int = self._thread.run(lambda: self._listen(0))
+        except BaseException:
+            self._thread.close()
+            raise
+
+    def _setup(self) -> None:
+        self._faults = Faults()  # its events belong to the proxy's loop
+
+    # -- state, read from the test's thread ----------------------------------------
+
+    @property
+    def connections(self) -> int:
+        """Client connections open through the proxy now."""
+        return self._thread.call(lambda: len(self._links))
+
+    def forwarded(self, direction: Side) -> int:
+        """Bytes forwarded so far ``upstream`` (to the server) or ``downstream`` (to clients)."""
+        sides_of(direction)
+        return self._thread.call(lambda: self._faults.forwarded[direction])
+
+    # -- faults ------------------------------------------------------------------
+
+    def latency(self, ms: float, jitter_ms: float = 0, *, direction: Direction = "both") -> Fault:
+        """Delay every chunk by ``ms`` milliseconds, ± up to ``jitter_ms`` (order is kept)."""
+        latency, jitter = non_negative("ms", ms) / 1000, non_negative("jitter_ms", jitter_ms) / 1000
+
+        def change(flow: Flow) -> None:
+            flow.latency, flow.jitter = latency, jitter
+
+        return self._change_flows(f"latency {ms} ms ± {jitter_ms} ms ({direction})", direction, change)
+
+    def bandwidth(self, bytes_per_second: float, *, direction: Direction = "both") -> Fault:
+        """Forward at most ``bytes_per_second``."""
+        rate = positive("bytes_per_second", bytes_per_second)
+
+        def change(flow: Flow) -> None:
+            flow.rate = rate
+
+        return self._change_flows(f"bandwidth {bytes_per_second} B/s ({direction})", direction, change)
+
+    def blackhole(self, *, direction: Direction = "both") -> Fault:
+        """Forward nothing and read nothing; connections stay open (the half-open case).  The bytes
+        wait, and flow when the fault is removed, as TCP's do on a path that heals."""
+
+        def change(flow: Flow) -> None:
+            flow.held = True
+
+        return self._change_flows(f"blackhole ({direction})", direction, change)
+
+    def cut(self, *, direction: Direction = "both") -> Fault:
+        """Reset every open connection now (TCP RST; ``upstream``: the server's side only,
+        ``downstream``: the client's side only).  Until the fault is removed (its ``with`` block
+        left), new connections are reset at once too; ``cut()`` on its own line cuts once."""
+        sides = sides_of(direction)
+
+        def apply() -> None:
+            for link in list(self._links):
+                link.reset(sides)
+
+        self._thread.call(apply)
+        return Fault(
+            f"cut ({direction})", lambda: self._set(_cutting=()), on_enter=lambda: self._set(_cutting=sides)
+        )
+
+    def refuse(self, *, direction: Direction = "both") -> Fault:
+        """Refuse new connections (open ones go on): ``both`` / ``downstream``: the proxy stops
+        listening, so a connect is refused (ECONNREFUSED); ``upstream``: clients are accepted but
+        the server is not reached, and they are reset at once."""
+        sides = sides_of(direction)
+        if sides == ("upstream",):
+            self._set(_refusing_upstream=True)
+            return Fault("refuse (upstream)", lambda: self._set(_refusing_upstream=False))
+        self._thread.run(self._stop_listening)
+        return Fault(f"refuse ({direction})", self._listen_again)
+
+    def heal(self) -> None:
+        """Remove every fault: normal latency and bandwidth, held bytes flow, new connections
+        accepted again."""
+
+        def clear() -> None:
+            self._faults.flows.update({side: Flow() for side in self._faults.flows})
+            self._faults.update()
+            self._cutting = ()
+            self._refusing_upstream = False
+
+        self._thread.call(clear)
+        if self._server is None:
+            self._listen_again()
+
+    def _set(self, **values: object) -> None:
+        """Set attributes of the proxy's connection handling, on its loop."""
+
+        def assign() -> None:
+            for name, value in values.items():
+                setattr(self, name, value)
+
+        self._thread.call(assign)
+
+    def _change_flows(self, description: str, direction: Direction, change: Callable[[Flow], None]) -> Fault:
+        sides = sides_of(direction)
+
+        def apply() -> dict[Side, Flow]:
+            before = {side: self._faults.flows[side].copy() for side in sides}
+            for side in sides:
+                change(self._faults.flows[side])
+            self._faults.update()
+            return before
+
+        before = self._thread.call(apply)
+
+        def undo() -> None:
+            def restore() -> None:
+                self._faults.flows.update({side: flow.copy() for side, flow in before.items()})
+                self._faults.update()
+
+            self._thread.call(restore)
+
+        return Fault(description, undo)
+
+    # -- on the loop -------------------------------------------------------------
+
+    async def _listen(self, port: int) -> int:
+        self._server = await asyncio.start_server(self._accept, self.host, port, reuse_address=True)
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
+
+    def _listen_again(self) -> None:
+        try:
+            self._thread.run(lambda: self._listen(self.port))
+        except OSError as exc:
+            raise ProxyError(
+                f"{self.name}: cannot listen on 127.0.0.1:{self.port} again after refuse(): {exc}; "
+                "another process took the port meanwhile"
+            ) from exc
+
+    async def _stop_listening(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.close()  # the listening socket closes now; open connections go on
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        if self._cutting or self._refusing_upstream:
+            reset(writer)
+            return
+        try:
+            upstream = await asyncio.wait_for(
+                asyncio.open_connection(self.target_host, self.target_port), CONNECT_TIMEOUT
+            )
+        except (OSError, TimeoutError):  # the server is down: the client sees its connection reset
+            reset(writer)
+            return
+        link = Link(self._faults, (reader, writer), upstream)
+        self._links.add(link)
+        try:
+            await link.run()
+        finally:
+            self._links.discard(link)
+
+    # -- end ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop listening, reset every open connection and stop the proxy's thread."""
+
+        async def shutdown() -> None:
+            await self._stop_listening()
+            for link in list(self._links):
+                link.reset(("upstream", "downstream"))
+
+        with contextlib.suppress(Exception):
+            self._thread.run(shutdown, timeout=CALL_TIMEOUT)
+        self._thread.close()
+
+    def __repr__(self) -> str:
+        target = f"{self.target_host}:{self.target_port}"
+        return f"<{type(self).__name__} {self.name} 127.0.0.1:{self.port} -> {target}>"
