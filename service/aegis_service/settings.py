@@ -74,6 +74,8 @@ class Settings(BaseModel):
     http_bind: HttpBind = Field("127.0.0.1:8080", alias="AEGIS_HTTP_BIND")
     connect_timeout: Seconds = Field(30.0, alias="AEGIS_CONNECT_TIMEOUT")
     request_timeout: Seconds = Field(2.0, alias="AEGIS_NATS_REQUEST_TIMEOUT")
+    ping_interval: Seconds = Field(10.0, alias="AEGIS_NATS_PING_INTERVAL")
+    max_outstanding_pings: PositiveInt = Field(2, alias="AEGIS_NATS_MAX_OUTSTANDING_PINGS")
     breaker_failure_threshold: PositiveInt = Field(5, alias="AEGIS_BREAKER_FAILURE_THRESHOLD")
     breaker_reset_timeout: Seconds = Field(5.0, alias="AEGIS_BREAKER_RESET_TIMEOUT")
     log_level: LogLevel = Field("INFO", alias="AEGIS_LOG_LEVEL")

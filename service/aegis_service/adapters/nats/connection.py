@@ -192,6 +192,9 @@ class NatsConnection:
             "max_reconnect_attempts": 1,
             "reconnect_time_wait": 0,
             "drain_timeout": DRAIN_TIMEOUT,
+            # A half-open connection (a peer or path gone silent) is found by pings, not by TCP.
+            "ping_interval": s.ping_interval,
+            "max_outstanding_pings": s.max_outstanding_pings,
             "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnected,
             "reconnected_cb": self._on_reconnected,
