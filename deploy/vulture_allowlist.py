@@ -15,6 +15,8 @@ AegisCA.expired_client_cert
 AegisCA.untrusted_client_cert
 NatsServer.monitor_url
 NatsServer.issue_user_creds
+NatsServer.paused  # with server.paused(): ... (tests use it; the plugin pauses through pause/resume)
+PostgresServer.paused
 ServerStartError.fatal_lines
 PostgresServer.cache_dir
 OperatorTrust.operator_public_key

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Generic, Protocol, TypeVar
 
 from pytest_aegis.errors import FATAL_MARKERS, ServerStartError
+from pytest_aegis.pausing import continue_all, stop_tree
 from pytest_aegis.session import SessionState
 
 _PR_SET_PDEATHSIG = 1
@@ -115,6 +116,7 @@ class ManagedProcess:
         self._lock = threading.Lock()
         self._tail: list[str] = []
         self._ready_seen = False
+        self._stopped: set[int] = set()  # what pause() stopped: the process and its children
         self.startup_lines: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------
@@ -123,6 +125,7 @@ class ManagedProcess:
         """Spawn and block until ready; raise :class:`ServerStartError` otherwise."""
         self._ready.clear()
         self._ready_seen = False
+        self._stopped = set()
         self.startup_lines = []
         self._tail = []
         log = open(self.log_path, "ab")
@@ -190,21 +193,43 @@ class ManagedProcess:
         self._ready.set()  # EOF: the process is gone; wake start() to report it
 
     def stop(self, timeout: float = 5.0) -> int | None:
-        """SIGTERM, wait up to ``timeout``, then SIGKILL.  Returns the exit code."""
+        """SIGTERM, wait up to ``timeout``, then SIGKILL.  Returns the exit code.  A paused
+        process is resumed first (a stopped process handles no SIGTERM)."""
         if self._proc is None:
             return None
+        self.resume()
         terminate(self._proc, timeout)
         return self._reap()
 
     def kill(self) -> int | None:
-        """SIGKILL, as a crash would: no graceful shutdown."""
+        """SIGKILL, as a crash would: no graceful shutdown.  When paused, the process dies
+        without running again, and its children are continued so they can notice and exit."""
         proc = self._proc
         if proc is None:
             return None
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        self.resume()  # before the reap: the pid cannot be reused while it is a zombie
         return self._reap()
+
+    # -- pausing -------------------------------------------------------------
+
+    @property
+    def is_paused(self) -> bool:
+        return bool(self._stopped) and self.is_running
+
+    def pause(self) -> None:
+        """SIGSTOP the process and every process it forked; return once all have stopped."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{self.name} is not running: nothing to pause")
+        stop_tree(proc.pid, self._stopped)
+
+    def resume(self) -> None:
+        """SIGCONT what :meth:`pause` stopped (nothing when not paused)."""
+        stopped, self._stopped = self._stopped, set()
+        continue_all(stopped)
 
     def _reap(self) -> int | None:
         proc = self._proc

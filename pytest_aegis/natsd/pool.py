@@ -67,9 +67,13 @@ class NatsPool:
         return server
 
     def close(self) -> list[NatsServer]:
-        """Stop every server (or, with keep, leave them running); return those left running."""
+        """Stop every server (or, with keep, leave them running, resumed if a test left them
+        paused); return those left running."""
         kept = []
         for server in self.servers:
+            if server.is_paused:
+                with contextlib.suppress(Exception):
+                    server.resume()
             if self._keep and server.is_running:
                 kept.append(server)
             else:

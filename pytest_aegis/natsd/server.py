@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from pytest_aegis.natsd.auth import CREDENTIAL_ENV
 from pytest_aegis.natsd.connect import open_client
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.spec import NatsSpec
+from pytest_aegis.pausing import hold_paused
 
 CLIENT_DEFAULTS: Mapping[str, Any] = {
     "connect_timeout": 2,
@@ -51,6 +53,10 @@ class NatsRuntime(Protocol):
     def stop(self) -> None: ...
     def kill(self) -> None: ...
     def restart(self) -> None: ...
+    @property
+    def is_paused(self) -> bool: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
     def keep_instructions(self) -> str: ...
 
 
@@ -222,6 +228,23 @@ class NatsServer:
     def restart(self) -> None:
         """Stop if running, then start again on the same port with the same JetStream store."""
         self._runtime.restart()
+
+    @property
+    def is_paused(self) -> bool:
+        return self._runtime.is_paused
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP locally, the engine's pause on docker) until :meth:`resume`:
+        its connections stay open and it answers nothing, so requests and new connects time out."""
+        self._runtime.pause()
+
+    def resume(self) -> None:
+        """Let a paused server run again (nothing when it is not paused)."""
+        self._runtime.resume()
+
+    def paused(self) -> AbstractContextManager[None]:
+        """``with server.paused(): ...``: paused for the block, resumed however it ends."""
+        return hold_paused(self)
 
     def keep_instructions(self) -> str:
         return self._runtime.keep_instructions()

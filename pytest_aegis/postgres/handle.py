@@ -7,9 +7,12 @@ local postmaster, a container and an existing server are interchangeable.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Self
 from urllib.parse import quote
+
+from pytest_aegis.pausing import hold_paused
 
 if TYPE_CHECKING:
     import psycopg
@@ -78,6 +81,23 @@ class PostgresHandle(ABC):
         """Stop if running and start again on the same host and port, with the same data."""
 
     @property
+    @abstractmethod
+    def is_paused(self) -> bool: ...
+
+    @abstractmethod
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP of every process locally, the engine's pause on docker)
+        until :meth:`resume`: connections stay open, nothing is answered, new logins hang."""
+
+    @abstractmethod
+    def resume(self) -> None:
+        """Let a paused server run again (nothing when it is not paused)."""
+
+    def paused(self) -> AbstractContextManager[None]:
+        """``with server.paused(): ...``: paused for the block, resumed however it ends."""
+        return hold_paused(self)
+
+    @property
     def url(self) -> str:
         """The DSN without the password (safe to print)."""
         return f"postgresql://{self.user}@{self.host}:{self.port}/postgres"
@@ -126,6 +146,16 @@ class _Readdressed(PostgresHandle):
     def restart(self) -> Self:
         self._server.restart()
         return self
+
+    @property
+    def is_paused(self) -> bool:
+        return self._server.is_paused
+
+    def pause(self) -> None:
+        self._server.pause()
+
+    def resume(self) -> None:
+        self._server.resume()
 
     def remove(self) -> None:
         """Nothing: the server is not the view's to remove."""

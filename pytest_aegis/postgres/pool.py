@@ -106,7 +106,9 @@ class PostgresPool:
         return self.spares(server).take()
 
     def drop_database(self, database: PostgresDatabase) -> None:
-        """Drop a database :meth:`new_database` gave (in the background when spares are kept)."""
+        """Drop a database :meth:`new_database` gave (in the background when spares are kept);
+        a server the test left paused is resumed first (a paused server never answers the drop)."""
+        _resume(database.server)
         self.spares(database.server).give_back(database)
 
     def tx_database(self, server: PostgresHandle) -> PostgresDatabase:
@@ -132,6 +134,7 @@ class PostgresPool:
         conn = self._tx_connections.get(id(server))
         if conn is None:
             return
+        _resume(server)
         try:
             conn.rollback()
             conn.autocommit = True
@@ -160,9 +163,11 @@ class PostgresPool:
                     drop(database)
 
     def close(self) -> list[PostgresHandle]:
-        """Remove every server (or, with keep, leave them running); return those left running."""
+        """Remove every server (or, with keep, leave them running); return those left running.
+        A server a test left paused is resumed first: dropping its databases would wait forever."""
         kept = []
         for server in self.servers:
+            _resume(server)
             if server.shared:
                 self._drop_own_databases(server)
                 self._forget(server)
@@ -176,3 +181,10 @@ class PostgresPool:
         self.servers.clear()
         self._shared = None
         return kept
+
+
+def _resume(server: PostgresHandle) -> None:
+    """Resume ``server`` if a test left it paused (best effort: cleanup goes on either way)."""
+    if server.is_paused:
+        with contextlib.suppress(Exception):
+            server.resume()

@@ -16,14 +16,14 @@ from __future__ import annotations
 import contextlib
 import io
 import tarfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.backends.docker.engine import Engine
+from pytest_aegis.backends.docker.logs import LogFollower
 from pytest_aegis.errors import BackendUnavailable, ServerStartError
 from pytest_aegis.process import log_file_size, read_log
 
@@ -68,72 +68,6 @@ def tar_of(files: Sequence[FileSpec]) -> bytes:
             info.size, info.mode, info.mtime = len(spec.content), spec.mode, now
             tar.addfile(info, io.BytesIO(spec.content))
     return buffer.getvalue()
-
-
-class LogFollower:
-    """Drains one start's output stream (docker's multiplexed stdout+stderr) on a thread: appends
-    it to the log file, keeps this start's lines for :meth:`wait_line`, notes the end of stream
-    (the container's main process exited)."""
-
-    def __init__(self, stream: Iterator[bytes], log_path: Path, name: str) -> None:
-        self.lines: list[str] = []
-        self.eof = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(
-            target=self._drain, args=(stream, log_path), name=f"aegis-log-{name}", daemon=True
-        )
-        self._thread.start()
-
-    def _drain(self, stream: Iterator[bytes], log_path: Path) -> None:
-        pending = b""
-        try:
-            with open(log_path, "ab") as log:
-                for chunk in stream:
-                    log.write(chunk)
-                    log.flush()  # logs() reads the file: never leave lines in a buffer
-                    pending += chunk
-                    *complete, pending = pending.split(b"\n")
-                    if complete:
-                        self._add([raw.decode("utf-8", "replace").rstrip("\r") for raw in complete])
-        except Exception:  # the engine closed the stream abruptly: same as its end
-            pass
-        finally:
-            if pending:
-                self._add([pending.decode("utf-8", "replace")])
-            with self._cond:
-                self.eof = True
-                self._cond.notify_all()
-            with contextlib.suppress(Exception):
-                stream.close()  # type: ignore[attr-defined]
-
-    def _add(self, lines: list[str]) -> None:
-        with self._cond:
-            self.lines += lines
-            self._cond.notify_all()
-
-    def wait_line(self, predicate: Callable[[str], bool], start: int, deadline: float) -> int | None:
-        """Index of the first line at or after ``start`` that matches; ``None`` if the stream ended
-        first; raise :class:`TimeoutError` at ``deadline`` (a :func:`time.monotonic` time)."""
-        index = start
-        with self._cond:
-            while True:
-                while index < len(self.lines):
-                    if predicate(self.lines[index]):
-                        return index
-                    index += 1
-                if self.eof:
-                    return None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self._cond.wait(remaining)
-
-    def join(self, timeout: float = 5.0) -> None:
-        self._thread.join(timeout)
-
-    def tail(self, count: int) -> list[str]:
-        with self._cond:
-            return self.lines[-count:]
 
 
 class ContainerRun:
@@ -184,6 +118,7 @@ class ContainerRun:
         self.container: Container | None = None
         self._follower: LogFollower | None = None
         self._pid: int | None = None
+        self._paused = False
 
     # -- starting --------------------------------------------------------------
 
@@ -222,7 +157,7 @@ class ContainerRun:
         # testcontainers made a docker client for this container: use the session's from now on.
         self.container = self._engine.client.containers.prepare_model(tc.get_wrapped_container().attrs)
         tc.get_docker_client().client.close()
-        self._pid = None
+        self._pid, self._paused = None, False
         self._follower = self._follow()  # from the log's beginning: nothing it printed is missed
         return self._follower
 
@@ -251,7 +186,7 @@ class ContainerRun:
             self.container.start()
         except DockerException as exc:
             raise self.error(f"the engine refused to start the container again: {exc}") from None
-        self._pid = None
+        self._pid, self._paused = None, False
         self._follower = self._follow(since)
         return self._follower
 
@@ -306,23 +241,73 @@ class ContainerRun:
 
         if self.container is None or not self.is_running:
             return self.exit_code() if self.container is not None else None
+        self.resume()  # not every engine lets a paused container take its stop signal
         with contextlib.suppress(DockerException):
             self.container.stop(timeout=max(1, round(timeout)))
         return self.exit_code()
 
     def kill(self) -> int | None:
-        """SIGKILL, as a crash would."""
+        """SIGKILL, as a crash would (a paused container dies without running again)."""
         from docker.errors import DockerException
 
         if self.container is None:
             return None
         with contextlib.suppress(DockerException):  # 409: it is not running
             self.container.kill()
+        if self._paused:  # Docker thaws the container it killed; an engine that does not, we do
+            self._paused = False
+            with contextlib.suppress(DockerException):
+                self.container.unpause()
         return self.exit_code()
 
-    def remove(self) -> None:
+    # -- pausing -----------------------------------------------------------------
+
+    @property
+    def is_paused(self) -> bool:
+        return self._paused and self.is_running
+
+    def pause(self) -> None:
+        """The engine's pause (the cgroup freezer): every process of the container stops, its
+        sockets stay open.  Returns once the engine has frozen it."""
         from docker.errors import DockerException
 
+        if self.container is None or not self.is_running:
+            raise RuntimeError(f"{self.name} is not running: nothing to pause")
+        try:
+            self.container.pause()
+        except DockerException as exc:
+            raise RuntimeError(f"{self.name}: the engine refused to pause the container: {exc}") from None
+        self._paused = True
+
+    def resume(self) -> None:
+        """The engine's unpause (nothing when not paused)."""
+        from docker.errors import DockerException
+
+        if not self._paused or self.container is None:
+            return
+        try:
+            self.container.unpause()
+        except DockerException as exc:
+            if self.is_running and self._engine_says_paused():
+                raise RuntimeError(f"{self.name}: the engine refused to unpause it: {exc}") from None
+        self._paused = False
+
+    def _engine_says_paused(self) -> bool:
+        """The engine's own view (a 409 "not paused": someone else unpaused it, or it exited)."""
+        from docker.errors import DockerException
+
+        assert self.container is not None
+        try:
+            self.container.reload()
+        except DockerException:
+            return False
+        return bool(self.container.attrs.get("State", {}).get("Paused"))
+
+    def remove(self) -> None:
+        """Force-remove the container (paused or not: the engine kills it either way)."""
+        from docker.errors import DockerException
+
+        self._paused = False
         if self.container is not None:
             with contextlib.suppress(DockerException):
                 self.container.remove(force=True, v=True)
@@ -379,6 +364,20 @@ class ContainerBacked:
     @property
     def is_running(self) -> bool:
         return self._run is not None and self._run.is_running
+
+    @property
+    def is_paused(self) -> bool:
+        return self._run is not None and self._run.is_paused
+
+    def pause(self) -> None:
+        """Freeze the container (the engine's pause) until :meth:`resume`; its sockets stay open."""
+        if self._run is None:
+            raise RuntimeError("the container was never started: nothing to pause")
+        self._run.pause()
+
+    def resume(self) -> None:
+        if self._run is not None:
+            self._run.resume()
 
     @property
     def container_name(self) -> str | None:

@@ -27,5 +27,5 @@ what the tests create apart from everything else:
 * **PostgreSQL** (:class:`ExternalPostgres`): the server at ``--aegis-external-pg-dsn``; the
   pool gives the session a template database of its own name (``aegis_template_<random>``) and
   drops it, and every database it made, at the end.
-* ``stop()`` / ``kill()`` / ``restart()`` raise :class:`ExternalServerError`.
+* ``stop()`` / ``kill()`` / ``restart()`` / ``pause()`` / ``resume()`` raise :class:`ExternalServerError`.
 """

@@ -123,6 +123,16 @@ class ExternalNatsRuntime:
     def restart(self) -> None:
         refuse("restart", f"the NATS server at {self._shown}")
 
+    @property
+    def is_paused(self) -> bool:
+        return False
+
+    def pause(self) -> None:
+        refuse("pause", f"the NATS server at {self._shown}")
+
+    def resume(self) -> None:
+        refuse("resume", f"the NATS server at {self._shown}")
+
     def keep_instructions(self) -> str:
         return "external server (not started by the harness)"
 

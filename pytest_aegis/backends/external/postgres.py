@@ -99,6 +99,16 @@ class ExternalPostgres(PostgresHandle):
     def restart(self) -> Self:
         refuse("restart", f"the PostgreSQL server at {self.url}")
 
+    @property
+    def is_paused(self) -> bool:
+        return False
+
+    def pause(self) -> None:
+        refuse("pause", f"the PostgreSQL server at {self.url}")
+
+    def resume(self) -> None:
+        refuse("resume", f"the PostgreSQL server at {self.url}")
+
     def remove(self) -> None:
         """Nothing to remove: the pool drops the databases it made; the server is not ours."""
 

@@ -16,7 +16,7 @@ URL_FLAG = f"{setting('external_nats_url').flag} / {setting('external_nats_url')
 CA_FLAG = f"{setting('external_nats_ca').flag} / {setting('external_nats_ca').env}"
 DSN_FLAG = f"{setting('external_pg_dsn').flag} / {setting('external_pg_dsn').env}"
 NOT_OURS = (
-    "Tests that stop, kill or restart a server need a server the harness runs: mark them "
+    "Tests that stop, kill, restart or pause a server need a server the harness runs: mark them "
     "@pytest.mark.aegis_backends('local', 'docker')."
 )
 

@@ -16,7 +16,9 @@ owned by the server user::
 
 The sweep of :mod:`pytest_aegis.session` kills the postmasters a dead session
 recorded (their children exit when the postmaster dies); :func:`sweep_pg_root`
-then removes the directories of sessions whose session directory is gone.
+then removes the directories of sessions whose session directory is gone, after
+killing what still runs there (the children of a postmaster that died paused:
+stopped, they never notice).
 
 ``initdb`` runs once per (PostgreSQL version, settings) and its result is
 cached under ``$XDG_CACHE_HOME/pytest-aegis`` (default ``~/.cache/pytest-aegis``);
@@ -33,6 +35,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -177,9 +180,27 @@ def sweep_pg_root(root: Path) -> list[Path]:
         except OSError:
             continue
         if gone:
+            kill_processes_in(entry)
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
+
+
+def kill_processes_in(directory: Path) -> list[int]:
+    """SIGKILL every process whose working directory is in ``directory`` (a postgres process
+    works in its data directory); return their pids.  Only processes this user may signal."""
+    inside = str(directory.resolve())
+    killed = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == inside or cwd.startswith(inside + os.sep):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
 
 
 def cache_root() -> Path:

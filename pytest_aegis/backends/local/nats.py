@@ -67,5 +67,16 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
         self._process.stop()
         self.start()
 
+    @property
+    def is_paused(self) -> bool:
+        return self._process.is_paused
+
+    def pause(self) -> None:
+        """SIGSTOP: the server answers nothing (its sockets stay open) until :meth:`resume`."""
+        self._process.pause()
+
+    def resume(self) -> None:
+        self._process.resume()
+
     def keep_instructions(self) -> str:
         return f"pid {self.pid}; config {self._config_path}; stop with `kill {self.pid}`"

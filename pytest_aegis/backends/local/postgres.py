@@ -145,6 +145,7 @@ class PostgresServer(ProcessBacked[ManagedProcess], PostgresHandle):
         Not SIGTERM: that is PostgreSQL's *smart* shutdown, which waits for every
         client to disconnect on its own.
         """
+        self._process.resume()  # a stopped postmaster would take the SIGINT only once continued
         pid = self.pid
         if pid is not None and self.is_running:
             with contextlib.suppress(ProcessLookupError):
@@ -152,8 +153,21 @@ class PostgresServer(ProcessBacked[ManagedProcess], PostgresHandle):
         self._process.stop(timeout)
 
     def kill(self) -> None:
-        """SIGKILL the postmaster, as a crash would; its backends exit on their own."""
+        """SIGKILL the postmaster, as a crash would; its backends exit on their own (continued
+        first when the server was paused, so they can notice)."""
         self._process.kill()
+
+    @property
+    def is_paused(self) -> bool:
+        return self._process.is_paused
+
+    def pause(self) -> None:
+        """SIGSTOP the postmaster and all its processes (backends, checkpointer, ...): no query is
+        answered and no connection accepted until :meth:`resume`; connections stay open."""
+        self._process.pause()
+
+    def resume(self) -> None:
+        self._process.resume()
 
     def keep_instructions(self) -> str:
         return (

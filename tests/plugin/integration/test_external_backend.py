@@ -85,6 +85,17 @@ def test_lifecycle_is_refused(nats_server, postgres_server):
         postgres_server.stop()
 
 
+def test_pause_is_refused(nats_server, postgres_server):
+    for server in (nats_server, postgres_server):
+        with pytest.raises(ExternalServerError, match=r"pause\\(\\) is not available.*not ours to pause"):
+            server.pause()
+        with pytest.raises(ExternalServerError, match="not ours to pause"), server.paused():
+            pass
+        with pytest.raises(ExternalServerError, match="not ours to resume"):
+            server.resume()
+        assert not server.is_paused
+
+
 @pytest.mark.parametrize("turn", [1, 2])
 def test_postgres_db_is_migrated_and_fresh(postgres_db, turn):
     assert postgres_db.name.startswith("test_")
@@ -211,7 +222,7 @@ def test_the_fixtures_and_helpers_run_against_external_servers_and_leave_nothing
     result = run_inner(inner, "-rs", "-W", "error", *xdist)
 
     out = result.stdout.str() + result.stderr.str()
-    result.assert_outcomes(passed=7, skipped=2)
+    result.assert_outcomes(passed=8, skipped=2)
     result.stdout.fnmatch_lines(
         [
             f"aegis: backend external (nats-server {external_nats.version} at {external_nats.url}*"

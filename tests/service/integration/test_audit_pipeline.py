@@ -106,37 +106,64 @@ async def _enqueue(dsn: str, events: list, batch: int = 500) -> None:
                 await enqueue(conn, events[start : start + batch])
 
 
-async def test_nats_killed_and_restarted_during_a_burst_stores_every_event_once(audit_stack):
-    stack = audit_stack()
+_CLAIM_HELD = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND state = 'idle in transaction' AND query LIKE '%FOR UPDATE SKIP LOCKED%'"
+)
+
+
+def _relay_holds_a_claim(dsn: str) -> bool:
+    """The relay's claim transaction is open: it locked a batch of the outbox and publishes it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(_CLAIM_HELD).fetchone()
+    return bool(row and row[0])
+
+
+async def test_nats_killed_and_restarted_during_a_burst_stores_every_event_once(
+    audit_stack, postgres_server_factory
+):
+    pg = postgres_server_factory()  # a server of its own: the test pauses it
+    stack = audit_stack(dsn=new_database(pg, "audit_nats_kill"))
     burst = [new_event("load.burst", {"n": n}, "test") for n in range(5000)]
-    await _enqueue(stack.dsn, burst[:500])
-    await async_wait_until(
-        lambda: asyncio.to_thread(count_rows, stack.dsn),
-        "the first events to be stored",
-        timeout=10,
-        ok=lambda n: n == 500,
-        interval=0.005,
-    )
-    # Hold the burst mid-flight instead of racing it: with audit_events locked against writes the
-    # consumer takes messages but cannot store them, so NATS dies with the rest of the burst
-    # relayed, fetched and unacknowledged.
-    async with await psycopg.AsyncConnection.connect(stack.dsn) as holder:
-        await holder.execute("LOCK TABLE audit_events IN EXCLUSIVE MODE")  # reads still work
+    nc = await stack.nats.connect()
+    try:
+        await _enqueue(stack.dsn, burst[:500])
+        await assert_no_event_lost(stack.dsn, [e.event_id for e in burst[:500]], within=10, strict=True)
+        await wait_all_acked(nc.jetstream(), 500)  # the ack floor is at 500: nothing of before is pending
+    finally:
+        await nc.close()
+    # Hold the burst mid-flight with pauses instead of racing the pipeline.  NATS paused: the relay
+    # claims a batch of the burst and cannot get it acknowledged.  Then PostgreSQL paused and NATS
+    # resumed: the batch reaches the stream, the relay cannot mark it published, the consumer
+    # fetches it and cannot store it.  NATS dies with all of that in flight.
+    try:
+        stack.nats.pause()
         await _enqueue(stack.dsn, burst[500:])
+        await async_wait_until(
+            lambda: asyncio.to_thread(_relay_holds_a_claim, stack.dsn),
+            "the relay to hold a claimed batch it cannot publish",
+            timeout=10,
+        )
+        pg.pause()
+        stack.nats.resume()
         nc = await stack.nats.connect()
         try:
-            await async_wait_until(
+            info = await async_wait_until(
                 lambda: consumer_info(nc.jetstream()),
-                "the consumer to hold fetched, unstored messages",
+                "the consumer to hold fetched, unstored events of the burst",
                 timeout=10,
-                ok=lambda info: info.num_ack_pending > 0,
+                ok=lambda i: i.delivered.stream_seq > 500 and i.num_ack_pending > 0,
             )
         finally:
             await nc.close()
+        assert info.ack_floor.stream_seq == 500, f"nothing of the burst can be stored yet: {info}"
         stack.nats.kill()
-        assert count_rows(stack.dsn) == 500, "nothing more could be stored while the table was locked"
-        await holder.rollback()  # the consumer's inserts go ahead; their acks find no server
-    stack.nats.restart()  # same port, same JetStream store
+        stack.nats.restart()  # same port, same JetStream store
+        pg.resume()  # the relay marks its batch, the consumer's inserts go ahead: their acks are lost
+    finally:
+        for server in (stack.nats, pg):
+            if server.is_paused:
+                server.resume()
     await assert_no_event_lost(stack.dsn, [e.event_id for e in burst], within=60, strict=True)
     assert count_rows(stack.dsn, "outbox_events WHERE published_at IS NULL") == 0
 

@@ -5,6 +5,7 @@ and vice versa."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 2
 CHECKOUT_TIMEOUT = 2.0
+#: Seconds /health and /readiness wait for the schema check, whatever the database does.
 STATUS_TIMEOUT = 1.0
 STATEMENT_TIMEOUT_MS = 5000
 RETRY_AFTER = 1.0
@@ -52,11 +54,14 @@ class Database:
             check=AsyncConnectionPool.check_connection,
             name="aegis",
         )
+        self._check: asyncio.Task[SchemaStatus] | None = None
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
 
     async def close(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
         await self.pool.close(timeout=1.0)
 
     @asynccontextmanager
@@ -71,6 +76,19 @@ class Database:
             raise Unavailable(f"database unavailable: {first_line(exc)}", RETRY_AFTER) from None
 
     async def status(self) -> SchemaStatus:
+        """The schema status within :data:`STATUS_TIMEOUT` seconds.  A database that stops answering
+        (paused, hung, a network that drops packets) refuses nothing and runs no server-side timeout,
+        and the pool's connection check has no deadline: a check still running at the deadline is
+        reported as "no answer", left to finish in the background, and shared by the requests that
+        come meanwhile (one check at a time, so they do not pile up on the pool)."""
+        if self._check is None or self._check.done():
+            self._check = asyncio.create_task(self._status(), name="schema-status")
+        done, _ = await asyncio.wait({self._check}, timeout=STATUS_TIMEOUT)
+        if not done:
+            return SchemaStatus(False, head(), error=f"no answer within {STATUS_TIMEOUT:g}s")
+        return self._check.result()
+
+    async def _status(self) -> SchemaStatus:
         try:
             async with self.pool.connection(STATUS_TIMEOUT) as conn:
                 return await schema_status(conn)
