@@ -94,6 +94,7 @@ class AuditPipeline:
             duplicate_window=s.audit_duplicate_window,
             ack_wait=s.audit_ack_wait,
             batch_size=s.audit_batch_size,
+            replicas=s.jetstream_replicas,
         )
 
     async def open(self) -> None:
@@ -135,7 +136,9 @@ class ServiceApp:
         self.breaker = CircuitBreaker(
             "nats-publish", settings.breaker_failure_threshold, settings.breaker_reset_timeout
         )
-        self.gateway = KvGateway(self.connection, self.breaker, settings.request_timeout)
+        self.gateway = KvGateway(
+            self.connection, self.breaker, settings.request_timeout, replicas=settings.jetstream_replicas
+        )
         self.registrar = Registrar(settings, KvInstanceRegistry(self.gateway))
         self.monitor = HealthMonitor(settings, self.connection, self.registrar, self.breaker)
         self.responder = HealthResponder(self.monitor, self.connection, settings, self.metrics)

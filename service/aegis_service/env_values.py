@@ -197,6 +197,13 @@ def _positive_int(value: object) -> int:
     return number
 
 
+def _replicas(value: object) -> int:
+    number = _parse_int(value)
+    if not 1 <= number <= 5:
+        raise ValueError(f"must be 1 to 5 (JetStream's replica limit), got {show(value)}")
+    return number
+
+
 def _database_url(value: object) -> str:
     text = str(value).strip()
     if urlsplit(text).scheme not in ("postgresql", "postgres"):
@@ -231,6 +238,7 @@ Subject = Annotated[str, BeforeValidator(_subject)]
 RegistrationTtl = Annotated[float, BeforeValidator(_ttl)]
 Seconds = Annotated[float, BeforeValidator(_positive_seconds)]
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+Replicas = Annotated[int, BeforeValidator(_replicas)]
 DatabaseUrl = Annotated[SecretStr, BeforeValidator(_database_url)]
 HttpBind = Annotated[str, BeforeValidator(_http_bind)]
 LogLevel = Annotated[str, BeforeValidator(_log_level)]

@@ -26,6 +26,7 @@ from aegis_service.env_values import (
     PositiveInt,
     ReadableFile,
     RegistrationTtl,
+    Replicas,
     Seconds,
     Subject,
     Token,
@@ -75,6 +76,7 @@ class Settings(BaseModel):
     connect_timeout: Seconds = Field(30.0, alias="AEGIS_CONNECT_TIMEOUT")
     request_timeout: Seconds = Field(2.0, alias="AEGIS_NATS_REQUEST_TIMEOUT")
     ping_interval: Seconds = Field(10.0, alias="AEGIS_NATS_PING_INTERVAL")
+    jetstream_replicas: Replicas = Field(1, alias="AEGIS_JETSTREAM_REPLICAS")
     max_outstanding_pings: PositiveInt = Field(2, alias="AEGIS_NATS_MAX_OUTSTANDING_PINGS")
     breaker_failure_threshold: PositiveInt = Field(5, alias="AEGIS_BREAKER_FAILURE_THRESHOLD")
     breaker_reset_timeout: Seconds = Field(5.0, alias="AEGIS_BREAKER_RESET_TIMEOUT")

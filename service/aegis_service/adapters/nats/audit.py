@@ -26,12 +26,13 @@ ACK_PENDING_BATCHES = 10
 _TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError)
 
 
-def stream_config(duplicate_window: float) -> StreamConfig:
+def stream_config(duplicate_window: float, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=STREAM,
         subjects=list(SUBJECTS),
         storage=StorageType.FILE,
         duplicate_window=duplicate_window,
+        num_replicas=replicas,
     )
 
 
@@ -49,22 +50,24 @@ def consumer_config(ack_wait: float, max_ack_pending: int) -> ConsumerConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, duplicate_window: float) -> None:
+async def ensure_stream(js: JetStreamContext, duplicate_window: float, replicas: int = 1) -> None:
     try:
         await js.stream_info(STREAM)
     except nats.js.errors.NotFoundError:
-        await js.add_stream(stream_config(duplicate_window))
+        await js.add_stream(stream_config(duplicate_window, replicas))
 
 
 async def ensure_consumer(js: JetStreamContext, ack_wait: float, max_ack_pending: int) -> None:
     await js.add_consumer(STREAM, consumer_config(ack_wait, max_ack_pending))
 
 
-async def set_up(js: JetStreamContext, *, duplicate_window: float, ack_wait: float, batch_size: int) -> None:
+async def set_up(
+    js: JetStreamContext, *, duplicate_window: float, ack_wait: float, batch_size: int, replicas: int = 1
+) -> None:
     """Create the stream and the durable consumer if absent; transient NATS errors are :class:`Unavailable`
     (the caller retries)."""
     try:
-        await ensure_stream(js, duplicate_window)
+        await ensure_stream(js, duplicate_window, replicas)
         await ensure_consumer(js, ack_wait, ACK_PENDING_BATCHES * batch_size)
     except _TRANSIENT as exc:
         raise Unavailable(describe_error(exc)) from None

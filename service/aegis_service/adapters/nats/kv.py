@@ -63,7 +63,9 @@ def is_wrong_last_sequence(exc: BaseException) -> bool:
     )
 
 
-async def ensure_bucket(js: JetStreamContext, name: str, *, description: str, msg_ttl: bool) -> KeyValue:
+async def ensure_bucket(
+    js: JetStreamContext, name: str, *, description: str, msg_ttl: bool, replicas: int = 1
+) -> KeyValue:
     """Open bucket ``name``, creating it (history 1) if missing. With ``msg_ttl`` the backing stream must
     allow per-message TTLs; an existing bucket without it is updated (the flag can be enabled, not
     removed)."""
@@ -73,7 +75,9 @@ async def ensure_bucket(js: JetStreamContext, name: str, *, description: str, ms
         try:
             kv = await js.create_key_value(
                 # direct=True: gets use the direct-get API instead of a JetStream API request.
-                api.KeyValueConfig(bucket=name, history=1, description=description, direct=True)
+                api.KeyValueConfig(
+                    bucket=name, history=1, description=description, direct=True, replicas=replicas
+                )
             )
             logger.info("created KV bucket %s", name)
         except nats.js.errors.BadRequestError as exc:
@@ -129,10 +133,13 @@ async def purge_with_ttl(js: JetStreamContext, bucket: str, key: str, marker_ttl
 class KvGateway:
     """Runs KV operations with fail-fast checks, a per-call timeout and the publish circuit breaker."""
 
-    def __init__(self, connection: NatsConnection, breaker: CircuitBreaker, timeout: float) -> None:
+    def __init__(
+        self, connection: NatsConnection, breaker: CircuitBreaker, timeout: float, *, replicas: int = 1
+    ) -> None:
         self._connection = connection
         self._breaker = breaker
         self._timeout = timeout
+        self._replicas = replicas
         self._buckets: dict[str, KeyValue] = {}
         self._js: JetStreamContext | None = None
         self._last_failure = "none"
@@ -155,6 +162,7 @@ class KvGateway:
                 name,
                 description=f"pytest-aegis reference service: {name}",
                 msg_ttl=name == INSTANCES_BUCKET,
+                replicas=self._replicas,
             )
             self._buckets[name] = kv
         return kv
