@@ -84,6 +84,18 @@ def test_every_plain_variable_is_read() -> None:
     assert s.tls_hostname == "nats.internal"
 
 
+def test_pings_and_replicas() -> None:
+    s = load(
+        AEGIS_NATS_PING_INTERVAL="0.5", AEGIS_NATS_MAX_OUTSTANDING_PINGS="3", AEGIS_JETSTREAM_REPLICAS="3"
+    )
+    assert (s.ping_interval, s.max_outstanding_pings, s.jetstream_replicas) == (0.5, 3, 3)
+    assert (load().ping_interval, load().max_outstanding_pings, load().jetstream_replicas) == (10.0, 2, 1)
+    assert "AEGIS_JETSTREAM_REPLICAS: must be 1 to 5 (JetStream's replica limit), got '6'" in error_for(
+        AEGIS_JETSTREAM_REPLICAS="6"
+    )
+    assert "AEGIS_NATS_PING_INTERVAL" in error_for(AEGIS_NATS_PING_INTERVAL="0")
+
+
 def test_empty_values_count_as_unset_and_other_variables_are_ignored() -> None:
     s = load(AEGIS_NATS_TOKEN="", AEGIS_SERVICE_NAME="  ", PATH="/bin", AEGIS_SOMETHING_ELSE="x")
     assert s.auth_mode == "none"
