@@ -32,6 +32,7 @@ SUITES: dict[str, str] = {
     "audit": "bench.audit_throughput",
     "containers": "bench.containers",  # needs the docker extra and a Docker engine
     "startup": "bench.startup",
+    "cluster": "bench.cluster",
 }
 #: Options only some suites take, passed to their ``run`` as keyword arguments when given.
 SUITE_OPTIONS: dict[str, tuple[str, ...]] = {"audit": ("events",)}

@@ -5,6 +5,7 @@ from pytest_aegis.backends.local.postgres import PostgresServer
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.errors import ServerStartError
 from pytest_aegis.faults.proxy import FaultProxy
+from pytest_aegis.natsd.cluster import NatsCluster
 from pytest_aegis.natsd.operator import OperatorTrust
 from pytest_aegis.natsd.server import NatsServer
 
@@ -27,6 +28,7 @@ FaultProxy.bandwidth
 FaultProxy.blackhole
 FaultProxy.cut
 FaultProxy.heal
+NatsCluster.stream_leader  # the cluster handle's public API (tests call it)
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).

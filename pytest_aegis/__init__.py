@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.faults.targets import NatsFaultProxy as NatsFaultProxy
     from pytest_aegis.faults.targets import PostgresFaultProxy as PostgresFaultProxy
     from pytest_aegis.fixtures.nats import nats_server_fixture as nats_server_fixture
+    from pytest_aegis.natsd.cluster import NatsCluster as NatsCluster
     from pytest_aegis.natsd.server import NatsServer as NatsServer
     from pytest_aegis.natsd.spec import NatsSpec as NatsSpec
     from pytest_aegis.postgres.handle import PostgresDatabase as PostgresDatabase
@@ -61,6 +62,7 @@ _LAZY = {
     "AegisError": "pytest_aegis.errors",
     "Fault": "pytest_aegis.faults.proxy",
     "FaultProxy": "pytest_aegis.faults.proxy",
+    "NatsCluster": "pytest_aegis.natsd.cluster",
     "NatsFaultProxy": "pytest_aegis.faults.targets",
     "PostgresFaultProxy": "pytest_aegis.faults.targets",
     "AppProcess": "pytest_aegis.app.process",
@@ -118,6 +120,7 @@ pytest_plugins = (
     "pytest_aegis.fixtures.postgres",
     "pytest_aegis.fixtures.app",
     "pytest_aegis.fixtures.faults",
+    "pytest_aegis.fixtures.cluster",
 )
 
 __all__ = sorted([*_LAZY, "nats_auth"])

@@ -127,7 +127,8 @@ async def assert_connection_rejected(
             "but the error does not "
             f"match {match!r}: {describe_error(error)}"
         )
-    record.rejected(server.spec, actual, by_mtls=_server_refused_client_cert(server, actual, error))
+    by_mtls = _server_refused_client_cert(server, actual, error)
+    record.rejected(server.spec, actual, by_mtls=by_mtls, topology=server.topology)
     return error
 
 

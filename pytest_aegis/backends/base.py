@@ -66,6 +66,11 @@ class Backend(ABC):
         Default: every spec can be served (the backend configures its servers)."""
         return None
 
+    def cannot_cluster(self) -> str | None:
+        """Why this backend cannot start a NATS cluster (the skip reason), or ``None``.  Default:
+        it can (its servers' configs are rendered by the harness, routes on 127.0.0.1)."""
+        return None
+
     def nats_material(self, spec: NatsSpec, directory: Path, ca: Callable[[], AegisCA]) -> NatsMaterial:
         """The credentials and certificates of a server of ``spec``.  Default: made for the spec,
         certificates from the session CA (``ca()``, made on first use)."""

@@ -100,8 +100,8 @@ class Recorder:
         self._pending: _Pending | None = None
         self._clients: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
-    def row(self, spec: NatsSpec) -> SpecRow:
-        fresh = SpecRow.of(spec)
+    def row(self, spec: NatsSpec, topology: str = "single") -> SpecRow:
+        fresh = SpecRow.of(spec, topology)
         return self.rows.setdefault(fresh.key, fresh)
 
     # -- one test --------------------------------------------------------------------------
@@ -120,16 +120,16 @@ class Recorder:
 
     # -- what helpers record -----------------------------------------------------------------
 
-    def connected(self, spec: NatsSpec, client: Any) -> None:
-        key = self.row(spec).key
+    def connected(self, spec: NatsSpec, client: Any, topology: str = "single") -> None:
+        key = self.row(spec, topology).key
         self._clients[client] = key
         if self._pending is not None:
             self._pending.connected.add(key)
 
-    def proved(self, spec: NatsSpec, case: str) -> None:
+    def proved(self, spec: NatsSpec, case: str, topology: str = "single") -> None:
         if case not in CASES:
             raise ValueError(f"unknown case {case!r}; the cases: {', '.join(CASES)}")
-        key = self.row(spec).key
+        key = self.row(spec, topology).key
         if self._pending is not None:
             self._pending.proved.add((key, case))
 
@@ -172,27 +172,27 @@ def active() -> Recorder | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
-def ran(spec: NatsSpec) -> None:
-    """A server of ``spec`` was started (or adopted) for the session."""
+def ran(spec: NatsSpec, topology: str = "single") -> None:
+    """A server of ``spec`` (``topology``: ``single`` or ``cluster``) was started (or adopted)."""
     if (recorder := active()) is not None:
-        recorder.row(spec)
+        recorder.row(spec, topology)
 
 
-def connected(spec: NatsSpec, client: Any) -> None:
+def connected(spec: NatsSpec, client: Any, topology: str = "single") -> None:
     """A test connected ``client`` to a server of ``spec``."""
     if (recorder := active()) is not None:
-        recorder.connected(spec, client)
+        recorder.connected(spec, client, topology)
 
 
-def rejected(spec: NatsSpec, reason: str, *, by_mtls: bool) -> None:
+def rejected(spec: NatsSpec, reason: str, *, by_mtls: bool, topology: str = "single") -> None:
     """A passing ``assert_connection_rejected`` proved a rejection for ``reason`` (``by_mtls``: the
     server refused the client's certificate, or its lack of one)."""
     if (recorder := active()) is None:
         return
     if reason in ("auth", "tls"):
-        recorder.proved(spec, f"rejected:{reason}")
+        recorder.proved(spec, f"rejected:{reason}", topology)
     if by_mtls:
-        recorder.proved(spec, "rejected:mtls")
+        recorder.proved(spec, "rejected:mtls", topology)
 
 
 def denied(client: Any, action: str) -> None:

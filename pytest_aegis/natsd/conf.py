@@ -68,6 +68,8 @@ def render(
         if spec.mtls:
             tls |= {"ca_file": str(material.ca_file), "verify": True}
         conf["tls"] = tls
+    if material.cluster is not None:
+        conf["cluster"] = material.cluster.block(material.node_index)
     conf |= material.server_config
     lines = [f"{key}: {conf_value(value)}" for key, value in conf.items()]
     if material.operator is not None:

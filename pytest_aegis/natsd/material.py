@@ -11,12 +11,15 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.certs import AegisCA, CertFiles
 from pytest_aegis.natsd.auth import AUTH_MODES, Identity
 from pytest_aegis.natsd.operator import OperatorTrust
 from pytest_aegis.natsd.spec import NatsSpec
+
+if TYPE_CHECKING:  # the cluster module builds on this one
+    from pytest_aegis.natsd.cluster import ClusterLayout
 
 
 @dataclass
@@ -34,6 +37,9 @@ class NatsMaterial:
     ca_file: Path | None = None
     client_tls: ssl.SSLContext | None = None
     client_cert_files: CertFiles | None = None
+    #: A cluster node's routes (``None``: a single server) and its index in the cluster.
+    cluster: ClusterLayout | None = None
+    node_index: int = 0
 
     def identity(self, name: str | None) -> Identity:
         if name is None or name == self.default.name:

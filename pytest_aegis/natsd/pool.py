@@ -7,19 +7,25 @@ an unshared server (factories, tests that stop or kill their server).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import dataclasses
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.matrix import record
+from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.server import CONNECT_DEADLINE, NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
+from pytest_aegis.ports import start_on_free_port
 from pytest_aegis.session import SessionState
 
 if TYPE_CHECKING:  # the backends start what this pool hands out
     from pytest_aegis.backends.base import Backend
+    from pytest_aegis.natsd.cluster import ClusterLayout, NatsCluster
 
 
 class NatsPool:
@@ -39,6 +45,15 @@ class NatsPool:
         self._keep = keep
         self._shared: dict[NatsSpec, NatsServer] = {}
         self.servers: list[NatsServer] = []
+        self._starting: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def _starter(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Threads that start cluster nodes side by side.  They live until :meth:`close`: a child's
+        PR_SET_PDEATHSIG fires when the *thread* that spawned it ends, not only the process."""
+        if self._starting is None:
+            self._starting = concurrent.futures.ThreadPoolExecutor(9, thread_name_prefix="aegis-node")
+        return self._starting
 
     def get(self, spec: NatsSpec) -> NatsServer:
         """The shared server for ``spec``, started if this is its first use."""
@@ -66,6 +81,59 @@ class NatsPool:
         record.ran(material.spec)
         return server
 
+    def start_cluster(self, spec: NatsSpec, size: int) -> NatsCluster:
+        """A new cluster of ``size`` nodes of ``spec`` (routes secured like the clients' side),
+        returned once every node accepts clients (not yet healthy: see
+        :meth:`NatsCluster.wait_until_healthy`)."""
+        from pytest_aegis.natsd.cluster import ClusterEntry, ClusterLayout, NatsCluster
+
+        name = f"cluster-{len(self.servers) + 1}"
+        directory = self._session.new_dir(f"nats-{name}")
+        material = self._backend.nats_material(spec, directory / "material", self._ca)
+        routes_tls = self._ca().server_cert_files("valid") if spec.tls else None
+        layout = ClusterLayout.new(
+            size, secured=spec.tls or spec.auth != "none", route_tls=routes_tls, ca_file=material.ca_file
+        )
+
+        def start(index: int) -> NatsServer:
+            node = dataclasses.replace(material, cluster=layout, node_index=index)
+            return self._start_node(node, layout, f"{layout.name}-n{index + 1}", directory)
+
+        # All at once, as a cluster comes up (each start waits for its own ready line).
+        futures = [self._starter.submit(start, index) for index in range(size)]
+        concurrent.futures.wait(futures)
+        failed = [future.exception() for future in futures if future.exception() is not None]
+        if failed:
+            for future in futures:
+                if future.exception() is None:
+                    future.result().stop()
+            raise failed[0]  # type: ignore[misc]
+        nodes = [future.result() for future in futures]
+        first = nodes[0]
+        entry = ClusterEntry(nodes, first.runtime, first.material, connect_deadline=self._connect_deadline)
+        for server in (*nodes, entry):
+            server.topology = "cluster"
+        record.ran(material.spec, "cluster")
+        return NatsCluster(nodes, layout, entry)
+
+    def _start_node(
+        self, material: NatsMaterial, layout: ClusterLayout, name: str, directory: Path
+    ) -> NatsServer:
+        """One node; on a route port taken meanwhile, again on a fresh one (:func:`start_on_free_port`)."""
+
+        def start(port: int) -> NatsServer:
+            layout.route_ports[material.node_index] = port
+            node_directory = directory / name
+            node_directory.mkdir(mode=0o700, exist_ok=True)
+            runtime = self._backend.start_nats(material, name=name, directory=node_directory)
+            server = NatsServer(runtime, material, connect_deadline=self._connect_deadline)
+            self.servers.append(server)
+            return server
+
+        first_port = layout.route_ports[material.node_index]
+        ports = iter([first_port])
+        return start_on_free_port(lambda fresh: start(next(ports, fresh)))
+
     def close(self) -> list[NatsServer]:
         """Stop every server (or, with keep, leave them running, resumed if a test left them
         paused); return those left running."""
@@ -81,4 +149,7 @@ class NatsPool:
                     server.stop()
         self.servers.clear()
         self._shared.clear()
+        if self._starting is not None:  # after the stops: its threads spawned some of them
+            self._starting.shutdown(wait=False)
+            self._starting = None
         return kept

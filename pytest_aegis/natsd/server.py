@@ -72,6 +72,8 @@ class NatsServer:
         self, runtime: NatsRuntime, material: NatsMaterial, *, connect_deadline: float = CONNECT_DEADLINE
     ) -> None:
         self._runtime = runtime
+        #: ``single``, or ``cluster`` for a cluster's node (the security matrix's topology).
+        self.topology = "single"
         self.material = material
         #: Seconds :meth:`connect` may take in all (the session's ``aegis_start_timeout``).
         self.connect_deadline = connect_deadline
@@ -81,6 +83,11 @@ class NatsServer:
     @property
     def name(self) -> str:
         return self._runtime.name
+
+    @property
+    def runtime(self) -> NatsRuntime:
+        """Where the server runs: the backend's handle on its process or container."""
+        return self._runtime
 
     @property
     def spec(self) -> NatsSpec:
@@ -165,7 +172,7 @@ class NatsServer:
             timeout=self.connect_deadline if deadline is None else deadline,
             server=self,
         )
-        record.connected(self.spec, client)
+        record.connected(self.spec, client, self.topology)
         return client
 
     def env(self, prefix: str = "AEGIS_NATS_", *, as_user: str | None = None) -> dict[str, str]:

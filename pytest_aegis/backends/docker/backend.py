@@ -59,6 +59,13 @@ class DockerBackend(Backend):
     def _labels(self, role: str, name: str) -> dict[str, str]:
         return session_labels(self.session, role=role, name=name)
 
+    def cannot_cluster(self) -> str | None:
+        if self.network == "host":
+            return None
+        return (
+            "nats_cluster on the docker backend needs host networking (--aegis-docker-network=host) for now"
+        )
+
     def start_nats(self, material: NatsMaterial, *, name: str, directory: Path) -> DockerNats:
         runtime = DockerNats(
             self.engine,

@@ -52,6 +52,14 @@ def container_material(material: NatsMaterial) -> tuple[NatsMaterial, list[FileS
             files.append(FileSpec(f"{TLS_DIR}/ca.pem", material.ca_file.read_bytes()))
             changes["ca_file"] = Path(f"{TLS_DIR}/ca.pem")
         material = dataclasses.replace(material, **changes)  # type: ignore[arg-type]
+    if material.cluster is not None and material.cluster.route_tls is not None:  # a cluster's routes
+        routes = material.cluster.route_tls
+        cert, key = f"{TLS_DIR}/route.pem", f"{TLS_DIR}/route.key"
+        files += [FileSpec(cert, routes.cert.read_bytes()), FileSpec(key, routes.key.read_bytes(), 0o600)]
+        layout = dataclasses.replace(  # the same route_ports list: the nodes' current ports
+            material.cluster, route_tls=CertFiles(Path(cert), Path(key)), ca_file=material.ca_file
+        )
+        material = dataclasses.replace(material, cluster=layout)
     return material, files
 
 

@@ -111,6 +111,12 @@ class ExternalBackend(Backend):
             f"{self.offer.label}{tls}, as {self.target.identity.name})"
         )
 
+    def cannot_cluster(self) -> str | None:
+        return (
+            f"nats_cluster needs servers the harness starts; the external backend uses the server at "
+            f"{self.target.url}"
+        )
+
     def cannot_serve(self, spec: NatsSpec) -> str | None:
         """Why ``spec`` cannot run here (the skip reason), or ``None`` when the external server
         offers what it asks for."""

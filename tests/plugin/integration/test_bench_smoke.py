@@ -208,3 +208,19 @@ def test_bench_startup_quick_prints_json():
     assert isinstance(suite["overhead_ms"]["median_of_pairs"], numbers.Real)
     assert suite["targets"]["overhead_ms_at_most"] >= 50
     assert isinstance(suite["meets_targets"], bool)
+
+
+def test_bench_cluster_quick_prints_json():
+    document = _run_bench("--only", "cluster", "--quick")
+    assert document["metadata"]["suites"] == ["cluster"]
+    suite = document["suites"]["cluster"]
+    assert "error" not in suite, suite.get("error")
+    assert suite["targets"] == {"healthy_median_ms": 2000, "ratio_max": 1.2, "proxy_p99_delta_ms": 0.3}
+    healthy, rtt = suite["results"]["cluster_healthy"], suite["results"]["proxy_health_rtt"]
+    _assert_summary(healthy["aegis"], 2)
+    _assert_summary(healthy["bare_popen"], 2)
+    assert healthy["ratio"] > 0
+    _assert_summary(rtt["direct"], 100)
+    _assert_summary(rtt["proxy"], 100)
+    assert set(suite["target_checks"]) == set(suite["targets"])
+    assert isinstance(suite["meets_targets"], bool)

@@ -1,0 +1,232 @@
+"""Suite ``cluster``: time-to-healthy of a 3-node NATS cluster, and the health round trip through
+an idle :class:`~pytest_aegis.FaultProxy`.
+
+``cluster_healthy`` (TLS + user/password + JetStream on every node, routes secured), two
+contenders interleaved (A, B, A, B, ...) in one run:
+
+``aegis``
+    ``NatsPool.start_cluster(spec, 3)`` (material, route layout, three configs, three spawns,
+    each to its "Server is ready" line) and ``await cluster.wait_until_healthy()``.
+``bare_popen``
+    The same three configs (``natsd.conf.render`` of the materials the aegis rep just made, on
+    fresh route ports, in their own directories and stores), ``subprocess.Popen`` of each, stderr
+    read to "Server is ready", then the same readiness (:func:`pytest_aegis.natsd.cluster.all_healthy`
+    of every node's monitoring endpoints, polled as ``wait_until_healthy`` polls).
+
+``proxy_health_rtt``: a responder and two clients on one TLS + user/password server; the clients'
+requests alternate, one direct, one through a ``FaultProxy`` with no fault; round trips compared
+by percentile.  Stops are outside the timed regions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import stats
+from bench.procs import BenchError, read_until, terminate
+from pytest_aegis.backends.local.backend import LocalBackend
+from pytest_aegis.certs import AegisCA
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.faults.targets import NatsFaultProxy
+from pytest_aegis.natsd.cluster import ClusterLayout, NatsCluster, all_healthy, read_health
+from pytest_aegis.natsd.conf import render
+from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.pool import NatsPool
+from pytest_aegis.natsd.spec import NatsSpec
+from pytest_aegis.ports import free_port
+from pytest_aegis.session import SessionState
+from pytest_aegis.waiting import async_wait_until
+
+NAME = "cluster"
+SIZE = 3
+TARGETS: dict[str, float] = {"healthy_median_ms": 2000, "ratio_max": 1.2, "proxy_p99_delta_ms": 0.3}
+#: (cluster reps, round trips per contender): full run, --quick.
+REPS = {"full": (20, 2000), "quick": (2, 100)}
+READY_TIMEOUT = 20.0
+_READY = b"Server is ready"
+_MONITOR = re.compile(rb"Starting http monitor on (\S+):(\d+)")
+
+
+def _progress(message: str) -> None:
+    print(f"[{NAME}] {message}", file=sys.stderr, flush=True)
+
+
+# -- time to healthy -----------------------------------------------------------------
+
+
+async def aegis_once(pool: NatsPool, spec: NatsSpec) -> tuple[float, NatsCluster]:
+    started = time.perf_counter()
+    cluster = pool.start_cluster(spec, SIZE)
+    await cluster.wait_until_healthy()
+    return time.perf_counter() - started, cluster
+
+
+def _stop(cluster: NatsCluster) -> None:
+    for node in cluster.nodes:
+        node.stop()
+
+
+def _tail(lines: list[bytes], count: int = 15) -> str:
+    return "\n".join("  " + line.decode("utf-8", "replace") for line in lines[-count:])
+
+
+async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) -> float:
+    """The same configs on fresh route ports, Popen'd, waited on with the same readiness."""
+    layout = dataclasses.replace(
+        materials[0].cluster or _no_cluster(), route_ports=[free_port() for _ in materials]
+    )
+    configs = []
+    for index, material in enumerate(materials):
+        directory = scratch / f"bare-{index}"
+        directory.mkdir(parents=True)
+        node = dataclasses.replace(material, cluster=layout, node_index=index)
+        configs.append(
+            (directory / "nats.conf", render(node, name=f"bare-{index}", store_dir=directory / "js"))
+        )
+    started = time.perf_counter()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        monitors = []
+        for path, text in configs:
+            path.write_text(text)
+            procs.append(subprocess.Popen([str(binary), "-c", str(path)], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))  # fmt: skip
+        for index, proc in enumerate(procs):
+            assert proc.stderr is not None
+            lines = read_until(
+                proc, proc.stderr, lambda line: _READY in line, READY_TIMEOUT, "bare node", _tail
+            )
+            port = next((m.group(2) for line in lines if (m := _MONITOR.search(line))), None)
+            if port is None:
+                raise BenchError(f"bare node {index} logged no monitoring port:\n{_tail(lines)}")
+            monitors.append((f"bare-{index}", f"http://127.0.0.1:{int(port)}"))
+        await async_wait_until(
+            lambda: asyncio.to_thread(lambda: [read_health(name, url) for name, url in monitors]),
+            "the bare cluster to be healthy",
+            timeout=READY_TIMEOUT,
+            ok=all_healthy,
+            transient=(OSError,),
+            interval=0.02,
+        )
+        return time.perf_counter() - started
+    finally:
+        for proc in procs:
+            terminate(proc)
+
+
+def _no_cluster() -> ClusterLayout:
+    raise BenchError("the aegis cluster's nodes have no cluster layout")
+
+
+# -- health round trip through an idle proxy ------------------------------------------------
+
+
+async def proxy_rtt(pool: NatsPool, spec: NatsSpec, count: int) -> dict[str, list[float]]:
+    server = pool.start(spec)
+    proxy = NatsFaultProxy(server)
+    responder = await server.connect()
+    direct = await server.connect()
+    proxied = await proxy.connect()
+    samples: dict[str, list[float]] = {"direct": [], "proxy": []}
+    try:
+
+        async def answer(msg: Any) -> None:
+            await msg.respond(b'{"status":"healthy"}')
+
+        await responder.subscribe("bench.health", cb=answer)
+        await responder.flush()
+        for index in range(count + 50):  # 50 warm-up pairs
+            for name, client in (("direct", direct), ("proxy", proxied)):
+                started = time.perf_counter()
+                await client.request("bench.health", b"{}", timeout=2)
+                if index >= 50:
+                    samples[name].append(time.perf_counter() - started)
+    finally:
+        for client in (proxied, direct, responder):
+            await client.close()
+        proxy.close()
+        server.stop()
+    return samples
+
+
+# -- the run -----------------------------------------------------------------------
+
+
+async def _measure(pool: NatsPool, binary: Path, scratch: Path, reps: int, count: int) -> dict[str, Any]:
+    spec = NatsSpec()
+    aegis: list[float] = []
+    bare: list[float] = []
+    for index in range(1 + reps):  # one warm-up pair
+        elapsed, cluster = await aegis_once(pool, spec)
+        materials = [node.material for node in cluster.nodes]
+        _stop(cluster)
+        bare_s = await bare_once(binary, materials, scratch / f"rep-{index}")
+        if index:
+            aegis.append(elapsed)
+            bare.append(bare_s)
+    _progress(
+        f"healthy: aegis {stats.to_ms(stats.median(aegis)):.0f} ms, "
+        f"bare {stats.to_ms(stats.median(bare)):.0f} ms"
+    )
+    rtt = await proxy_rtt(pool, spec, count)
+    return {"aegis": aegis, "bare": bare, "rtt": rtt}
+
+
+def _report(m: dict[str, Any], quick: bool, reps: int, count: int) -> dict[str, Any]:
+    direct, proxied = stats.summarize(m["rtt"]["direct"]), stats.summarize(m["rtt"]["proxy"])
+    aegis, bare = stats.summarize(m["aegis"]), stats.summarize(m["bare"])
+    ratio = stats.ratio(stats.median(m["aegis"]), stats.median(m["bare"]))
+    delta = round(float(proxied["p99_ms"]) - float(direct["p99_ms"]), stats.DIGITS)
+    checks = {
+        "healthy_median_ms": float(aegis["median_ms"]) <= TARGETS["healthy_median_ms"],
+        "ratio_max": ratio <= TARGETS["ratio_max"],
+        "proxy_p99_delta_ms": delta <= TARGETS["proxy_p99_delta_ms"],
+    }
+    return {
+        "suite": NAME,
+        "what": f"time to healthy of a {SIZE}-node TLS + user/password + JetStream cluster (aegis vs "
+        "bare Popen, same configs and readiness, interleaved); health round trip direct vs through an "
+        "idle FaultProxy",
+        "quick": quick,
+        "reps": reps,
+        "round_trips": count,
+        "results": {
+            "cluster_healthy": {"aegis": aegis, "bare_popen": bare, "ratio": ratio},
+            "proxy_health_rtt": {"direct": direct, "proxy": proxied, "p99_delta_ms": delta},
+        },
+        "samples_ms": {
+            "aegis": [round(stats.to_ms(v), stats.DIGITS) for v in m["aegis"]],
+            "bare_popen": [round(stats.to_ms(v), stats.DIGITS) for v in m["bare"]],
+        },
+        "targets": dict(TARGETS),
+        "target_checks": checks,
+        "meets_targets": all(checks.values()),
+    }
+
+
+def run(reps: int, quick: bool) -> dict[str, Any]:
+    """Run the cluster suite (``reps`` from the CLI is ignored: the suite's counts are fixed)."""
+    del reps
+    cluster_reps, count = REPS["quick" if quick else "full"]
+    session = SessionState()
+    scratch = Path(tempfile.mkdtemp(prefix="aegis-bench-cluster-"))
+    config = AegisConfig()
+    backend = LocalBackend(config, session)
+    ca = AegisCA(session.new_dir("ca"))
+    pool = NatsPool(backend, session, lambda: ca)
+    try:
+        measured = asyncio.run(_measure(pool, backend.nats_bin, scratch, cluster_reps, count))
+        return _report(measured, quick, cluster_reps, count)
+    finally:
+        pool.close()
+        session.close()
+        shutil.rmtree(scratch, ignore_errors=True)

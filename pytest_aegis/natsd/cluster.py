@@ -1,0 +1,277 @@
+"""What a NATS cluster is, on every backend that renders the servers' configs: its layout (the
+route ports, secured like the client side) and :class:`NatsCluster`, the handle tests get.
+
+JetStream in a cluster needs every node's routes configured when it starts, so the route ports
+are picked up front (``free_port``; a node whose port was taken meanwhile gets a new one and is
+started again: the others' stale route to the old port is harmless, the node routes to them).
+Client and monitoring ports are picked by the servers (``-1``), as for single servers.  A node
+restarts on the same ports with the same JetStream store, routing to the others' current ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_aegis.certs import CertFiles
+from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.server import NatsRuntime, NatsServer
+from pytest_aegis.ports import LOOPBACK, free_port
+from pytest_aegis.waiting import async_wait_until
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+
+#: Seconds :meth:`NatsCluster.wait_until_healthy` waits by default.
+HEALTHY_TIMEOUT = 15.0
+#: Seconds a monitoring request may take.
+MONITOR_TIMEOUT = 2.0
+#: Sizes a cluster may have (JetStream needs a majority: 3 or more to lose one node).
+SIZES = range(2, 10)
+
+
+@dataclass
+class ClusterLayout:
+    """The routes of one cluster, shared by its nodes' materials (their configs read it when they
+    are rendered, so a node started again routes to the others' current ports)."""
+
+    name: str
+    route_ports: list[int]
+    route_user: str | None = None
+    route_password: str | None = None
+    route_tls: CertFiles | None = None
+    ca_file: Path | None = None
+
+    @classmethod
+    def new(
+        cls, size: int, *, secured: bool, route_tls: CertFiles | None, ca_file: Path | None
+    ) -> ClusterLayout:
+        if size not in SIZES:
+            raise ValueError(f"size={size!r}: a cluster has {SIZES.start} to {SIZES.stop - 1} nodes")
+        return cls(
+            name=f"aegis-{secrets.token_hex(3)}",
+            route_ports=[free_port() for _ in range(size)],
+            route_user="aegis-route" if secured else None,
+            route_password=secrets.token_urlsafe(18) if secured else None,
+            route_tls=route_tls,
+            ca_file=ca_file,
+        )
+
+    def route_url(self, index: int) -> str:
+        auth = f"{self.route_user}:{self.route_password}@" if self.route_user else ""
+        return f"nats-route://{auth}{LOOPBACK}:{self.route_ports[index]}"
+
+    def block(self, index: int) -> dict[str, Any]:
+        """The ``cluster { ... }`` part of node ``index``'s config."""
+        block: dict[str, Any] = {
+            "name": self.name,
+            "listen": f"{LOOPBACK}:{self.route_ports[index]}",
+            "routes": [self.route_url(other) for other in range(len(self.route_ports)) if other != index],
+            "no_advertise": True,  # clients get the URLs they were given, not gossip
+        }
+        if self.route_user:
+            block["authorization"] = {"user": self.route_user, "password": self.route_password, "timeout": 2}
+        if self.route_tls is not None:
+            block["tls"] = {
+                "cert_file": str(self.route_tls.cert),
+                "key_file": str(self.route_tls.key),
+                "ca_file": str(self.ca_file),
+                "verify": True,
+                "timeout": 2,
+            }
+        return block
+
+
+def monitor_get(monitor_url: str, path: str) -> dict[str, Any]:
+    """``GET <monitor_url><path>`` as JSON; :class:`OSError` if the node does not answer."""
+    with urllib.request.urlopen(f"{monitor_url}{path}", timeout=MONITOR_TIMEOUT) as reply:
+        document: dict[str, Any] = json.load(reply)
+    return document
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """What one live node said: its name, the nodes it routes to, its meta leader, ``/healthz``."""
+
+    name: str
+    routed_to: frozenset[str]
+    meta_leader: str | None
+    healthz: str
+
+
+def read_health(name: str, monitor_url: str) -> NodeHealth:
+    """Node ``name``'s health from its monitoring endpoint; :class:`OSError` if it does not answer."""
+    routes = monitor_get(monitor_url, "/routez").get("routes") or []
+    meta = monitor_get(monitor_url, "/jsz").get("meta_cluster") or {}
+    try:
+        healthz = str(monitor_get(monitor_url, "/healthz").get("status"))
+    except OSError as exc:  # 503 while JetStream is not current
+        healthz = f"not ok ({exc})"
+    return NodeHealth(
+        name=name,
+        routed_to=frozenset(str(route.get("remote_name")) for route in routes),
+        meta_leader=meta.get("leader") or None,
+        healthz=healthz,
+    )
+
+
+def all_healthy(seen: list[NodeHealth]) -> bool:
+    """Every node in ``seen`` is healthy, routes to every other, and all name one meta leader
+    among them."""
+    names = {node.name for node in seen}
+    leaders = {node.meta_leader for node in seen}
+    return (
+        bool(seen)
+        and all(node.healthz == "ok" and names - {node.name} <= node.routed_to for node in seen)
+        and len(leaders) == 1
+        and leaders <= names
+    )
+
+
+@dataclass
+class NatsCluster:
+    """A NATS cluster started for one test: ``nodes`` (each a :class:`NatsServer` with everything
+    a server has), ``urls``, and the cluster-wide ``connect_kwargs`` / ``connect`` / ``env``."""
+
+    nodes: list[NatsServer]
+    layout: ClusterLayout
+    entry: NatsServer = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    @property
+    def size(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    # -- like a server, for the whole cluster ------------------------------------------
+
+    def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """:meth:`NatsServer.connect_kwargs` with every node's URL in ``servers``."""
+        return self.entry.connect_kwargs(**overrides)
+
+    async def connect(self, **overrides: Any) -> Client:
+        """A client connected to the cluster (any live node; it fails over to the others)."""
+        return await self.entry.connect(**overrides)
+
+    def env(self, prefix: str = "AEGIS_NATS_", *, as_user: str | None = None) -> dict[str, str]:
+        """:meth:`NatsServer.env` with every node's URL, comma-separated."""
+        return self.entry.env(prefix, as_user=as_user)
+
+    # -- faults, per node ---------------------------------------------------------------
+
+    def kill(self, index: int) -> None:
+        self.nodes[index].kill()
+
+    def stop(self, index: int) -> None:
+        self.nodes[index].stop()
+
+    def restart(self, index: int) -> None:
+        """Start node ``index`` again: same ports, same JetStream store."""
+        self.nodes[index].restart()
+
+    def pause(self, index: int) -> None:
+        self.nodes[index].pause()
+
+    def resume(self, index: int) -> None:
+        self.nodes[index].resume()
+
+    # -- health -------------------------------------------------------------------------
+
+    def health(self) -> list[NodeHealth]:
+        """What every live node says now (blocking: monitoring requests)."""
+        live = [node for node in self.nodes if node.is_running and not node.is_paused]
+        for node in live:
+            if node.monitor_url is None:
+                raise OSError(f"{node.name} has no monitoring endpoint")
+        return [read_health(node.name, str(node.monitor_url)) for node in live]
+
+    async def wait_until_healthy(self, timeout: float = HEALTHY_TIMEOUT) -> list[NodeHealth]:
+        """Until every live node is healthy (``/healthz`` ok), routes to every other live node, and
+        all agree on one elected JetStream meta leader; :class:`WaitTimeout` with what each said."""
+
+        return await async_wait_until(
+            lambda: asyncio.to_thread(self.health),
+            f"cluster {self.name} to be healthy (routes complete, a JetStream meta leader)",
+            timeout=timeout,
+            ok=all_healthy,
+            transient=(OSError,),
+            interval=0.02,
+            hint="see the nodes' logs below; a node that cannot route logs why (TLS, authorization)",
+        )
+
+    def index_of(self, server_name: str) -> int:
+        names = [node.name for node in self.nodes]
+        if server_name not in names:
+            raise LookupError(f"{server_name!r} is not a node of cluster {self.name} ({', '.join(names)})")
+        return names.index(server_name)
+
+    async def meta_leader(self) -> int:
+        """The index of the node that leads the JetStream meta group now."""
+        seen = await self.wait_until_healthy()
+        leader = seen[0].meta_leader
+        assert leader is not None
+        return self.index_of(leader)
+
+    async def stream_leader(self, stream: str, timeout: float = HEALTHY_TIMEOUT) -> int:
+        """The index of the node that leads ``stream``, once it has a leader (after its leader's
+        node died, the replicas elect another: that takes a few seconds)."""
+        import nats.errors
+
+        nc = await self.connect()
+        try:
+
+            async def leader() -> str | None:
+                info = await nc.jetstream(timeout=1).stream_info(stream)
+                return info.cluster.leader if info.cluster is not None else None
+
+            name = await async_wait_until(
+                leader,
+                f"stream {stream!r} of cluster {self.name} to have a leader",
+                timeout=timeout,
+                transient=(nats.errors.TimeoutError, nats.errors.NoRespondersError),
+                interval=0.05,
+                hint="a stream needs a majority of its replicas' nodes running to elect a leader",
+            )
+        finally:
+            await nc.close()
+        return self.index_of(str(name))
+
+    def __repr__(self) -> str:
+        return f"<NatsCluster {self.name} {self.size} nodes ({self.nodes[0].spec.label})>"
+
+
+class ClusterEntry(NatsServer):
+    """The cluster as one :class:`NatsServer` (what ``aegis_nats``, ``nats_client`` and
+    ``aegis_app`` use under ``nats_cluster``): the first node's process and logs, every node's URL
+    in :meth:`connect_kwargs` and :meth:`env`."""
+
+    def __init__(
+        self,
+        nodes: list[NatsServer],
+        runtime: NatsRuntime,
+        material: NatsMaterial,
+        *,
+        connect_deadline: float,
+    ) -> None:
+        super().__init__(runtime, material, connect_deadline=connect_deadline)
+        self._nodes = nodes
+
+    def connect_kwargs(self, *, as_user: str | None = None, **overrides: Any) -> dict[str, Any]:
+        return super().connect_kwargs(
+            as_user=as_user, **{"servers": [node.url for node in self._nodes], **overrides}
+        )
+
+    def env(self, prefix: str = "AEGIS_NATS_", *, as_user: str | None = None) -> dict[str, str]:
+        urls = ",".join(node.url for node in self._nodes)
+        return {**super().env(prefix, as_user=as_user), f"{prefix}URL": urls}

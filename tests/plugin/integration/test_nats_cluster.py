@@ -1,0 +1,159 @@
+"""nats_cluster: a fresh, healthy, secured cluster per test (routes secured like the clients'
+side), node faults, leaders, and the fixtures that follow it (nats_client, aegis_app)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+from nats.js.api import StreamConfig
+from support import run_inner
+
+from pytest_aegis import (
+    AppProcess,
+    NatsCluster,
+    assert_connection_rejected,
+    assert_health_check,
+    assert_instance_registered,
+)
+from pytest_aegis.waiting import async_wait_until
+
+pytestmark = pytest.mark.aegis_backends(
+    "local", "docker", reason="the external backend's server is what it is"
+)
+
+
+def varz(node: Any) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{node.monitor_url}/varz", timeout=2) as reply:
+        document: dict[str, Any] = json.load(reply)
+    return document
+
+
+def connected_node(cluster: NatsCluster, client_name: str) -> int:
+    """The index of the node a client named ``client_name`` (a prefix) is connected to."""
+    for index, node in enumerate(cluster.nodes):
+        if not node.is_running:
+            continue
+        with urllib.request.urlopen(f"{node.monitor_url}/connz?limit=1024", timeout=2) as reply:
+            names = [conn.get("name", "") for conn in json.load(reply)["connections"]]
+        if any(name.startswith(client_name) for name in names):
+            return index
+    raise LookupError(f"no node has a client named {client_name}*")
+
+
+@pytest.mark.nats_cluster
+@pytest.mark.asyncio
+async def test_the_default_cluster_is_three_secured_nodes_with_secured_routes(
+    nats_cluster: NatsCluster, nats_client: Client
+) -> None:
+    assert nats_cluster.size == 3 and len(set(nats_cluster.urls)) == 3
+    assert all(url.startswith("tls://127.0.0.1:") for url in nats_cluster.urls)
+    assert nats_client.connected_url is not None
+    assert f"tls://127.0.0.1:{nats_client.connected_url.port}" in nats_cluster.urls
+    for node in nats_cluster.nodes:
+        routes = varz(node)["cluster"]
+        assert routes["tls_required"] and routes["tls_verify"], routes
+        assert varz(node)["routes"] >= 2
+    for node in nats_cluster.nodes:  # every node enforces the client side's security too
+        await assert_connection_rejected(node, reason="auth", password="wrong")
+
+
+@pytest.mark.nats_cluster(size=3)
+@pytest.mark.asyncio
+async def test_a_replicated_stream_survives_its_leaders_node_and_the_node_restarts_with_its_store(
+    nats_cluster: NatsCluster, nats_client: Client
+) -> None:
+    js = nats_client.jetstream()
+    await js.add_stream(StreamConfig(name="ORDERS", subjects=["orders.>"], num_replicas=3))
+    for n in range(10):
+        await js.publish("orders.new", str(n).encode())
+    leader = await nats_cluster.stream_leader("ORDERS")
+    port = nats_cluster.nodes[leader].port
+    nats_cluster.kill(leader)
+    healthy = await nats_cluster.wait_until_healthy()
+    assert len(healthy) == 2
+    assert await nats_cluster.stream_leader("ORDERS") != leader
+    await js.publish("orders.new", b"10")  # the client failed over; the stream has a quorum
+    nats_cluster.restart(leader)
+    assert nats_cluster.nodes[leader].port == port
+    await nats_cluster.wait_until_healthy()
+    direct = await nats_cluster.nodes[leader].connect()
+    try:  # its store came back and caught up (the replica catches up after it rejoins)
+        await async_wait_until(
+            lambda: direct.jetstream().stream_info("ORDERS"),
+            "the restarted node's stream to hold all 11 messages",
+            timeout=10,
+            ok=lambda info: info.state.messages == 11,
+        )
+    finally:
+        await direct.close()
+
+
+@pytest.mark.nats_cluster
+@pytest.mark.asyncio
+async def test_killing_the_meta_leader_elects_another(nats_cluster: NatsCluster) -> None:
+    leader = await nats_cluster.meta_leader()
+    nats_cluster.kill(leader)
+    await nats_cluster.wait_until_healthy()
+    assert await nats_cluster.meta_leader() not in (leader,)
+
+
+@pytest.mark.asyncio
+async def test_the_factory_makes_clusters_of_any_spec(nats_cluster_factory: Any) -> None:
+    cluster: NatsCluster = nats_cluster_factory(size=2, auth="token", tls=False)
+    assert cluster.size == 2 and all(url.startswith("nats://") for url in cluster.urls)
+    nc = await cluster.connect()
+    try:
+        assert nc.is_connected
+    finally:
+        await nc.close()
+    await assert_connection_rejected(cluster.nodes[1], reason="auth", token="wrong")
+
+
+@pytest.mark.nats_cluster
+@pytest.mark.asyncio
+async def test_the_service_is_wired_to_every_node_and_carries_on_when_its_node_dies(
+    nats_cluster: NatsCluster, aegis_app_factory: Any, nats_client: Client
+) -> None:
+    # Its KV buckets at R3, so that they outlive any one node.
+    aegis_app: AppProcess = aegis_app_factory(env={"AEGIS_JETSTREAM_REPLICAS": "3"})
+    assert aegis_app.env["AEGIS_NATS_URL"] == ",".join(nats_cluster.urls)
+    await assert_health_check(nats_client, service=aegis_app.service_name, within=5)
+    node = connected_node(nats_cluster, aegis_app.service_name)
+    nats_cluster.kill(node)
+    # One health request answers for one moment: ask until it is answered through another node
+    # (the service and this client reconnect; the service's interest crosses the routes again).
+    await async_wait_until(
+        lambda: assert_health_check(nats_client, service=aegis_app.service_name, within=1),
+        "the service healthy again through another node",
+        timeout=15,
+        transient=(AssertionError,),
+    )
+    assert connected_node(nats_cluster, aegis_app.service_name) != node
+    await assert_instance_registered(nats_client, aegis_app.service_name, aegis_app.instance_id, within=5)
+
+
+def test_a_bad_cluster_marker_is_one_usage_error(inner: Any) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.nats_cluster(size=1)
+        def test_one(nats_cluster):
+            pass
+
+        @pytest.mark.nats_cluster(size=3, jetstream=False)
+        def test_two(nats_cluster):
+            pass
+        """
+    )
+    result = run_inner(inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    for problem in (  # one usage error, both problems (in collection order, random here)
+        "*test_one: @pytest.mark.nats_cluster: size=1: a cluster has 2 to 9 nodes*",
+        "*test_two: @pytest.mark.nats_cluster: a cluster needs JetStream*",
+    ):
+        result.stderr.fnmatch_lines([problem])
