@@ -4,13 +4,14 @@ side), node faults, leaders, and the fixtures that follow it (nats_client, aegis
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 from typing import Any
 
 import pytest
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
-from support import run_inner
+from support import gone, kill_9_hanging_session, run_inner, session_env
 
 from pytest_aegis import (
     AppProcess,
@@ -19,7 +20,7 @@ from pytest_aegis import (
     assert_health_check,
     assert_instance_registered,
 )
-from pytest_aegis.waiting import async_wait_until
+from pytest_aegis.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.aegis_backends(
     "local", "docker", reason="the external backend's server is what it is"
@@ -157,3 +158,33 @@ def test_a_bad_cluster_marker_is_one_usage_error(inner: Any) -> None:
         "*test_two: @pytest.mark.nats_cluster: a cluster needs JetStream*",
     ):
         result.stderr.fnmatch_lines([problem])
+
+
+HOLDER = """
+import json, os, pathlib, threading
+
+import pytest
+
+
+@pytest.mark.nats_cluster(size=3)
+def test_holds(nats_cluster, aegis_proxy):
+    proxy = aegis_proxy(nats_cluster.nodes[0])
+    info = {"pids": [node.pid for node in nats_cluster.nodes], "port": proxy.port}
+    pathlib.Path(os.environ["PIDS_FILE"]).write_text(json.dumps(info))
+    threading.Event().wait()  # until killed
+"""
+
+
+@pytest.mark.aegis_backends("local", reason="the nodes' pids are this machine's processes")
+def test_kill_9_of_a_pytest_holding_a_cluster_and_a_proxy_leaves_no_server_and_no_port(tmp_path: Any) -> None:
+    (tmp_path / "test_hold.py").write_text(HOLDER)
+    env = session_env(tmp_path / "state", tmp_path / "pids.json")
+    info = kill_9_hanging_session("test_hold.py", env, tmp_path, tmp_path / "pids.json")
+    assert len(info["pids"]) == 3 and all(info["pids"])
+    wait_until(
+        lambda: all(gone(pid) for pid in info["pids"]), "the cluster's nodes to die with pytest", timeout=10
+    )
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        with pytest.raises(ConnectionRefusedError):
+            probe.connect(("127.0.0.1", info["port"]))
