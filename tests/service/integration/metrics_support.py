@@ -16,16 +16,6 @@ HEALTH_ENDPOINTS = (
     ("http", "/health"),
     ("http", "/readiness"),
 )
-REJECTION_CODES = (
-    "oversized",
-    "bad_json",
-    "not_object",
-    "missing_id",
-    "bad_id",
-    "missing_type",
-    "bad_occurred_at",
-    "rejected_by_database",
-)
 
 
 class Scrape:

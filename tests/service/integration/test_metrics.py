@@ -11,8 +11,9 @@ import psycopg
 import pytest
 import pytest_asyncio
 from audit_support import consumer_info, event, publish, wait_all_acked
-from metrics_support import REJECTION_CODES, delta, scrape
+from metrics_support import delta, scrape
 
+from aegis_service.domain.events import REJECTION_CODES
 from pytest_aegis.waiting import async_wait_until
 
 pytestmark = pytest.mark.asyncio
