@@ -81,8 +81,8 @@ def _tail(lines: list[bytes], count: int = 15) -> str:
 
 async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) -> float:
     """The same configs on fresh route ports, Popen'd, waited on with the same readiness."""
-    layout = dataclasses.replace(
-        materials[0].cluster or _no_cluster(), route_ports=[free_port() for _ in materials]
+    layout = dataclasses.replace(  # straight routes: no proxies between the bare nodes
+        materials[0].cluster or _no_cluster(), route_ports=[free_port() for _ in materials], via={}
     )
     configs = []
     for index, material in enumerate(materials):

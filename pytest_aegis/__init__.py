@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.errors import ExternalServerError as ExternalServerError
     from pytest_aegis.errors import MigrationError as MigrationError
     from pytest_aegis.errors import NatsConnectError as NatsConnectError
+    from pytest_aegis.errors import NatsReloadError as NatsReloadError
     from pytest_aegis.errors import ServerStartError as ServerStartError
     from pytest_aegis.errors import SpecError as SpecError
     from pytest_aegis.errors import WaitTimeout as WaitTimeout
@@ -74,6 +75,7 @@ _LAZY = {
     "ExternalServerError": "pytest_aegis.errors",
     "MigrationError": "pytest_aegis.errors",
     "NatsConnectError": "pytest_aegis.errors",
+    "NatsReloadError": "pytest_aegis.errors",
     "NatsServer": "pytest_aegis.natsd.server",
     "NatsSpec": "pytest_aegis.natsd.spec",
     "PostgresDatabase": "pytest_aegis.postgres.handle",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import os
 import ssl
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class AegisCA:
         self.ca = trustme.CA(organization_name="pytest-aegis session CA")
         #: The CA certificate as a PEM file (give it to servers and services).
         self.ca_path = self._write_pem("ca.pem", self.ca.cert_pem.bytes())
+        self._rotations = itertools.count(1)
 
     # -- issuing -----------------------------------------------------------
 
@@ -201,6 +203,27 @@ class AegisCA:
             "untrusted": lambda: self.untrusted_server_cert,
         }[kind]()
         return self.write_leaf(leaf, f"server-{kind}")
+
+    def new_server_cert_files(self, kind: ServerCertKind = "valid") -> CertFiles:
+        """Server certificate files of ``kind`` holding a certificate issued by this call: a new key
+        and serial each time (what a rotation presents), unlike :meth:`server_cert_files`, which
+        gives the session's one certificate per kind."""
+        if kind not in SERVER_CERT_KINDS:
+            raise ValueError(
+                f"unknown server certificate kind {kind!r}; valid: {', '.join(SERVER_CERT_KINDS)}"
+            )
+        not_before = not_after = None
+        if kind == "expired":
+            not_before, not_after = _expired_window()
+        elif kind == "not_yet_valid":
+            not_before, not_after = _future_window()
+        leaf = self.issue_server_cert(
+            *((WRONG_HOST,) if kind == "wrong_host" else ()),
+            not_before=not_before,
+            not_after=not_after,
+            ca=self.untrusted_ca if kind == "untrusted" else None,
+        )
+        return self.write_leaf(leaf, f"server-{kind}-{next(self._rotations)}")
 
     def write_leaf(self, leaf: trustme.LeafCert, name: str) -> CertFiles:
         """Write ``leaf``'s chain and key as ``<name>.pem`` / ``<name>.key`` (0600)."""

@@ -108,6 +108,21 @@ class ServerStartError(AegisError, RuntimeError):
         self.server = server
 
 
+class NatsReloadError(AegisError, RuntimeError):
+    """A NATS server did not reload its changed config: it logged why (``server_lines``, its log
+    from the signal on), exited, or logged nothing before the deadline.  The handle and the
+    config on disk are as they were before the reload; the server runs on its old config."""
+
+    def __init__(self, name: str, reason: str, server_lines: Sequence[str]) -> None:
+        self.name = name
+        self.reason = reason
+        self.server_lines = list(server_lines)
+        parts = [f"{name} did not reload its config: {reason}"]
+        if server_lines:
+            parts += ["server log since the reload signal:", *(f"  {line}" for line in server_lines[-20:])]
+        super().__init__("\n".join(parts))
+
+
 class PlaintextRejected(AegisError, ConnectionError):
     """A plaintext client was turned away by a server that requires TLS."""
 

@@ -213,6 +213,13 @@ class ManagedProcess:
         self.resume()  # before the reap: the pid cannot be reused while it is a zombie
         return self._reap()
 
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the running process (:class:`RuntimeError` when it is not running)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{self.name} is not running: nothing to signal")
+        proc.send_signal(sig)
+
     # -- pausing -------------------------------------------------------------
 
     @property

@@ -70,12 +70,16 @@ class Fault:
 class FaultProxy:
     """Listens on ``127.0.0.1:port`` and forwards every connection to ``target_host:target_port``."""
 
-    def __init__(self, target_host: str, target_port: int, *, name: str = "proxy") -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, name: str = "proxy", loop: LoopThread | None = None
+    ) -> None:
         self.name = name
         self.target_host = target_host
+        #: Where new connections go (settable: a server that moved to another port).
         self.target_port = target_port
         self.host = "127.0.0.1"
-        self._thread = LoopThread(f"aegis-{name}")
+        self._own_loop = loop is None
+        self._thread = loop or LoopThread(f"aegis-{name}")
         self._faults: Faults
         self._links: set[Link] = set()
         self._server: asyncio.Server | None = None
@@ -86,7 +90,8 @@ class FaultProxy:
             self._thread.call(self._setup)
             self.port: int = self._thread.run(lambda: self._listen(0))
         except BaseException:
-            self._thread.close()
+            if self._own_loop:
+                self._thread.close()
             raise
 
     def _setup(self) -> None:
@@ -255,7 +260,8 @@ class FaultProxy:
 
         with contextlib.suppress(Exception):
             self._thread.run(shutdown, timeout=CALL_TIMEOUT)
-        self._thread.close()
+        if self._own_loop:  # a shared loop is closed by its owner
+            self._thread.close()
 
     def __repr__(self) -> str:
         target = f"{self.target_host}:{self.target_port}"

@@ -14,12 +14,14 @@ import asyncio
 import json
 import secrets
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.server import NatsRuntime, NatsServer
 from pytest_aegis.ports import LOOPBACK, free_port
 from pytest_aegis.waiting import async_wait_until
@@ -46,6 +48,12 @@ class ClusterLayout:
     route_password: str | None = None
     route_tls: CertFiles | None = None
     ca_file: Path | None = None
+    #: ``(i, j) -> port``: node ``i`` routes to node ``j`` through this port (a route proxy, so
+    #: that :meth:`NatsCluster.partition` can cut it); absent: straight to ``j``'s route port.
+    via: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: With ``via``: the route address every node gossips, where nothing listens, so that no node
+    #: opens an implicit route past the proxies (each has an explicit route to every other).
+    advertise_port: int | None = None
 
     @classmethod
     def new(
@@ -62,18 +70,28 @@ class ClusterLayout:
             ca_file=ca_file,
         )
 
-    def route_url(self, index: int) -> str:
+    def route_url(self, index: int, *, source: int | None = None) -> str:
+        """The URL node ``source`` routes to node ``index`` by."""
         auth = f"{self.route_user}:{self.route_password}@" if self.route_user else ""
-        return f"nats-route://{auth}{LOOPBACK}:{self.route_ports[index]}"
+        port = self.via.get((source, index), self.route_ports[index]) if source is not None else None
+        return f"nats-route://{auth}{LOOPBACK}:{port or self.route_ports[index]}"
 
     def block(self, index: int) -> dict[str, Any]:
         """The ``cluster { ... }`` part of node ``index``'s config."""
         block: dict[str, Any] = {
             "name": self.name,
             "listen": f"{LOOPBACK}:{self.route_ports[index]}",
-            "routes": [self.route_url(other) for other in range(len(self.route_ports)) if other != index],
+            "routes": [
+                self.route_url(other, source=index)
+                for other in range(len(self.route_ports))
+                if other != index
+            ],
             "no_advertise": True,  # clients get the URLs they were given, not gossip
         }
+        if self.via:  # one route connection per pair, each through its proxy (no pooled extras)
+            block["pool_size"] = -1
+        if self.advertise_port is not None:
+            block["advertise"] = f"{LOOPBACK}:{self.advertise_port}"
         if self.route_user:
             block["authorization"] = {"user": self.route_user, "password": self.route_password, "timeout": 2}
         if self.route_tls is not None:
@@ -102,6 +120,8 @@ class NodeHealth:
     routed_to: frozenset[str]
     meta_leader: str | None
     healthz: str
+    #: As the meta leader sees them: the other nodes that are current (``0`` on followers).
+    current_peers: frozenset[str] = frozenset()
 
 
 def read_health(name: str, monitor_url: str) -> NodeHealth:
@@ -112,24 +132,29 @@ def read_health(name: str, monitor_url: str) -> NodeHealth:
         healthz = str(monitor_get(monitor_url, "/healthz").get("status"))
     except OSError as exc:  # 503 while JetStream is not current
         healthz = f"not ok ({exc})"
+    replicas = meta.get("replicas") or []
     return NodeHealth(
         name=name,
         routed_to=frozenset(str(route.get("remote_name")) for route in routes),
         meta_leader=meta.get("leader") or None,
         healthz=healthz,
+        current_peers=frozenset(str(peer.get("name")) for peer in replicas if peer.get("current")),
     )
 
 
 def all_healthy(seen: list[NodeHealth]) -> bool:
     """Every node in ``seen`` is healthy, routes to every other, and all name one meta leader
-    among them."""
+    among them, which sees every other one current (else placing an R3 stream can still fail
+    with "no suitable peers")."""
     names = {node.name for node in seen}
     leaders = {node.meta_leader for node in seen}
+    leader = next((node for node in seen if node.name in leaders), None)
     return (
         bool(seen)
         and all(node.healthz == "ok" and names - {node.name} <= node.routed_to for node in seen)
         and len(leaders) == 1
-        and leaders <= names
+        and leader is not None
+        and names - {leader.name} <= leader.current_peers
     )
 
 
@@ -141,6 +166,7 @@ class NatsCluster:
     nodes: list[NatsServer]
     layout: ClusterLayout
     entry: NatsServer = field(repr=False)
+    routes: RouteProxies | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -185,6 +211,35 @@ class NatsCluster:
 
     def resume(self, index: int) -> None:
         self.nodes[index].resume()
+
+    def reload(self, index: int, **changes: Any) -> list[str]:
+        """Reload node ``index`` with ``changes`` (:meth:`NatsServer.reload`): that node only."""
+        return self.nodes[index].reload(**changes)
+
+    def partition(self, *groups: Iterable[int]) -> None:
+        """Cut the routes between groups of nodes (``partition([0])``: node 0 from the others;
+        nodes no group names form one more group); clients keep their connections.  Until
+        :meth:`heal`."""
+        if self.routes is None:
+            raise ValueError(
+                f"cluster {self.name} was started without route proxies: it cannot be partitioned"
+            )
+        self.routes.partition(partition_groups(groups, self.size))
+
+    def heal(self) -> None:
+        """Let every route connect again (the cluster heals on its own; wait with
+        :meth:`wait_until_healthy`)."""
+        if self.routes is not None:
+            self.routes.heal()
+
+    def close(self) -> None:
+        """Stop every node and the route proxies."""
+        for node in self.nodes:
+            if node.is_paused:
+                node.resume()
+            node.stop()
+        if self.routes is not None:
+            self.routes.close()
 
     # -- health -------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ class NatsMaterial:
     #: A cluster node's routes (``None``: a single server) and its index in the cluster.
     cluster: ClusterLayout | None = None
     node_index: int = 0
+    #: The session CA that issued the server's certificate (``None`` without TLS): a reload issues
+    #: the new one from it.
+    ca: AegisCA | None = field(default=None, repr=False)
 
     def identity(self, name: str | None) -> Identity:
         if name is None or name == self.default.name:
@@ -66,6 +69,7 @@ def prepare(spec: NatsSpec, directory: Path, ca: AegisCA | None) -> NatsMaterial
     if spec.tls:
         if ca is None:
             raise ValueError("a TLS server needs the session CA")
+        material.ca = ca
         material.server_files = ca.server_cert_files(spec.server_cert)
         material.ca_file = ca.ca_path
         if spec.mtls:

@@ -26,6 +26,7 @@ from pytest_aegis.session import SessionState
 if TYPE_CHECKING:  # the backends start what this pool hands out
     from pytest_aegis.backends.base import Backend
     from pytest_aegis.natsd.cluster import ClusterLayout, NatsCluster
+    from pytest_aegis.natsd.partition import RouteProxies
 
 
 class NatsPool:
@@ -46,6 +47,7 @@ class NatsPool:
         self._shared: dict[NatsSpec, NatsServer] = {}
         self.servers: list[NatsServer] = []
         self._starting: concurrent.futures.ThreadPoolExecutor | None = None
+        self._clusters: list[NatsCluster] = []
 
     @property
     def _starter(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -86,6 +88,7 @@ class NatsPool:
         returned once every node accepts clients (not yet healthy: see
         :meth:`NatsCluster.wait_until_healthy`)."""
         from pytest_aegis.natsd.cluster import ClusterEntry, ClusterLayout, NatsCluster
+        from pytest_aegis.natsd.partition import RouteProxies
 
         name = f"cluster-{len(self.servers) + 1}"
         directory = self._session.new_dir(f"nats-{name}")
@@ -94,10 +97,12 @@ class NatsPool:
         layout = ClusterLayout.new(
             size, secured=spec.tls or spec.auth != "none", route_tls=routes_tls, ca_file=material.ca_file
         )
+        routes = RouteProxies(layout.route_ports, layout.name)  # partition() cuts routes there
+        layout.via, layout.advertise_port = routes.ports, routes.nowhere_port
 
         def start(index: int) -> NatsServer:
             node = dataclasses.replace(material, cluster=layout, node_index=index)
-            return self._start_node(node, layout, f"{layout.name}-n{index + 1}", directory)
+            return self._start_node(node, layout, routes, f"{layout.name}-n{index + 1}", directory)
 
         # All at once, as a cluster comes up (each start waits for its own ready line).
         futures = [self._starter.submit(start, index) for index in range(size)]
@@ -107,6 +112,7 @@ class NatsPool:
             for future in futures:
                 if future.exception() is None:
                     future.result().stop()
+            routes.close()
             raise failed[0]  # type: ignore[misc]
         nodes = [future.result() for future in futures]
         first = nodes[0]
@@ -114,15 +120,18 @@ class NatsPool:
         for server in (*nodes, entry):
             server.topology = "cluster"
         record.ran(material.spec, "cluster")
-        return NatsCluster(nodes, layout, entry)
+        cluster = NatsCluster(nodes, layout, entry, routes)
+        self._clusters.append(cluster)
+        return cluster
 
     def _start_node(
-        self, material: NatsMaterial, layout: ClusterLayout, name: str, directory: Path
+        self, material: NatsMaterial, layout: ClusterLayout, routes: RouteProxies, name: str, directory: Path
     ) -> NatsServer:
         """One node; on a route port taken meanwhile, again on a fresh one (:func:`start_on_free_port`)."""
 
         def start(port: int) -> NatsServer:
             layout.route_ports[material.node_index] = port
+            routes.retarget(material.node_index, port)
             node_directory = directory / name
             node_directory.mkdir(mode=0o700, exist_ok=True)
             runtime = self._backend.start_nats(material, name=name, directory=node_directory)
@@ -147,6 +156,10 @@ class NatsPool:
             else:
                 with contextlib.suppress(Exception):
                     server.stop()
+        for cluster in self._clusters:  # their nodes were stopped above; their route proxies now
+            if cluster.routes is not None:
+                cluster.routes.close()
+        self._clusters.clear()
         self.servers.clear()
         self._shared.clear()
         if self._starting is not None:  # after the stops: its threads spawned some of them

@@ -21,6 +21,7 @@ from pytest_aegis.matrix import record
 from pytest_aegis.natsd.auth import CREDENTIAL_ENV
 from pytest_aegis.natsd.connect import open_client
 from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.reload import RELOAD_TIMEOUT, reload_server
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.pausing import hold_paused
 
@@ -57,6 +58,7 @@ class NatsRuntime(Protocol):
     def is_paused(self) -> bool: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
+    def reload_config(self, *, signal: bool = True) -> None: ...
     def keep_instructions(self) -> str: ...
 
 
@@ -252,6 +254,22 @@ class NatsServer:
     def paused(self) -> AbstractContextManager[None]:
         """``with server.paused(): ...``: paused for the block, resumed however it ends."""
         return hold_paused(self)
+
+    def reload(self, *, timeout: float = RELOAD_TIMEOUT, **changes: Any) -> list[str]:
+        """Change the server's config live: rewrite it with ``changes``, signal the server to
+        reload it (SIGHUP, as ``nats-server --signal reload``), and return its log lines from the
+        signal to ``Reloaded server configuration``, within ``timeout`` seconds.
+
+        ``changes`` (:data:`~pytest_aegis.natsd.reload.CHANGES`): ``password`` (the default
+        user's), ``users`` (the extra users, replacing them all, in the spec's shape),
+        ``permissions`` (the default user's), ``server_cert`` (a newly issued certificate of that
+        kind).  Afterwards :meth:`connect_kwargs`, :meth:`connect` and :meth:`env` give the new
+        credentials, and a restart keeps them.  Raises :class:`~pytest_aegis.SpecError` for a bad
+        change, :class:`~pytest_aegis.NatsReloadError` with the server's lines when it did not
+        reload (nothing changed then), :class:`~pytest_aegis.ExternalServerError` on the external
+        backend.
+        """
+        return reload_server(self, changes, timeout=timeout)
 
     def keep_instructions(self) -> str:
         return self._runtime.keep_instructions()

@@ -14,15 +14,13 @@ before it starts so no line is missed.
 from __future__ import annotations
 
 import contextlib
-import io
-import tarfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.backends.docker.engine import Engine
+from pytest_aegis.backends.docker.files import FileSpec, Mount, tar_of
 from pytest_aegis.backends.docker.logs import LogFollower
 from pytest_aegis.errors import BackendUnavailable, ServerStartError
 from pytest_aegis.process import log_file_size, read_log
@@ -30,44 +28,7 @@ from pytest_aegis.process import log_file_size, read_log
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
-
-@dataclass(frozen=True)
-class Mount:
-    """A host directory bind-mounted into the container (``mode`` ``ro`` or ``rw``)."""
-
-    host: Path
-    container: str
-    mode: str = "ro"
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    """A file to put into the container before it starts."""
-
-    path: str  # absolute path inside the container
-    content: bytes
-    mode: int = 0o644
-
-
-def tar_of(files: Sequence[FileSpec]) -> bytes:
-    """A tar archive (for ``put_archive`` at ``/``) holding ``files`` and their parent directories."""
-    buffer = io.BytesIO()
-    now = time.time()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        seen: set[str] = set()
-        for spec in files:
-            parts = Path(spec.path).relative_to("/").parts
-            for depth in range(1, len(parts)):
-                directory = "/".join(parts[:depth])
-                if directory not in seen:
-                    seen.add(directory)
-                    info = tarfile.TarInfo(directory)
-                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
-                    tar.addfile(info)
-            info = tarfile.TarInfo("/".join(parts))
-            info.size, info.mode, info.mtime = len(spec.content), spec.mode, now
-            tar.addfile(info, io.BytesIO(spec.content))
-    return buffer.getvalue()
+__all__ = ["ContainerBacked", "ContainerRun", "FileSpec", "Mount", "tar_of"]
 
 
 class ContainerRun:
@@ -259,6 +220,17 @@ class ContainerRun:
             with contextlib.suppress(DockerException):
                 self.container.unpause()
         return self.exit_code()
+
+    def signal(self, sig: str) -> None:
+        """Send ``sig`` (e.g. ``"SIGHUP"``) to the container's main process through the engine."""
+        from docker.errors import DockerException
+
+        if self.container is None or not self.is_running:
+            raise RuntimeError(f"{self.name} is not running: nothing to signal")
+        try:
+            self.container.kill(signal=sig)
+        except DockerException as exc:
+            raise RuntimeError(f"{self.name}: the engine refused to send {sig}: {exc}") from None
 
     # -- pausing -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import dataclasses
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec, Mount
 from pytest_aegis.backends.docker.engine import Engine
@@ -84,6 +85,7 @@ class DockerNats(StartingNats, ContainerBacked):
         self._network = network
         self._labels = labels
         self._run: ContainerRun | None = None
+        self._listening: dict[str, Any] = {}  # the listen keywords of the running config
 
     # -- the config ---------------------------------------------------------------
 
@@ -102,12 +104,15 @@ class DockerNats(StartingNats, ContainerBacked):
             path.write_bytes(spec.content)
             path.chmod(spec.mode)
 
-    def _config(self, material: NatsMaterial) -> FileSpec:
-        if self._network == "host":
+    def _config(self, material: NatsMaterial, listen: dict[str, Any] | None = None) -> FileSpec:
+        """The config file; ``listen``: the ports of the running config (a reload cannot change
+        them), else this start's."""
+        if listen is None and self._network == "host":
             listen = {"host": self.host, "port": self.port, "monitor_port": self.monitor_port or -1}
-        else:
+        elif listen is None:
             listen = {"host": "0.0.0.0", "port": CLIENT_PORT, "monitor_port": MONITOR_PORT}
-        text = render(material, name=self.name, store_dir=Path(STORE), **listen)  # type: ignore[arg-type]
+        self._listening = listen
+        text = render(material, name=self.name, store_dir=Path(STORE), **listen)
         (self._directory / "nats-server.conf").write_text(text)  # a copy for humans (and --aegis-keep)
         return FileSpec(CONF, text.encode(), 0o600)
 
@@ -170,6 +175,21 @@ class DockerNats(StartingNats, ContainerBacked):
                 self._run.put_files([config])
         self._run.start_again()
         self._await_ready()
+
+    def reload_config(self, *, signal: bool = True) -> None:
+        """Rewrite the config and TLS files in the container (the bind-mounted directory, or with
+        ``put_archive``) from the material and, unless ``signal`` is false, send SIGHUP through the
+        engine."""
+        if self._run is None:
+            raise RuntimeError(f"nats-server[{self.name}] was never started: nothing to reload")
+        material, tls_files = self._tls_files()
+        files = [self._config(material, self._listening), *tls_files]
+        if self._engine.is_local:
+            self._write_host_files(files)
+        else:
+            self._run.put_files(files)
+        if signal:
+            self._run.signal("SIGHUP")
 
     def stop(self) -> None:
         if self._run is not None:

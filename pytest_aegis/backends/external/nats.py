@@ -133,6 +133,9 @@ class ExternalNatsRuntime:
     def resume(self) -> None:
         refuse("resume", f"the NATS server at {self._shown}")
 
+    def reload_config(self, *, signal: bool = True) -> None:
+        refuse("reload", f"the NATS server at {self._shown}")
+
     def keep_instructions(self) -> str:
         return "external server (not started by the harness)"
 

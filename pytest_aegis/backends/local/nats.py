@@ -8,6 +8,7 @@ for the next session's sweep (see :mod:`pytest_aegis.process` and :mod:`pytest_a
 from __future__ import annotations
 
 from pathlib import Path
+from signal import SIGHUP
 
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
@@ -33,6 +34,7 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
     ) -> None:
         super().__init__(name, material, directory, start_timeout=start_timeout)
         self._config_path = directory / "nats-server.conf"
+        self._listening = (RANDOM_PORT, RANDOM_PORT)  # the client and monitoring ports of its config
         self._process = ManagedProcess(
             f"nats-server[{name}]",
             [str(binary), "-c", str(self._config_path)],
@@ -45,17 +47,31 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
         )
 
     def start(self) -> None:
+        # This start's ports (-1 the first time: the server picks them); a reload keeps them, as
+        # nats-server cannot change a listening port on reload.
+        self._listening = (self.port, self.monitor_port or RANDOM_PORT)
+        self._write_config()
+        self._process.start(self._timeout)
+        self._note_startup(self._process.startup_lines)
+
+    def _write_config(self) -> None:
+        port, monitor_port = self._listening
         text = render(
             self._material,
             name=self.name,
             store_dir=self._directory / "jetstream",
-            port=self.port,
-            monitor_port=self.monitor_port or RANDOM_PORT,
+            port=port,
+            monitor_port=monitor_port,
             host=self.host,
         )
         self._config_path.write_text(text)
-        self._process.start(self._timeout)
-        self._note_startup(self._process.startup_lines)
+
+    def reload_config(self, *, signal: bool = True) -> None:
+        """Rewrite the config from the material and, unless ``signal`` is false, send SIGHUP (what
+        ``nats-server --signal reload`` sends)."""
+        self._write_config()
+        if signal:
+            self._process.send_signal(SIGHUP)
 
     def stop(self) -> None:
         self._process.stop()

@@ -3,11 +3,13 @@ side), node faults, leaders, and the fixtures that follow it (nats_client, aegis
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import urllib.request
 from typing import Any
 
+import nats.errors
 import pytest
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
@@ -135,6 +137,49 @@ async def test_the_service_is_wired_to_every_node_and_carries_on_when_its_node_d
     )
     assert connected_node(nats_cluster, aegis_app.service_name) != node
     await assert_instance_registered(nats_client, aegis_app.service_name, aegis_app.instance_id, within=5)
+
+
+def routed_to(cluster: NatsCluster) -> dict[int, set[str]]:
+    """The node names each node routes to now."""
+    found = {}
+    for index, node in enumerate(cluster.nodes):
+        with urllib.request.urlopen(f"{node.monitor_url}/routez", timeout=2) as reply:
+            found[index] = {route["remote_name"] for route in json.load(reply)["routes"]}
+    return found
+
+
+@pytest.mark.nats_cluster(size=3)
+@pytest.mark.asyncio
+async def test_a_partition_cuts_the_routes_between_groups_and_not_the_clients(
+    nats_cluster: NatsCluster,
+) -> None:
+    names = [node.name for node in nats_cluster.nodes]
+    nats_cluster.partition([0])  # node 0 on one side, 1 and 2 on the other
+    await async_wait_until(
+        lambda: asyncio.to_thread(routed_to, nats_cluster),
+        "node 0 cut off, 1 and 2 still routed",
+        timeout=10,
+        ok=lambda seen: seen == {0: set(), 1: {names[2]}, 2: {names[1]}},
+    )
+    isolated, majority = await nats_cluster.nodes[0].connect(), await nats_cluster.nodes[1].connect()
+    try:  # clients on both sides are still connected, but messages no longer cross
+        sub = await majority.subscribe("across")
+        await majority.flush()
+        await isolated.publish("across", b"lost")
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=0.5)
+        nats_cluster.heal()
+        await nats_cluster.wait_until_healthy()
+
+        async def crossed() -> bytes:
+            await isolated.publish("across", b"back")  # until the interest has crossed again
+            return bytes((await sub.next_msg(timeout=0.2)).data)
+
+        assert await async_wait_until(crossed, "a message across the healed routes", timeout=10,
+                                      transient=(nats.errors.TimeoutError,)) == b"back"  # fmt: skip
+    finally:
+        await isolated.close()
+        await majority.close()
 
 
 def test_a_bad_cluster_marker_is_one_usage_error(inner: Any) -> None:

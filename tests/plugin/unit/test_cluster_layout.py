@@ -8,6 +8,7 @@ import pytest
 
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.natsd.cluster import ClusterLayout
+from pytest_aegis.natsd.partition import partition_groups
 
 
 def test_each_node_listens_on_its_port_and_routes_to_the_others_with_credentials_and_tls() -> None:
@@ -40,3 +41,13 @@ def test_a_plain_cluster_has_plain_routes() -> None:
 def test_sizes_outside_2_to_9_are_refused(size: int) -> None:
     with pytest.raises(ValueError, match=rf"size={size}: a cluster has 2 to 9 nodes"):
         ClusterLayout.new(size, secured=False, route_tls=None, ca_file=None)
+
+
+def test_partition_groups_are_checked() -> None:
+    assert partition_groups([[0]], 3) == [{0}, {1, 2}]
+    with pytest.raises(ValueError, match=r"no node \[3\] in a cluster of 3"):
+        partition_groups([[3]], 3)
+    with pytest.raises(ValueError, match=r"node\(s\) \[1\] in more than one group"):
+        partition_groups([[0, 1], [1, 2]], 3)
+    with pytest.raises(ValueError, match="at least two groups"):
+        partition_groups([[0, 1, 2]], 3)
