@@ -277,7 +277,11 @@ SETTINGS: tuple[Setting, ...] = (
         "docker backend networking: bridge (publish ports) | host (no published ports; each server "
         "gets a free host port on its command line)",
     ),
-    Setting("external_nats_url", "external backend: URL of the existing NATS server (nats:// or tls://)"),
+    Setting(
+        "external_nats_url",
+        "external backend: URL of the existing NATS server (nats:// or tls://); a cluster: its nodes' "
+        "URLs, comma-separated",
+    ),
     Setting("external_nats_user", "external backend: NATS user name (with --aegis-external-nats-password)"),
     Setting("external_nats_password", "external backend: NATS password"),
     Setting("external_nats_token", "external backend: NATS token"),

@@ -60,14 +60,8 @@ class Harness:
 
     @functools.cached_property
     def nats(self) -> NatsPool:
-        from pytest_aegis.natsd.pool import NatsPool
-
-        return NatsPool(
-            self.backend,
-            self.session,
-            lambda: self.ca,
-            keep=self.config.keep,
-            connect_deadline=self.config.start_timeout,
+        return self.backend.nats_pool(
+            lambda: self.ca, keep=self.config.keep, connect_deadline=self.config.start_timeout
         )
 
     @functools.cached_property

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pytest_aegis.app.runtime import AppLaunch, AppRuntime
     from pytest_aegis.certs import AegisCA
     from pytest_aegis.natsd.material import NatsMaterial
+    from pytest_aegis.natsd.pool import NatsPool
     from pytest_aegis.natsd.server import NatsRuntime
     from pytest_aegis.natsd.spec import NatsSpec
     from pytest_aegis.postgres.handle import PostgresHandle
@@ -77,6 +78,13 @@ class Backend(ABC):
         from pytest_aegis.natsd.material import prepare
 
         return prepare(spec, directory, ca() if spec.tls else None)
+
+    def nats_pool(self, ca: Callable[[], AegisCA], *, keep: bool, connect_deadline: float) -> NatsPool:
+        """The session's pool of NATS servers (it starts them with :meth:`start_nats` and hands
+        out the handles).  Default: a :class:`~pytest_aegis.natsd.pool.NatsPool`."""
+        from pytest_aegis.natsd.pool import NatsPool
+
+        return NatsPool(self, self.session, ca, keep=keep, connect_deadline=connect_deadline)
 
     def app_launcher(self, launch: AppLaunch) -> AppRuntime:
         """Where an instance of the service under test runs.  Default: a child process of pytest."""

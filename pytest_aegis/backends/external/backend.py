@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -13,23 +14,30 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pytest_aegis.aio import run_sync
 from pytest_aegis.backends.base import Backend
 from pytest_aegis.backends.external.nats import (
+    OWNED_DESCRIPTION,
+    Cleanup,
     ExternalNatsRuntime,
     ServerFacts,
     client_tls,
     delete_own_streams,
+    one_attempt,
     probe,
 )
 from pytest_aegis.backends.external.target import DSN_FLAG, nats_target, redact_url
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.errors import BackendUnavailable, ExternalServerError
 from pytest_aegis.natsd.material import NatsMaterial
-from pytest_aegis.natsd.server import CLIENT_DEFAULTS
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
 
 if TYPE_CHECKING:
     from pytest_aegis.backends.external.postgres import ExternalPostgres
     from pytest_aegis.certs import AegisCA
+    from pytest_aegis.natsd.pool import NatsPool
+
+#: Seconds each node may take to answer the end-of-session cleanup's connect (a dead node refuses
+#: at once; a frozen one is passed over after this, for the next).
+CLEANUP_CONNECT_TIMEOUT = 2.0
 
 __all__ = ["ExternalBackend", "ExternalServerError", "redact_url"]
 
@@ -53,6 +61,8 @@ class ExternalBackend(Backend):
         # Under xdist every worker makes a backend; only the session's owner (the controller, or
         # the single process: see :meth:`own_session`) cleans up, once every worker is done.
         self._owner = False
+        self._since = dt.datetime.now(dt.UTC)  # streams of the session's are created after this
+        self._cleanup: Cleanup | None = None
 
     def own_session(self) -> None:
         """Connect now and note the streams that exist, so that only newer ones are deleted at the
@@ -68,7 +78,7 @@ class ExternalBackend(Backend):
         return min(self.config.start_timeout, 10.0)
 
     def _connect_kwargs(self, tls: bool) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"servers": [self.target.url], "name": "aegis-external-check"}
+        kwargs: dict[str, Any] = {"servers": list(self.target.urls), "name": "aegis-external-check"}
         if (context := client_tls(self.target, tls)) is not None:
             kwargs["tls"] = context
         return kwargs | dict(self.target.identity.connect_kwargs)
@@ -79,9 +89,8 @@ class ExternalBackend(Backend):
         try:
             return run_sync(lambda: probe(kwargs, self._timeout, list_streams=self._owner))
         except BackendUnavailable as exc:
-            return BackendUnavailable(
-                f"external NATS at {self.target.url} (as {self.target.identity.name}): cannot connect: {exc}"
-            )
+            who = f"external NATS at {self.target.shown} (as {self.target.identity.name})"
+            return BackendUnavailable(f"{who}: cannot connect: {exc}")
 
     @property
     def facts(self) -> ServerFacts:
@@ -105,17 +114,26 @@ class ExternalBackend(Backend):
         facts = self.facts
         ca = f"CA {self.target.ca_file}" if self.target.ca_file else "system trust store"
         tls = f", TLS verified with the {ca}" if self.offer.tls else ""
-        name = f" ({facts.server_name})" if facts.server_name else ""
+        if len(self.target.urls) == 1:
+            where = f"at {self.target.url}" + (f" ({facts.server_name})" if facts.server_name else "")
+        else:  # the version is the node's that answered first
+            answered = f", {facts.server_name} answering" if facts.server_name else ""
+            where = f"on {self.target.where.removeprefix('the ')}{answered}"
         return (
-            f"external (nats-server {facts.version} at {self.target.url}{name}: "
-            f"{self.offer.label}{tls}, as {self.target.identity.name})"
+            f"external (nats-server {facts.version} {where}: {self.offer.label}{tls}, "
+            f"as {self.target.identity.name})"
+        )
+
+    def nats_pool(self, ca: Callable[[], AegisCA], *, keep: bool, connect_deadline: float) -> NatsPool:
+        """Handles that give clients and the service every URL (:mod:`.servers`)."""
+        from pytest_aegis.backends.external.servers import ExternalNatsPool
+
+        return ExternalNatsPool(
+            self, self.session, ca, urls=self.target.urls, keep=keep, connect_deadline=connect_deadline
         )
 
     def cannot_cluster(self) -> str | None:
-        return (
-            f"nats_cluster needs servers the harness starts; the external backend uses the server at "
-            f"{self.target.url}"
-        )
+        return f"nats_cluster needs servers the harness starts; the external backend uses {self.target.where}"
 
     def cannot_serve(self, spec: NatsSpec) -> str | None:
         """Why ``spec`` cannot run here (the skip reason), or ``None`` when the external server
@@ -138,7 +156,7 @@ class ExternalBackend(Backend):
             return None
         return (
             f"nats_secure({spec.label}) needs a server the harness configures; the external backend "
-            f"uses the server at {self.target.url} ({offer.label}), which lacks: {', '.join(differences)}"
+            f"uses {self.target.where} ({offer.label}), which lacks: {', '.join(differences)}"
         )
 
     def nats_material(self, spec: NatsSpec, directory: Path, ca: Callable[[], AegisCA]) -> NatsMaterial:
@@ -156,13 +174,36 @@ class ExternalBackend(Backend):
     def start_nats(self, material: NatsMaterial, *, name: str, directory: Path) -> ExternalNatsRuntime:
         return ExternalNatsRuntime(self.target, self.facts, name=name)
 
-    def _delete_own_streams(self) -> list[str]:
-        """Delete the streams this session made (see the module docstring); return their names."""
-        kwargs = self._connect_kwargs(self.offer.tls) | dict(CLIENT_DEFAULTS)
+    def _delete_own_streams(self) -> Cleanup:
+        """Delete the streams this session made (see the module docstring) through any node that
+        answers, within a deadline, without reconnect loops."""
+        kwargs = self._connect_kwargs(self.offer.tls) | one_attempt(CLEANUP_CONNECT_TIMEOUT)
         before, timeout = self.facts.streams, self._timeout
-        return run_sync(
-            lambda: asyncio.wait_for(delete_own_streams(kwargs, before, timeout=timeout), 3 * timeout)
-        )
+        deadline = timeout * (len(self.target.urls) + 1)
+        try:
+            return run_sync(
+                lambda: asyncio.wait_for(delete_own_streams(kwargs, before, timeout=timeout), deadline)
+            )
+        except TimeoutError:
+            return Cleanup(unreached=f"not done within {deadline:g} s")
+
+    def notices(self) -> list[str]:
+        """One line when the end-of-session cleanup could not remove all the session made."""
+        cleanup = self._cleanup
+        if cleanup is None:
+            return []
+        if cleanup.unreached is not None:
+            since = self._since.strftime("%Y-%m-%d %H:%M:%S UTC")
+            return [
+                f"external NATS: could not remove what this session made ({cleanup.unreached}); left "
+                "behind: the streams and KV buckets it made "
+                f"(description starting {OWNED_DESCRIPTION!r}, created since {since})"
+                + (f", except {', '.join(cleanup.deleted)}, deleted" if cleanup.deleted else "")
+            ]
+        if cleanup.left:
+            left = ", ".join(dict.fromkeys(cleanup.left))
+            return [f"external NATS: could not remove what this session made: {left} left behind"]
+        return []
 
     # -- PostgreSQL ----------------------------------------------------------------------
 
@@ -193,6 +234,11 @@ class ExternalBackend(Backend):
         return ExternalPostgres(self._dsn(), name=name, version=self.pg_version)
 
     def close(self) -> None:
-        if self._owner and isinstance(self.__dict__.get("_check"), ServerFacts) and self.facts.jetstream:
-            with contextlib.suppress(Exception):  # the session's end must not fail on it
-                self._delete_own_streams()
+        """The session's owner removes the streams the session made, once (:meth:`notices` says what
+        it could not)."""
+        facts = self.__dict__.get("_check")
+        if self._owner and self._cleanup is None and isinstance(facts, ServerFacts) and facts.jetstream:
+            try:
+                self._cleanup = self._delete_own_streams()
+            except Exception as exc:  # the session's end must not fail on it: reported instead
+                self._cleanup = Cleanup(unreached=f"{type(exc).__name__}: {exc}")

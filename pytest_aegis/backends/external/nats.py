@@ -4,20 +4,30 @@ removal of the streams the session made (:func:`delete_own_streams`)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
 
 from pytest_aegis.backends.external.target import CA_FLAG, NatsTarget, refuse
 from pytest_aegis.errors import BackendUnavailable, NatsConnectError
-from pytest_aegis.natsd.connect import open_client
+from pytest_aegis.natsd.connect import FATAL_REASONS, open_client
 
 #: Streams made during the session with a description starting so are the session's to delete.
 OWNED_DESCRIPTION = "pytest-aegis"
+#: The JetStream API's list of stream names (from the meta leader's state: no stream leader asked).
+STREAM_NAMES = "$JS.API.STREAM.NAMES"
+#: What JetStream answers while a stream (or the meta group) elects a leader, e.g. after a node's
+#: loss: worth asking again shortly.
+ELECTING = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,17 +62,44 @@ def _reason(error: NatsConnectError) -> str:
     return f"{type(real).__name__}: {text}"
 
 
-async def probe(kwargs: Mapping[str, Any], timeout: float, *, list_streams: bool) -> ServerFacts:
-    options = {
+class NoNodeAnswered(BackendUnavailable):
+    """No URL of the list answered a connect; the message has each one's reason.  ``fatal``: the
+    walk stopped at an error every node would give (bad credentials, an untrusted certificate)."""
+
+    def __init__(self, message: str, *, fatal: bool) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+def one_attempt(connect_timeout: float) -> dict[str, Any]:
+    """nats-py options for one quick attempt at one server: no reconnects, no retry loop."""
+    return {
         "allow_reconnect": False,
         "max_reconnect_attempts": 1,  # 0 retries forever on a refused connection (nats-py)
         "reconnect_time_wait": 0,  # and the second attempt would wait 2 s
-        "connect_timeout": max(1, round(timeout)),
+        "connect_timeout": max(1, round(connect_timeout)),
     }
-    try:
-        client = await open_client({**kwargs, **options}, timeout=timeout * 3)
-    except NatsConnectError as exc:
-        raise BackendUnavailable(_reason(exc)) from None
+
+
+async def connect_any(kwargs: Mapping[str, Any], *, timeout: float) -> Client:
+    """A client connected to the first URL of ``kwargs["servers"]`` that answers, trying them in
+    order, each within ``timeout`` seconds (with :func:`one_attempt`'s options: a dead node is
+    passed over at once, and no retry loop prints errors); :class:`NoNodeAnswered` with each
+    node's reason when none does, or at the first reason every node would share."""
+    urls: Sequence[str] = kwargs["servers"]
+    reasons = []
+    for url in urls:
+        try:
+            return await open_client({**kwargs, "servers": [url]}, timeout=timeout)
+        except NatsConnectError as exc:
+            reasons.append(_reason(exc) if len(urls) == 1 else f"{url}: {_reason(exc)}")
+            if exc.reason in FATAL_REASONS:
+                raise NoNodeAnswered("; ".join(reasons), fatal=True) from None
+    raise NoNodeAnswered("; ".join(reasons), fatal=False)
+
+
+async def probe(kwargs: Mapping[str, Any], timeout: float, *, list_streams: bool) -> ServerFacts:
+    client = await connect_any({**kwargs, **one_attempt(timeout)}, timeout=timeout * 3)
     try:
         info: dict[str, Any] = dict(getattr(client, "_server_info", {}) or {})
         jetstream = False
@@ -75,7 +112,7 @@ async def probe(kwargs: Mapping[str, Any], timeout: float, *, list_streams: bool
             except nats.errors.Error:
                 jetstream = False  # the server has it, this account has not
             if jetstream and list_streams:
-                streams = {s.config.name for s in await js.streams_info() if s.config.name}
+                streams = await _existing_streams(client, timeout)
         return ServerFacts(
             version=str(info.get("version", "?")),
             server_name=str(info.get("server_name", "")),
@@ -98,7 +135,7 @@ class ExternalNatsRuntime:
         self.host = target.host
         self.port = target.port
         self.version = facts.version
-        self._shown = target.url
+        self._shown = target.shown  # every URL: none of them is ours
 
     @property
     def pid(self) -> int | None:
@@ -140,21 +177,109 @@ class ExternalNatsRuntime:
         return "external server (not started by the harness)"
 
 
-async def delete_own_streams(
-    kwargs: Mapping[str, Any], before: frozenset[str], *, timeout: float
-) -> list[str]:
-    """Delete the streams made during the session (not in ``before``, described as ours); return
-    their names.  Gives up after ``timeout`` seconds to connect and as long again to delete."""
-    nc = await open_client(kwargs, timeout=timeout)
+@dataclass
+class Cleanup:
+    """What the end-of-session removal did: the streams deleted, those left behind (each with the
+    reason), and ``unreached``: why no node could do it (``None`` once one did)."""
+
+    deleted: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    unreached: str | None = None
+
+
+def _label(stream: str) -> str:
+    return f"KV bucket {stream.removeprefix('KV_')}" if stream.startswith("KV_") else f"stream {stream}"
+
+
+async def delete_own_streams(kwargs: Mapping[str, Any], before: frozenset[str], *, timeout: float) -> Cleanup:
+    """Delete the streams made during the session (not in ``before``, described as ours), through
+    the first node of ``kwargs["servers"]`` that answers; a node lost on the way hands over to
+    the next.  Each connect gets ``timeout`` seconds (no reconnects: :func:`one_attempt`), and
+    each JetStream request as long."""
+    cleanup = Cleanup()
+    reasons = []
+    for url in kwargs["servers"]:
+        try:
+            nc = await connect_any({**kwargs, "servers": [url]}, timeout=timeout)
+        except NoNodeAnswered as exc:
+            reasons.append(f"{url}: {exc}")
+            if exc.fatal:
+                break
+            continue
+        try:
+            await _delete_owned(nc, before, cleanup, timeout=timeout)
+            return cleanup
+        except (nats.errors.Error, TimeoutError) as exc:  # the node went away, or JetStream did not answer
+            reasons.append(f"{url}: {type(exc).__name__}: {exc or 'no answer'}")
+        finally:
+            await nc.close()
+    cleanup.unreached = f"no node could: {'; '.join(reasons)}"
+    return cleanup
+
+
+async def _delete_owned(nc: Client, before: frozenset[str], cleanup: Cleanup, *, timeout: float) -> None:
+    """Delete, through ``nc``, what :func:`delete_own_streams` deletes; a stream that cannot be
+    read or deleted is left (with the reason), a connection error is raised (for the next node).
+
+    The names come from the meta group's state (``STREAM.NAMES``); ``STREAM.LIST`` (nats-py's
+    ``streams_info``) leaves out every stream whose leader does not answer in time, which is
+    common just after a node's loss.  While a stream elects its leader, reading and deleting it
+    are tried again, all within ``timeout`` seconds."""
+    until = asyncio.get_running_loop().time() + timeout
+    js = nc.jetstream(timeout=min(timeout, 2.0))
+    for name in await _settled(lambda: _stream_names(nc, timeout), until=until):
+        if name in before:
+            continue
+        try:
+            info = await _settled(lambda: js.stream_info(name), until=until)  # noqa: B023 (awaited now)
+            if not (info.config.description or "").startswith(OWNED_DESCRIPTION):
+                continue
+            await _settled(lambda: js.delete_stream(name), until=until)  # noqa: B023 (awaited now)
+        except nats.js.errors.NotFoundError:
+            continue  # gone meanwhile (a node lost mid-way had deleted it)
+        except (nats.js.errors.APIError, *ELECTING) as exc:
+            cleanup.left.append(f"{_label(name)} ({type(exc).__name__}: {exc or 'no answer'})")
+            continue
+        cleanup.deleted.append(name)
+
+
+async def _existing_streams(nc: Client, timeout: float) -> set[str]:
+    """The names of the streams that exist now, the ones the session must never delete: from the
+    meta group's state, since ``STREAM.LIST`` leaves out the streams whose leader does not answer
+    in time (just after a node's loss), and a stream left out here would be deleted at the end.
+    :class:`BackendUnavailable` when JetStream cannot say within ``timeout`` seconds."""
+    until = asyncio.get_running_loop().time() + timeout
     try:
-        js = nc.jetstream(timeout=timeout)
-        deleted = []
-        for info in await js.streams_info():
-            name = info.config.name
-            description = info.config.description or ""
-            if name and name not in before and description.startswith(OWNED_DESCRIPTION):
-                await js.delete_stream(name)
-                deleted.append(name)
-        return deleted
-    finally:
-        await nc.close()
+        return set(await _settled(lambda: _stream_names(nc, timeout), until=until))
+    except nats.errors.Error as exc:
+        raise BackendUnavailable(
+            f"cannot list the streams that exist (the session would not know which are its own to "
+            f"delete): {type(exc).__name__}: {exc or 'no answer'}"
+        ) from None
+
+
+async def _stream_names(nc: Client, timeout: float) -> list[str]:
+    """Every stream's name (all pages of ``STREAM.NAMES``)."""
+    names: list[str] = []
+    while True:
+        reply = await nc.request(STREAM_NAMES, json.dumps({"offset": len(names)}).encode(), timeout=timeout)
+        document = json.loads(reply.data)
+        if document.get("error"):
+            nats.js.errors.APIError.from_error(document["error"])  # raises it
+        page = [str(name) for name in document.get("streams") or ()]
+        names += page
+        if not page or len(names) >= int(document.get("total", 0)):
+            return names
+
+
+async def _settled(call: Callable[[], Awaitable[T]], *, until: float) -> T:
+    """``await call()``, again while JetStream answers "electing" (:data:`ELECTING`), up to the
+    loop time ``until``; then the last such error."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await call()
+        except ELECTING:
+            if loop.time() >= until:
+                raise
+            await asyncio.sleep(0.1)

@@ -1,5 +1,6 @@
-"""The external backend's settings: where the NATS server is and how to log in, validated up
-front (:func:`nats_target`), and the rules for what the harness may not do to it."""
+"""The external backend's settings: where the NATS server is (one URL, or a comma-separated list:
+the nodes of a cluster) and how to log in, validated up front (:func:`nats_target`), and the rules
+for what the harness may not do to it."""
 
 from __future__ import annotations
 
@@ -42,55 +43,123 @@ def refuse(action: str, what: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class NatsTarget:
-    """The external NATS server as the config describes it (validated)."""
+    """The external NATS server as the config describes it (validated): one URL, or the URLs of a
+    cluster's nodes (``urls``, in the order given; clients fail over between them)."""
 
-    url: str  # without credentials
-    host: str
+    urls: tuple[str, ...]  # without credentials
+    host: str  # the first URL's
     port: int
     tls: bool
     identity: Identity
     auth: str
     ca_file: Path | None
 
+    @property
+    def url(self) -> str:
+        """The first URL (the handle's ``url``; clients get them all)."""
+        return self.urls[0]
+
+    @property
+    def shown(self) -> str:
+        """The URL, or every URL, comma-separated."""
+        return ", ".join(self.urls)
+
+    @property
+    def where(self) -> str:
+        """``the server at <url>``, or ``the cluster of <n> at <url>, <url>, ...``."""
+        if len(self.urls) == 1:
+            return f"the server at {self.url}"
+        return f"the cluster of {len(self.urls)} at {self.shown}"
+
 
 def nats_target(config: AegisConfig) -> NatsTarget:
     """Validate the ``external_nats_*`` settings; raise :class:`BackendMisconfigured` naming the
-    setting that is wrong and how to fix it."""
-    parts, port = _parse_url(config.external_nats_url, config.origin("external_nats_url"))
-    identity, auth = _identity(config, parts)
+    setting that is wrong (and where it was set) and how to fix it."""
+    entries = _parse_urls(config.external_nats_url, config.origin("external_nats_url"))
+    identity, auth = _identity(config, _credentials_part(entries, config.origin("external_nats_url")))
     ca = config.external_nats_ca
     if ca is not None and not ca.is_file():
         raise BackendMisconfigured(
             f"{config.origin('external_nats_ca')}: the CA bundle {ca} does not exist (or is not a file)"
         )
-    host = parts.hostname or ""
-    shown_host = f"[{host}]" if ":" in host else host
+    first, port = entries[0]
     return NatsTarget(
-        url=f"{parts.scheme}://{shown_host}:{port}",
-        host=host,
+        urls=tuple(_bare(parts, port) for parts, port in entries),
+        host=first.hostname or "",
         port=port,
-        tls=parts.scheme == "tls",
+        tls=first.scheme == "tls",
         identity=identity,
         auth=auth,
         ca_file=ca,
     )
 
 
-def _parse_url(raw: str | None, origin: str) -> tuple[SplitResult, int]:
-    if not raw:
+def _bare(parts: SplitResult, port: int) -> str:
+    """``scheme://host:port``, without credentials."""
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def _parse_urls(raw: str | None, origin: str) -> list[tuple[SplitResult, int]]:
+    """Each URL of the comma-separated ``raw`` with its port; :class:`BackendMisconfigured` naming
+    the first bad entry and ``origin`` (where it was set)."""
+    entries = [entry for entry in (item.strip() for item in (raw or "").split(",")) if entry]
+    if not entries:
         raise BackendMisconfigured(
             f"--aegis-backend=external needs the NATS server's URL: set {URL_FLAG} "
-            "(e.g. tls://127.0.0.1:4222 for a `kubectl port-forward svc/nats 4222`)"
+            "(e.g. tls://127.0.0.1:4222 for a `kubectl port-forward svc/nats 4222`; a cluster: its "
+            "nodes' URLs, comma-separated)"
         )
+    parsed: list[tuple[SplitResult, int]] = []
+    for number, entry in enumerate(entries, 1):
+        shown = repr(redact_url(entry))
+        which = (
+            f"{origin}: {shown}"
+            if len(entries) == 1
+            else f"{origin}: entry {number} of {len(entries)}, {shown},"
+        )
+        parts, port = _parse_url(entry, which)
+        if parsed and parts.scheme != parsed[0][0].scheme:
+            raise BackendMisconfigured(
+                f"{which} is a {parts.scheme}:// URL after {parsed[0][0].scheme}:// ones; the nodes of "
+                "one cluster take one scheme (tls:// when they require TLS)"
+            )
+        if any(_bare(parts, port) == _bare(*seen) for seen in parsed):
+            raise BackendMisconfigured(f"{which} is listed twice")
+        parsed.append((parts, port))
+    return parsed
+
+
+def _parse_url(raw: str, which: str) -> tuple[SplitResult, int]:
+    """``raw`` split, and its port (4222 when it names none); ``which`` starts the error."""
     parts = urlsplit(raw if "://" in raw else f"nats://{raw}")
     if parts.scheme not in ("nats", "tls") or not parts.hostname:
         raise BackendMisconfigured(
-            f"{origin}: {redact_url(raw)!r} is not a NATS URL; expected nats://host:port or tls://host:port"
+            f"{which} is not a NATS URL; expected nats://host:port or tls://host:port (a cluster: its "
+            "nodes' URLs, comma-separated)"
         )
     try:
-        return parts, parts.port or 4222
+        port = parts.port
     except ValueError:
-        raise BackendMisconfigured(f"{origin}: {redact_url(raw)!r} has an invalid port") from None
+        port = 0
+    if port == 0:
+        raise BackendMisconfigured(
+            f"{which} has an invalid port; expected nats://host:port or tls://host:port with a port from "
+            "1 to 65535 (a cluster: its nodes' URLs, comma-separated)"
+        )
+    return parts, port or 4222
+
+
+def _credentials_part(entries: list[tuple[SplitResult, int]], origin: str) -> SplitResult:
+    """The first entry whose user part carries credentials (any other must carry the same ones),
+    else the first entry."""
+    carrying = [parts for parts, _ in entries if parts.username]
+    if len({(parts.username, parts.password) for parts in carrying}) > 1:
+        raise BackendMisconfigured(
+            f"{origin}: the URLs carry different credentials; give them once, with "
+            "--aegis-external-nats-user/-password, -token or -creds"
+        )
+    return carrying[0] if carrying else entries[0][0]
 
 
 def _identity(config: AegisConfig, parts: SplitResult) -> tuple[Identity, str]:

@@ -1,0 +1,582 @@
+"""--aegis-backend=external against a cluster: a comma-separated list of URLs.
+
+This (outer) session starts a real 3-node cluster (TLS + user/password + JetStream, routes
+secured) with ``nats_cluster_factory``; an inner pytest session points ``--aegis-backend=external``
+at every node's URL (credentials and CA through ``AEGIS_EXTERNAL_NATS_*``, never argv).  Nodes are
+killed by the outer session, when the inner test asks through a file and waits for the answer, so
+each condition holds exactly when the inner session needs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+import pytest
+from nats.js.api import StreamConfig, StreamInfo
+from support import run_inner
+
+from pytest_aegis.aio import run_sync
+from pytest_aegis.backends.external.backend import ExternalBackend
+from pytest_aegis.backends.external.nats import Cleanup
+from pytest_aegis.backends.external.target import NatsTarget, nats_target
+from pytest_aegis.config import AegisConfig
+from pytest_aegis.errors import BackendMisconfigured
+from pytest_aegis.natsd.cluster import NatsCluster
+from pytest_aegis.session import SessionState
+from pytest_aegis.waiting import async_wait_until, wait_until
+
+PRE_EXISTING = "KEEP_ME"
+#: A stream made before the session with its only replica on the node killed first.
+ON_ONE_NODE = "KEEP_ME_TOO"
+#: Seconds the outer session waits for the inner test's request (the inner session starts first).
+REQUEST_TIMEOUT = 90.0
+
+INNER_HEALTHY = """
+import os
+import re
+
+import pytest
+from nats.js.api import StreamConfig
+
+from pytest_aegis import assert_health_check, assert_instance_registered
+from pytest_aegis.assertions.service import DEFINITIONS_BUCKET, INSTANCES_BUCKET
+from pytest_aegis.errors import ExternalServerError
+
+URLS = os.environ["AEGIS_EXTERNAL_NATS_URL"].split(",")
+
+
+@pytest.mark.asyncio
+async def test_nats_client_gets_every_url_and_a_test_makes_a_stream(nats_server, nats_client):
+    assert nats_server.url == URLS[0]
+    assert nats_server.connect_kwargs()["servers"] == URLS
+    assert nats_server.env()["AEGIS_NATS_URL"] == ",".join(URLS)
+    assert f"tls://127.0.0.1:{nats_client.connected_url.port}" in URLS
+    js = nats_client.jetstream(timeout=5)
+    await js.add_stream(
+        StreamConfig(
+            name="MADE_BY_A_TEST",
+            subjects=["made.>"],
+            num_replicas=3,
+            description="pytest-aegis: made by a test",
+        )
+    )
+    assert (await js.publish("made.x", b"1")).stream == "MADE_BY_A_TEST"
+
+
+@pytest.mark.asyncio
+async def test_the_service_gets_every_url_and_is_healthy(aegis_app_factory, nats_client):
+    app = aegis_app_factory(env={"AEGIS_JETSTREAM_REPLICAS": "3"})
+    assert app.env["AEGIS_NATS_URL"] == ",".join(URLS)
+    await assert_health_check(nats_client, service=app.service_name, within=2)
+    await assert_instance_registered(nats_client, app.service_name, app.instance_id, within=5)
+    for name in (INSTANCES_BUCKET, DEFINITIONS_BUCKET):  # the service's, made R3: removed at the end
+        bucket = await nats_client.jetstream().key_value(name)
+        assert (await bucket.status()).stream_info.config.num_replicas == 3
+
+
+def test_lifecycle_is_refused_naming_every_url(nats_server):
+    shown = re.escape(", ".join(URLS))
+    for action in ("stop", "kill", "restart", "pause", "resume"):
+        refused = (
+            rf"^{action}\\(\\) is not available on the external backend: the NATS server at {shown} "
+            rf"was started outside the harness and is not ours to {action}\\. "
+        )
+        with pytest.raises(ExternalServerError, match=refused):
+            getattr(nats_server, action)()
+    with pytest.raises(ExternalServerError, match="not ours to pause"), nats_server.paused():
+        pass
+    assert not nats_server.is_paused
+    password = nats_server.credentials["password"]
+    refused = rf"^reload\\(\\) is not available .* the NATS server at {shown} was started outside"
+    with pytest.raises(ExternalServerError, match=refused):
+        nats_server.reload(password="rotated")
+    assert nats_server.credentials["password"] == password  # nothing changed
+
+
+@pytest.mark.nats_cluster
+def test_a_cluster_of_the_harness_is_skipped(nats_cluster):
+    raise AssertionError("must not run on external")
+"""
+
+INNER_NODE_LOST = """
+import asyncio
+import os
+from pathlib import Path
+
+import nats.errors
+import nats.js.errors
+import pytest
+from nats.js.api import StreamConfig
+
+from pytest_aegis.waiting import async_wait_until, wait_until
+
+URLS = os.environ["AEGIS_EXTERNAL_NATS_URL"].split(",")
+REQUEST, DONE = Path(os.environ["AEGIS_TEST_REQUEST"]), Path(os.environ["AEGIS_TEST_DONE"])
+# While the streams elect leaders after a node's loss, JetStream answers nothing or "unavailable".
+ELECTING = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
+def outer_session_kills(what):
+    REQUEST.write_text(what)
+    wait_until(DONE.exists, f"the outer session to kill {what}", timeout=30)
+
+
+def stream(name):
+    return StreamConfig(
+        name=name, subjects=[f"{name.lower()}.>"], num_replicas=3, description="pytest-aegis: a test's"
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_stream_then_the_first_node_is_killed(nats_server):
+    nc = await nats_server.connect(dont_randomize=True)  # to the first URL, the node to be killed
+    try:
+        assert f"tls://127.0.0.1:{nc.connected_url.port}" == URLS[0]
+        js = nc.jetstream(timeout=2)
+        await js.add_stream(stream("BEFORE_THE_KILL"))
+        await asyncio.to_thread(outer_session_kills, "node 0")
+        # The client fails over to another node; the stream keeps a quorum (2 of 3 replicas).
+        ack = await async_wait_until(
+            lambda: js.publish("before_the_kill.x", b"1"), "the stream to take a message",
+            timeout=20, transient=ELECTING,
+        )
+        assert ack.stream == "BEFORE_THE_KILL"
+        assert f"tls://127.0.0.1:{nc.connected_url.port}" in URLS[1:]
+        await async_wait_until(
+            lambda: js.add_stream(stream("AFTER_THE_KILL")), "a stream to be made", timeout=20,
+            transient=ELECTING,
+        )
+        for name in ("BEFORE_THE_KILL", "AFTER_THE_KILL"):  # settled when the session ends
+            await async_wait_until(
+                lambda: js.stream_info(name), f"{name} to have a leader", timeout=20, transient=ELECTING
+            )
+    finally:
+        await nc.close()
+"""
+
+INNER_FIRST_NODE_DEAD = """
+import os
+
+import nats.errors
+import nats.js.errors
+import pytest
+from nats.js.api import StreamConfig
+
+from pytest_aegis.waiting import async_wait_until
+
+URLS = os.environ["AEGIS_EXTERNAL_NATS_URL"].split(",")
+# The streams of the dead node elect leaders on the others meanwhile: JetStream may not answer yet.
+ELECTING = (
+    nats.errors.TimeoutError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
+@pytest.mark.asyncio
+async def test_a_stream_made_with_the_first_node_dead(nats_client):
+    assert f"tls://127.0.0.1:{nats_client.connected_url.port}" in URLS[1:]
+    js = nats_client.jetstream(timeout=2)
+    made = StreamConfig(
+        name="MADE", subjects=["made.>"], num_replicas=3, description="pytest-aegis: a test's"
+    )
+    await async_wait_until(
+        lambda: js.add_stream(made), "the stream to be made", timeout=20, transient=ELECTING
+    )
+    ack = await async_wait_until(
+        lambda: js.publish("made.x", b"1"), "the stream to take a message", timeout=20, transient=ELECTING
+    )
+    assert ack.stream == "MADE"
+"""
+
+INNER_ALL_LOST = """
+import os
+from pathlib import Path
+
+import pytest
+from nats.js.api import StreamConfig
+
+from pytest_aegis.waiting import wait_until
+
+REQUEST, DONE = Path(os.environ["AEGIS_TEST_REQUEST"]), Path(os.environ["AEGIS_TEST_DONE"])
+
+
+@pytest.mark.asyncio
+async def test_a_stream_then_every_node_is_killed(nats_server):
+    nc = await nats_server.connect()
+    try:
+        await nc.jetstream(timeout=5).add_stream(
+            StreamConfig(
+                name="LEFT_BEHIND", subjects=["left.>"], num_replicas=3,
+                description="pytest-aegis: a test's",
+            )
+        )
+    finally:
+        await nc.close()
+    REQUEST.write_text("every node")
+    wait_until(DONE.exists, "the outer session to kill every node", timeout=30)
+"""
+
+
+@pytest.fixture
+def cluster(nats_cluster_factory: Callable[..., NatsCluster]) -> NatsCluster:
+    return nats_cluster_factory(size=3, auth="userpass", tls=True)
+
+
+def cluster_env(monkeypatch: pytest.MonkeyPatch, cluster: NatsCluster, **overrides: str | None) -> None:
+    """Point the inner session at every node through AEGIS_EXTERNAL_* (secrets stay off argv)."""
+    first = cluster.nodes[0]
+    values: dict[str, str | None] = {
+        "AEGIS_BACKEND": "external",
+        "AEGIS_EXTERNAL_NATS_URL": ",".join(cluster.urls),
+        "AEGIS_EXTERNAL_NATS_USER": first.credentials["user"],
+        "AEGIS_EXTERNAL_NATS_PASSWORD": first.credentials["password"],
+        "AEGIS_EXTERNAL_NATS_CA": str(first.ca_file),
+    } | overrides
+    for key, value in values.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+
+
+def streams(cluster: NatsCluster) -> dict[str, StreamInfo]:
+    """Every stream of the cluster (through any live node), by name: the names from the meta
+    group's state (``STREAM.LIST``, nats-py's ``streams_info``, leaves out the streams whose leader
+    did not answer in time), each stream's info from its leader once it has one."""
+
+    async def read() -> dict[str, StreamInfo]:
+        nc = await cluster.connect()
+        try:
+            reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
+            names = json.loads(reply.data)["streams"] or []
+            js = nc.jetstream(timeout=2)
+            return {
+                name: await async_wait_until(
+                    lambda: js.stream_info(name),  # noqa: B023 (awaited now)
+                    f"stream {name} to have a leader",
+                    timeout=20,
+                    transient=(nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError),
+                )
+                for name in names
+            }
+        finally:
+            await nc.close()
+
+    return run_sync(read)
+
+
+def stream_names(cluster: NatsCluster) -> set[str]:
+    """The names of the cluster's streams (the meta group's state: those without a leader too)."""
+
+    async def read() -> set[str]:
+        nc = await cluster.connect()
+        try:
+            reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
+            return set(json.loads(reply.data)["streams"] or [])
+        finally:
+            await nc.close()
+
+    return run_sync(read)
+
+
+def add_pre_existing(cluster: NatsCluster, name: str = PRE_EXISTING, *, replicas: int = 3) -> None:
+    """A stream described as the harness's, made before the session: the session must keep it."""
+
+    async def add() -> None:
+        nc = await cluster.connect()
+        try:
+            await nc.jetstream().add_stream(
+                StreamConfig(
+                    name=name,
+                    subjects=[f"{name.lower()}.>"],
+                    num_replicas=replicas,
+                    description="pytest-aegis: made before the session, must survive it",
+                )
+            )
+        finally:
+            await nc.close()
+
+    run_sync(add)
+
+
+class OnRequest:
+    """Runs ``action`` in a thread when the inner test writes its request file, then writes the
+    file the inner test waits for; :meth:`result` (after the inner session) re-raises its error,
+    and says whether it ran and when it was done."""
+
+    def __init__(self, directory: Path, monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+        self.request, self.done = directory / "request", directory / "done"
+        monkeypatch.setenv("AEGIS_TEST_REQUEST", str(self.request))
+        monkeypatch.setenv("AEGIS_TEST_DONE", str(self.done))
+        self._action = action
+        self._over = threading.Event()
+        self.done_at: float | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="on-request")
+        self._future: Future[None] = self._pool.submit(self._serve)
+
+    def _serve(self) -> None:
+        asked = wait_until(
+            lambda: self.request.exists() or self._over.is_set(),
+            "the inner test's request",
+            timeout=REQUEST_TIMEOUT,
+        )
+        if asked and self.request.exists():
+            self._action()
+            self.done_at = time.monotonic()
+            self.done.write_text("done")
+
+    def close(self) -> None:
+        """Let the thread end (it stops waiting for a request that will not come)."""
+        self._over.set()
+        self._pool.shutdown(wait=False)
+
+    def result(self) -> float:
+        """When the action was done (``time.monotonic()``); fails the test if it never was."""
+        self._over.set()
+        try:
+            self._future.result(timeout=REQUEST_TIMEOUT + 5)
+        finally:
+            self._pool.shutdown(wait=False)
+        assert self.done_at is not None, "the inner test never asked for the kill"
+        return self.done_at
+
+
+@pytest.fixture
+def on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., OnRequest]]:
+    made: list[OnRequest] = []
+
+    def make(action: Callable[[], None]) -> OnRequest:
+        directory = tmp_path / f"requests-{len(made)}"
+        directory.mkdir()
+        made.append(OnRequest(directory, monkeypatch, action))
+        return made[-1]
+
+    yield make
+    for served in made:  # a test that failed before reading the result: let the thread end
+        served.close()
+
+
+def aegis_lines(result: Any) -> list[str]:
+    return [line for line in result.outlines + result.errlines if "aegis: external NATS" in line]
+
+
+def test_every_url_reaches_the_clients_and_the_service_and_the_session_cleans_up_after_itself(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, cluster: NatsCluster
+) -> None:
+    add_pre_existing(cluster)
+    cluster_env(monkeypatch, cluster)
+    inner.makepyfile(test_inner=INNER_HEALTHY)
+
+    result = run_inner(inner, "-rs", "-W", "error")
+
+    result.assert_outcomes(passed=3, skipped=1)
+    version, shown = cluster.nodes[0].version, ", ".join(cluster.urls)
+    result.stdout.fnmatch_lines(
+        [
+            f"aegis: backend external (nats-server {version} on cluster of 3 at {shown}, "
+            f"{cluster.name}-n? answering: tls+userpass+js, TLS verified with the CA *, as aegis)*",
+            f"SKIPPED*nats_cluster needs servers the harness starts; the external backend uses the "
+            f"cluster of 3 at {shown}",
+        ]
+    )
+    assert cluster.nodes[0].credentials["password"] not in result.stdout.str() + result.stderr.str()
+    # The test's stream and the service's R3 buckets were removed at the end; the stream made
+    # before the session (with the same description prefix) was not.
+    assert aegis_lines(result) == []
+    assert stream_names(cluster) == {PRE_EXISTING}
+
+
+@pytest.mark.parametrize("when", ["before-the-session", "during-the-session"])
+def test_the_first_node_lost_the_session_cleans_up_through_another(
+    inner: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    cluster: NatsCluster,
+    on_request: Callable[..., OnRequest],
+    when: str,
+) -> None:
+    add_pre_existing(cluster)
+    if when == "before-the-session":
+        # The session starts (and notes the streams that exist) through the second URL, while
+        # the first URL's node, dead, holds the only replica of a stream: it has no leader, and
+        # the session must still know it existed before (and keep it).
+        add_pre_existing(cluster, ON_ONE_NODE, replicas=1)
+        lost = run_sync(lambda: cluster.stream_leader(ON_ONE_NODE))
+        order = [lost, *(index for index in range(cluster.size) if index != lost)]
+        cluster_env(monkeypatch, cluster, AEGIS_EXTERNAL_NATS_URL=",".join(cluster.urls[i] for i in order))
+        cluster.kill(lost)
+        run_sync(lambda: cluster.wait_until_healthy())  # the two left agree on a meta leader
+        inner.makepyfile(test_inner=INNER_FIRST_NODE_DEAD)
+        served, kept = None, {PRE_EXISTING, ON_ONE_NODE}
+    else:  # the session starts through node 0; its test has node 0 killed under its client
+        lost = 0
+        cluster_env(monkeypatch, cluster)
+        inner.makepyfile(test_inner=INNER_NODE_LOST)
+        served, kept = on_request(lambda: cluster.kill(0)), {PRE_EXISTING}
+
+    result = run_inner(inner, "-W", "error")
+
+    if served is not None:
+        served.result()
+    result.assert_outcomes(passed=1)
+    assert not cluster.nodes[lost].is_running
+    assert aegis_lines(result) == []
+    assert stream_names(cluster) == kept
+
+
+def test_no_node_answering_at_the_end_is_one_line_naming_what_was_left_behind(
+    inner: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    cluster: NatsCluster,
+    on_request: Callable[..., OnRequest],
+) -> None:
+    cluster_env(monkeypatch, cluster)
+    inner.makepyfile(test_inner=INNER_ALL_LOST)
+
+    def kill_every_node() -> None:
+        for index in range(cluster.size):
+            cluster.kill(index)
+
+    served = on_request(kill_every_node)
+    result = run_inner(inner, "-W", "error")
+    ended = time.monotonic()
+    killed_at = served.result()
+
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    refused = "ConnectionRefusedError: *Connect call failed*"
+    nodes = "; ".join(f"{url}: {refused}" for url in cluster.urls)
+    [line] = aegis_lines(result)
+    assert re.fullmatch(
+        r"aegis: external NATS: could not remove what this session made \(no node could: .*\); left "
+        r"behind: the streams and KV buckets it made \(description starting 'pytest-aegis', created "
+        r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)",
+        line,
+    ), line
+    result.stdout.fnmatch_lines(
+        [f"aegis: external NATS: could not remove what this session made (no node could: {nodes})*"]
+    )
+    # No reconnect noise: the refusals are in that line only, and the session ended at once.
+    noise = re.compile("refused|Connect call failed|nats: |reconnect", re.I)
+    noisy = [out for out in result.outlines + result.errlines if noise.search(out)]
+    assert noisy == [line]
+    assert ended - killed_at < 5.0
+    # What the line says is left is there: the nodes started again on their stores hold it.
+    since = dt.datetime.strptime(line.rpartition("created since ")[2], "%Y-%m-%d %H:%M:%S UTC)").replace(
+        tzinfo=dt.UTC
+    )
+    for index in range(cluster.size):
+        cluster.restart(index)
+    run_sync(lambda: cluster.wait_until_healthy())
+    left = streams(cluster)
+    assert set(left) == {"LEFT_BEHIND"}
+    assert left["LEFT_BEHIND"].config.description == "pytest-aegis: a test's"
+    assert left["LEFT_BEHIND"].created is not None and since <= left["LEFT_BEHIND"].created
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        (
+            "env",
+            "tls://127.0.0.1:4222,tls://ci:s3cret@127.0.0.1:99999,tls://127.0.0.1:4224",
+            "env AEGIS_EXTERNAL_NATS_URL: entry 2 of 3, 'tls://ci:***@127.0.0.1:99999', has an invalid "
+            "port; expected nats://host:port or tls://host:port with a port from 1 to 65535 (a cluster: "
+            "its nodes' URLs, comma-separated)",
+        ),
+        (
+            "ini",
+            "tls://127.0.0.1:4222, tls://127.0.0.1:4223, http://127.0.0.1:4224",
+            "ini aegis_external_nats_url: entry 3 of 3, 'http://127.0.0.1:4224', is not a NATS URL; "
+            "expected nats://host:port or tls://host:port (a cluster: its nodes' URLs, comma-separated)",
+        ),
+        (
+            "flag",
+            "tls://127.0.0.1:4222,nats://127.0.0.1:4223",
+            "--aegis-external-nats-url: entry 2 of 2, 'nats://127.0.0.1:4223', is a nats:// URL after "
+            "tls:// ones; the nodes of one cluster take one scheme (tls:// when they require TLS)",
+        ),
+    ],
+    ids=["env-bad-port", "ini-bad-scheme", "flag-mixed-schemes"],
+)
+def test_a_bad_url_in_the_list_is_one_usage_error_naming_the_entry_and_where_it_was_set(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, where: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("AEGIS_BACKEND", "external")
+    monkeypatch.delenv("AEGIS_EXTERNAL_NATS_URL", raising=False)
+    args: list[str] = []
+    if where == "env":
+        monkeypatch.setenv("AEGIS_EXTERNAL_NATS_URL", value)
+    elif where == "ini":
+        inner.makeini(
+            f"[pytest]\nasyncio_default_fixture_loop_scope = function\naegis_external_nats_url = {value}\n"
+        )
+    else:
+        args.append(f"--aegis-external-nats-url={value}")
+    inner.makepyfile("def test_uses_nats(nats_server):\n    pass\ndef test_too(nats_server):\n    pass\n")
+
+    result = run_inner(inner, *args)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.errlines[:1] == [f"ERROR: aegis: {message}"]
+    assert result.stderr.str().count("aegis:") == 1
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()
+
+
+# -- the rules, without servers ------------------------------------------------------------------
+
+
+def target_of(url: str) -> NatsTarget:
+    return nats_target(AegisConfig(backend="external", external_nats_url=url))
+
+
+def test_a_list_is_every_url_in_order_without_credentials_which_count_once_for_all() -> None:
+    target = target_of(" tls://ci:s3cret@10.0.0.1:4222, tls://10.0.0.2 ,tls://[::1]:4224,")
+    assert target.urls == ("tls://10.0.0.1:4222", "tls://10.0.0.2:4222", "tls://[::1]:4224")
+    assert (target.url, target.host, target.port) == ("tls://10.0.0.1:4222", "10.0.0.1", 4222)
+    assert target.tls
+    assert target.where == "the cluster of 3 at tls://10.0.0.1:4222, tls://10.0.0.2:4222, tls://[::1]:4224"
+    assert target.identity.connect_kwargs == {"user": "ci", "password": "s3cret"}
+    assert target_of("nats://h:1").where == "the server at nats://h:1"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("tls://a:1,tls://a:1", "entry 2 of 2, 'tls://a:1', is listed twice"),
+        ("tls://a:0", "'tls://a:0' has an invalid port"),
+        ("tls://u:p@a:1,tls://v:q@b:2", "the URLs carry different credentials; give them once"),
+        (" , ", "needs the NATS server's URL: set --aegis-external-nats-url / AEGIS_EXTERNAL_NATS_URL"),
+    ],
+    ids=["twice", "port-0", "two-credentials", "only-commas"],
+)
+def test_a_bad_list_names_what_is_wrong(url: str, message: str) -> None:
+    with pytest.raises(BackendMisconfigured, match=re.escape(message)):
+        target_of(url)
+
+
+def test_streams_the_cleanup_could_not_delete_are_one_line_naming_each(tmp_path: Path) -> None:
+    backend = ExternalBackend(
+        AegisConfig(backend="external", external_nats_url="tls://a:1,tls://b:2"), SessionState(tmp_path)
+    )
+    assert backend.notices() == []
+    backend._cleanup = Cleanup(deleted=["MINE"], left=["stream ORDERS (APIError: x)", "KV bucket cfg (y)"])
+    assert backend.notices() == [
+        "external NATS: could not remove what this session made: stream ORDERS (APIError: x), "
+        "KV bucket cfg (y) left behind"
+    ]
