@@ -78,6 +78,7 @@ class ContainerRun:
         self._extra = extra or {}
         self.container: Container | None = None
         self._follower: LogFollower | None = None
+        self._since: float | None = None  # where this run's log starts (start_again: its time)
         self._pid: int | None = None
         self._paused = False
 
@@ -155,6 +156,7 @@ class ContainerRun:
         """Follow the container's output (docker-py lifts the client's read timeout for this
         stream, so a quiet server is not taken for a dead one)."""
         assert self.container is not None
+        self._since = since
         stream = self.container.logs(stream=True, follow=True, stdout=True, stderr=True, since=since)
         return LogFollower(stream, self.log_path, self.name)
 
@@ -174,7 +176,23 @@ class ContainerRun:
             raise self.error(f"exited with code {code} before {what}", exit_code=code)
         return index
 
+    def _catch_up(self) -> None:
+        """Once the container's output stream ended, complete it from the engine's log (see
+        :meth:`LogFollower.catch_up`)."""
+        from docker.errors import DockerException
+
+        follower = self._follower
+        if follower is None or self.container is None:
+            return
+        follower.join(1.0)
+        if not follower.eof:
+            return
+        with contextlib.suppress(DockerException, OSError):
+            raw = self.container.logs(stdout=True, stderr=True, since=self._since)
+            follower.catch_up([line.rstrip("\r") for line in raw.decode("utf-8", "replace").splitlines()])
+
     def error(self, reason: str, *, exit_code: int | None = None) -> ServerStartError:
+        self._catch_up()
         hint = f"container {self.container.name if self.container else '(not created)'}, image {self.image}"
         if self._hint:
             hint += f"; {self._hint}"
@@ -194,6 +212,7 @@ class ContainerRun:
         finally:
             if self._follower is not None:
                 self._follower.join()
+            self._catch_up()
         return int(result.get("StatusCode", -1))
 
     def stop(self, timeout: float = 10.0) -> int | None:

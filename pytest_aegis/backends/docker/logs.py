@@ -19,6 +19,7 @@ class LogFollower:
     def __init__(self, stream: Iterator[bytes], log_path: Path, name: str) -> None:
         self.lines: list[str] = []
         self.eof = False
+        self._log_path = log_path
         self._cond = threading.Condition()
         self._thread = threading.Thread(
             target=self._drain, args=(stream, log_path), name=f"aegis-log-{name}", daemon=True
@@ -71,6 +72,19 @@ class LogFollower:
 
     def join(self, timeout: float = 5.0) -> None:
         self._thread.join(timeout)
+
+    def catch_up(self, lines: list[str]) -> None:
+        """After the stream ended: take the lines of ``lines`` (the engine's whole log of this run)
+        past those the stream gave.  A container that exits at once can end its followed stream
+        before the engine has copied its last lines into the log."""
+        with self._cond:
+            if not self.eof or len(lines) <= len(self.lines):
+                return
+            missing = lines[len(self.lines) :]
+            self.lines.extend(missing)
+            with open(self._log_path, "ab") as log:
+                log.write("".join(f"{line}\n" for line in missing).encode())
+            self._cond.notify_all()
 
     def tail(self, count: int) -> list[str]:
         with self._cond:
