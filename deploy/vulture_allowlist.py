@@ -53,3 +53,13 @@ _.uptime_seconds
 from aegis_service.settings import Settings
 
 Settings.auth_mode  # which auth mode the variables select: the settings unit tests assert it
+
+from pytest_aegis.faults.link import End
+
+# asyncio.Protocol callbacks: the event loop calls them
+End.connection_made
+End.data_received
+End.eof_received
+End.pause_writing
+End.resume_writing
+End.connection_lost

@@ -46,6 +46,11 @@ class Flow:
     rate: float | None = None  # bytes per second; None: unlimited
     held: bool = False
 
+    @property
+    def plain(self) -> bool:
+        """No fault: bytes go on as they arrive."""
+        return not (self.latency or self.jitter or self.rate or self.held)
+
     def delay(self, rng: random.Random) -> float:
         """The delay for the next chunk."""
         if not self.jitter:

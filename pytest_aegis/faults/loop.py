@@ -27,6 +27,9 @@ class LoopThread:
     def run(self, make: Callable[[], Awaitable[T]], timeout: float = CALL_TIMEOUT) -> T:
         """Run the coroutine ``make()`` on the loop; its result (or its exception)."""
 
+        if self.loop.is_closed():
+            raise AegisError(f"{self._thread.name}: its loop is closed")
+
         async def wrapped() -> T:
             return await make()
 

@@ -26,11 +26,10 @@ from types import TracebackType
 
 from pytest_aegis.errors import AegisError
 from pytest_aegis.faults.flows import Direction, Flow, Side, non_negative, positive, sides_of
-from pytest_aegis.faults.link import Faults, Link, reset
+from pytest_aegis.faults.link import CONNECT_TIMEOUT, End, Faults, Link
 from pytest_aegis.faults.loop import CALL_TIMEOUT, LoopThread
 
-#: Seconds the proxy may take to connect to its target for a new client.
-CONNECT_TIMEOUT = 5.0
+__all__ = ["CONNECT_TIMEOUT", "Fault", "FaultProxy", "ProxyError"]
 
 
 class ProxyError(AegisError):
@@ -81,11 +80,11 @@ class FaultProxy:
         self._own_loop = loop is None
         self._thread = loop or LoopThread(f"aegis-{name}")
         self._faults: Faults
-        self._links: set[Link] = set()
         self._server: asyncio.Server | None = None
         self._cutting: tuple[Side, ...] = ()
         self._refusing_upstream = False
         self.accepted = 0
+        self._closed = False
         try:
             self._thread.call(self._setup)
             self.port: int = self._thread.run(lambda: self._listen(0))
@@ -102,7 +101,7 @@ class FaultProxy:
     @property
     def connections(self) -> int:
         """Client connections open through the proxy now."""
-        return self._thread.call(lambda: len(self._links))
+        return self._thread.call(lambda: len(self._faults.links))
 
     def forwarded(self, direction: Side) -> int:
         """Bytes forwarded so far ``upstream`` (to the server) or ``downstream`` (to clients)."""
@@ -145,7 +144,7 @@ class FaultProxy:
         sides = sides_of(direction)
 
         def apply() -> None:
-            for link in list(self._links):
+            for link in list(self._faults.links):
                 link.reset(sides)
 
         self._thread.call(apply)
@@ -211,7 +210,8 @@ class FaultProxy:
     # -- on the loop -------------------------------------------------------------
 
     async def _listen(self, port: int) -> int:
-        self._server = await asyncio.start_server(self._accept, self.host, port, reuse_address=True)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accept, self.host, port, reuse_address=True)
         bound: int = self._server.sockets[0].getsockname()[1]
         return bound
 
@@ -229,33 +229,23 @@ class FaultProxy:
             server, self._server = self._server, None
             server.close()  # the listening socket closes now; open connections go on
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self) -> End:
         self.accepted += 1
-        if self._cutting or self._refusing_upstream:
-            reset(writer)
-            return
-        try:
-            upstream = await asyncio.wait_for(
-                asyncio.open_connection(self.target_host, self.target_port), CONNECT_TIMEOUT
-            )
-        except (OSError, TimeoutError):  # the server is down: the client sees its connection reset
-            reset(writer)
-            return
-        link = Link(self._faults, (reader, writer), upstream)
-        self._links.add(link)
-        try:
-            await link.run()
-        finally:
-            self._links.discard(link)
+        admitted = not (self._cutting or self._refusing_upstream)  # else reset at once
+        return Link(self._faults, admitted, (self.target_host, self.target_port)).client
 
     # -- end ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop listening, reset every open connection and stop the proxy's thread."""
+        """Stop listening, reset every open connection and stop the proxy's thread (once; later
+        calls do nothing)."""
+        if self._closed:
+            return
+        self._closed = True
 
         async def shutdown() -> None:
             await self._stop_listening()
-            for link in list(self._links):
+            for link in list(self._faults.links):
                 link.reset(("upstream", "downstream"))
 
         with contextlib.suppress(Exception):

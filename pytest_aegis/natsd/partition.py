@@ -68,6 +68,9 @@ class RouteProxies:
             fault.remove()
 
     def close(self) -> None:
+        """Close every proxy and their loop (once; later calls do nothing)."""
+        if self._loop.loop.is_closed():
+            return
         for proxy in self.proxies.values():
             proxy.close()
         self._loop.close()
