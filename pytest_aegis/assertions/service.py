@@ -99,11 +99,20 @@ async def _instances(nc: Client, service_name: str) -> dict[str, ServiceInstance
     return found
 
 
-async def _instances_or_none(nc: Client, service_name: str) -> dict[str, ServiceInstance | str] | None:
+BUCKET_MISSING = "bucket missing"
+
+
+async def _instances_or_problem(nc: Client, service_name: str) -> dict[str, ServiceInstance | str] | str:
+    """The entries, or why they could not be read (the bucket missing, JetStream not answering:
+    during a leader election a replicated bucket answers nothing for a few seconds)."""
     try:
         return await _instances(nc, service_name)
-    except (nats.js.errors.BucketNotFoundError, nats.errors.TimeoutError):
-        return None
+    except nats.js.errors.BucketNotFoundError:
+        return BUCKET_MISSING
+    except nats.errors.TimeoutError:
+        return "JetStream did not answer (the bucket's stream without a leader?)"
+    except nats.errors.NoRespondersError:
+        return "no responders (JetStream not enabled, or not reachable from this client)"
 
 
 async def assert_instance_registered(
@@ -115,10 +124,10 @@ async def assert_instance_registered(
     Returns the parsed :class:`ServiceInstance`.
     """
     key = f"{service_name}.{instance_id}" if instance_id else None
-    last: dict[str, ServiceInstance | str] | None = None
+    last: dict[str, ServiceInstance | str] | str = "nothing (no read finished)"
     async for _ in Poll(within, interval=0.005, max_interval=0.05).aiter():
-        last = await _instances_or_none(nc, service_name)
-        for found_key, entry in (last or {}).items():
+        last = await _instances_or_problem(nc, service_name)
+        for found_key, entry in ({} if isinstance(last, str) else last).items():
             if isinstance(entry, ServiceInstance) and (key is None or found_key == key):
                 return entry
     what = (
@@ -126,7 +135,7 @@ async def assert_instance_registered(
         if instance_id
         else f"any instance of {service_name!r}"
     )
-    seen = "bucket missing" if last is None else (last or "no entries")
+    seen = last or "no entries"
     raise AssertionError(
         f"registration: expected {what} in KV {INSTANCES_BUCKET!r} within {within:.2f}s; seen: {seen}"
     )
@@ -140,7 +149,13 @@ async def assert_registration_expires(
     last: Any = None
     poll = Poll(within, interval=0.01, max_interval=0.1)
     async for _ in poll.aiter():
-        last = (await _instances_or_none(nc, service_name) or {}).get(key)
+        found = await _instances_or_problem(nc, service_name)
+        if found == BUCKET_MISSING:
+            return  # no bucket, no entry
+        if isinstance(found, str):  # unreadable now: not proof of expiry
+            last = f"({found})"
+            continue
+        last = found.get(key)
         if last is None:
             return
     raise AssertionError(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.certs import CertFiles
+from pytest_aegis.errors import AegisError
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.server import NatsRuntime, NatsServer
@@ -281,26 +282,49 @@ class NatsCluster:
     async def stream_leader(self, stream: str, timeout: float = HEALTHY_TIMEOUT) -> int:
         """The index of the node that leads ``stream``, once it has a leader (after its leader's
         node died, the replicas elect another: that takes a few seconds)."""
-        import nats.errors
-
         nc = await self.connect()
         try:
-
-            async def leader() -> str | None:
-                info = await nc.jetstream(timeout=1).stream_info(stream)
-                return info.cluster.leader if info.cluster is not None else None
-
-            name = await async_wait_until(
-                leader,
-                f"stream {stream!r} of cluster {self.name} to have a leader",
-                timeout=timeout,
-                transient=(nats.errors.TimeoutError, nats.errors.NoRespondersError),
-                interval=0.05,
-                hint="a stream needs a majority of its replicas' nodes running to elect a leader",
-            )
+            return await self._leader_of(nc, stream, timeout)
         finally:
             await nc.close()
-        return self.index_of(str(name))
+
+    async def step_down(self, stream: str, timeout: float = HEALTHY_TIMEOUT) -> int:
+        """Have ``stream``'s leader hand over (JetStream's leader step-down) and return the index
+        of the node that leads it next: puts a leader where a test needs it, for instance off the
+        node a partition will isolate."""
+        nc = await self.connect()
+        try:
+            before = await self._leader_of(nc, stream, timeout)
+            reply = await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=MONITOR_TIMEOUT)
+            answer = json.loads(reply.data)
+            if "error" in answer:
+                raise AegisError(
+                    f"cluster {self.name}: stream {stream!r} refused to step down: {answer['error']}"
+                )
+            return await self._leader_of(nc, stream, timeout, other_than=before)
+        finally:
+            await nc.close()
+
+    async def _leader_of(self, nc: Client, stream: str, timeout: float, other_than: int | None = None) -> int:
+        import nats.errors
+
+        async def leader() -> int | None:
+            info = await nc.jetstream(timeout=1).stream_info(stream)
+            name = info.cluster.leader if info.cluster is not None else None
+            return None if name is None else self.index_of(name)
+
+        elsewhere = "" if other_than is None else f" other than node {other_than}"
+        index = await async_wait_until(
+            leader,
+            f"stream {stream!r} of cluster {self.name} to have a leader{elsewhere}",
+            timeout=timeout,
+            ok=lambda found: found is not None and found != other_than,
+            transient=(nats.errors.TimeoutError, nats.errors.NoRespondersError),
+            interval=0.05,
+            hint="a stream needs a majority of its replicas' nodes running to elect a leader",
+        )
+        assert index is not None
+        return index
 
     def __repr__(self) -> str:
         return f"<NatsCluster {self.name} {self.size} nodes ({self.nodes[0].spec.label})>"

@@ -1,19 +1,25 @@
 """The reference service on a 3-node NATS cluster (TLS + user/password, routes secured), its
-``AUDIT`` stream and registry buckets at R3: the leader of its stream killed mid-burst."""
+``AUDIT`` stream and registry buckets at R3: the leader of its stream killed mid-burst, and a
+partition isolating the registry bucket's leader."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from typing import Any
 
+import nats.errors
 import psycopg
 import pytest
 from audit_support import FAST_AUDIT, consumer_info, count_rows, event, publish
 
-from pytest_aegis import NatsCluster, assert_instance_registered, assert_no_event_lost
+from pytest_aegis import NatsCluster, assert_health_check, assert_instance_registered, assert_no_event_lost
+from pytest_aegis.assertions.service import INSTANCES_BUCKET
 from pytest_aegis.waiting import async_wait_until
 
 R3 = {"AEGIS_JETSTREAM_REPLICAS": "3"}
+STREAM = f"KV_{INSTANCES_BUCKET}"
 
 
 @pytest.mark.nats_cluster(size=3)
@@ -46,6 +52,71 @@ async def test_the_audit_streams_leader_killed_mid_burst_loses_and_duplicates_no
         assert await nats_cluster.stream_leader("AUDIT") != leader
         await assert_no_event_lost(audit_db.dsn, ids, within=90, strict=True)
         # Its registration lives in an R3 bucket: it survived the node.
+        await assert_instance_registered(nc, app.service_name, app.instance_id, within=10)
+    finally:
+        await nc.close()
+
+
+def routes_of(node: Any) -> int:
+    with urllib.request.urlopen(f"{node.monitor_url}/routez", timeout=2) as reply:
+        return int(json.load(reply)["num_routes"])
+
+
+def connected_node(cluster: NatsCluster, client_name: str) -> int:
+    """The index of the node a client named ``client_name`` (a prefix) is connected to."""
+    for index, node in enumerate(cluster.nodes):
+        with urllib.request.urlopen(f"{node.monitor_url}/connz?limit=1024", timeout=2) as reply:
+            if any(c.get("name", "").startswith(client_name) for c in json.load(reply)["connections"]):
+                return index
+    raise LookupError(f"no node has a client named {client_name}*")
+
+
+async def leader_name(nc: Any, stream: str) -> str | None:
+    info = await nc.jetstream(timeout=1).stream_info(stream)
+    return info.cluster.leader if info.cluster is not None else None
+
+
+@pytest.mark.nats_cluster(size=3)
+@pytest.mark.asyncio
+async def test_a_partition_isolating_the_registry_leaders_node_leaves_the_service_healthy_and_registered(
+    nats_cluster: NatsCluster, fast_app: Any
+) -> None:
+    # A TTL longer than a leader election: while the bucket has no leader, nothing is written.
+    app = fast_app(env={**R3, "AEGIS_REGISTRATION_TTL": "30"})
+    home = connected_node(nats_cluster, app.service_name)
+    # The condition, made: the bucket's leader on a node the service is not connected to, so the
+    # service's side keeps a majority and has to elect a new leader.
+    isolated = await nats_cluster.stream_leader(STREAM)
+    if isolated == home:
+        isolated = await nats_cluster.step_down(STREAM)
+    nc = await nats_cluster.nodes[home].connect()
+    try:
+        nats_cluster.partition([isolated])
+        await async_wait_until(
+            lambda: asyncio.to_thread(routes_of, nats_cluster.nodes[isolated]),
+            "the isolated node to lose its routes",
+            timeout=10,
+            ok=lambda routes: routes == 0,
+        )
+        gone = nats_cluster.nodes[isolated].name
+        await async_wait_until(
+            lambda: leader_name(nc, STREAM),
+            f"the majority to elect a leader of {STREAM} other than {gone}",
+            timeout=30,
+            ok=lambda leader: leader not in (None, gone),
+            transient=(nats.errors.TimeoutError,),
+            interval=0.05,
+        )
+        # Heartbeats land in the R3 bucket again (a quorum of 2 on the service's side).
+        await async_wait_until(
+            lambda: assert_health_check(nc, service=app.service_name, within=1),
+            "the service to report healthy again",
+            timeout=30,
+            transient=(AssertionError,),
+        )
+        await assert_instance_registered(nc, app.service_name, app.instance_id, within=10)
+        nats_cluster.heal()
+        await nats_cluster.wait_until_healthy()
         await assert_instance_registered(nc, app.service_name, app.instance_id, within=10)
     finally:
         await nc.close()
