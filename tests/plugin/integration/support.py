@@ -7,9 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pytest_aegis import NatsServer
 from pytest_aegis.session import process_start_time
 from pytest_aegis.waiting import wait_until
 
@@ -51,3 +55,30 @@ def kill_9_hanging_session(test_file: str, env: dict[str, str], cwd: Path, pids_
 
 def session_env(state: Path, pids_file: Path) -> dict[str, str]:
     return {**os.environ, "AEGIS_STATE_DIR": str(state), "PIDS_FILE": str(pids_file)}
+
+
+def external_env(
+    monkeypatch: pytest.MonkeyPatch,
+    server: NatsServer,
+    *,
+    urls: str | Sequence[str] | None = None,
+    **overrides: str | None,
+) -> None:
+    """Point the inner session at ``urls`` (one URL or a list, joined with commas; ``server``'s own
+    by default) through AEGIS_EXTERNAL_*, with ``server``'s credentials and CA (secrets stay off
+    argv).  ``overrides`` replace those variables, a ``None`` unsets one."""
+    if urls is None:
+        urls = server.url
+    creds = server.credentials
+    values: dict[str, str | None] = {
+        "AEGIS_BACKEND": "external",
+        "AEGIS_EXTERNAL_NATS_URL": urls if isinstance(urls, str) else ",".join(urls),
+        "AEGIS_EXTERNAL_NATS_USER": creds["user"],
+        "AEGIS_EXTERNAL_NATS_PASSWORD": creds["password"],
+        "AEGIS_EXTERNAL_NATS_CA": str(server.ca_file),
+    } | overrides
+    for key, value in values.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)

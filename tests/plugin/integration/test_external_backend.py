@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from nats.js.api import KeyValueConfig
 from nats.js.errors import NoKeysError
-from support import run_inner
+from support import external_env, run_inner
 
 from pytest_aegis.aio import run_sync
 from pytest_aegis.assertions.service import DEFINITIONS_BUCKET, INSTANCES_BUCKET
@@ -173,23 +173,6 @@ def live_keys(server: NatsServer, bucket: str) -> list[str]:
 def databases(server: PostgresHandle) -> set[str]:
     with psycopg.connect(server.dsn) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
-
-
-def external_env(monkeypatch: pytest.MonkeyPatch, server: NatsServer, **overrides: str | None) -> None:
-    """Point the inner session at ``server`` through AEGIS_EXTERNAL_* (secrets stay off argv)."""
-    creds = server.credentials
-    values: dict[str, str | None] = {
-        "AEGIS_BACKEND": "external",
-        "AEGIS_EXTERNAL_NATS_URL": server.url,
-        "AEGIS_EXTERNAL_NATS_USER": creds["user"],
-        "AEGIS_EXTERNAL_NATS_PASSWORD": creds["password"],
-        "AEGIS_EXTERNAL_NATS_CA": str(server.ca_file),
-    } | overrides
-    for key, value in values.items():
-        if value is None:
-            monkeypatch.delenv(key, raising=False)
-        else:
-            monkeypatch.setenv(key, value)
 
 
 @pytest.mark.parametrize(

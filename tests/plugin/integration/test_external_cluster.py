@@ -23,7 +23,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 from nats.js.api import StreamConfig, StreamInfo
-from support import run_inner
+from support import external_env, run_inner
 
 from pytest_aegis.aio import run_sync
 from pytest_aegis.backends.external.backend import ExternalBackend
@@ -238,23 +238,6 @@ def cluster(nats_cluster_factory: Callable[..., NatsCluster]) -> NatsCluster:
     return nats_cluster_factory(size=3, auth="userpass", tls=True)
 
 
-def cluster_env(monkeypatch: pytest.MonkeyPatch, cluster: NatsCluster, **overrides: str | None) -> None:
-    """Point the inner session at every node through AEGIS_EXTERNAL_* (secrets stay off argv)."""
-    first = cluster.nodes[0]
-    values: dict[str, str | None] = {
-        "AEGIS_BACKEND": "external",
-        "AEGIS_EXTERNAL_NATS_URL": ",".join(cluster.urls),
-        "AEGIS_EXTERNAL_NATS_USER": first.credentials["user"],
-        "AEGIS_EXTERNAL_NATS_PASSWORD": first.credentials["password"],
-        "AEGIS_EXTERNAL_NATS_CA": str(first.ca_file),
-    } | overrides
-    for key, value in values.items():
-        if value is None:
-            monkeypatch.delenv(key, raising=False)
-        else:
-            monkeypatch.setenv(key, value)
-
-
 def streams(cluster: NatsCluster) -> dict[str, StreamInfo]:
     """Every stream of the cluster (through any live node), by name: the names from the meta
     group's state (``STREAM.LIST``, nats-py's ``streams_info``, leaves out the streams whose leader
@@ -380,7 +363,7 @@ def test_every_url_reaches_the_clients_and_the_service_and_the_session_cleans_up
     inner: Any, monkeypatch: pytest.MonkeyPatch, cluster: NatsCluster
 ) -> None:
     add_pre_existing(cluster)
-    cluster_env(monkeypatch, cluster)
+    external_env(monkeypatch, cluster.nodes[0], urls=cluster.urls)
     inner.makepyfile(test_inner=INNER_HEALTHY)
 
     result = run_inner(inner, "-rs", "-W", "error")
@@ -418,14 +401,14 @@ def test_the_first_node_lost_the_session_cleans_up_through_another(
         add_pre_existing(cluster, ON_ONE_NODE, replicas=1)
         lost = run_sync(lambda: cluster.stream_leader(ON_ONE_NODE))
         order = [lost, *(index for index in range(cluster.size) if index != lost)]
-        cluster_env(monkeypatch, cluster, AEGIS_EXTERNAL_NATS_URL=",".join(cluster.urls[i] for i in order))
+        external_env(monkeypatch, cluster.nodes[0], urls=[cluster.urls[i] for i in order])
         cluster.kill(lost)
         run_sync(lambda: cluster.wait_until_healthy())  # the two left agree on a meta leader
         inner.makepyfile(test_inner=INNER_FIRST_NODE_DEAD)
         served, kept = None, {PRE_EXISTING, ON_ONE_NODE}
     else:  # the session starts through node 0; its test has node 0 killed under its client
         lost = 0
-        cluster_env(monkeypatch, cluster)
+        external_env(monkeypatch, cluster.nodes[0], urls=cluster.urls)
         inner.makepyfile(test_inner=INNER_NODE_LOST)
         served, kept = on_request(lambda: cluster.kill(0)), {PRE_EXISTING}
 
@@ -445,7 +428,7 @@ def test_no_node_answering_at_the_end_is_one_line_naming_what_was_left_behind(
     cluster: NatsCluster,
     on_request: Callable[..., OnRequest],
 ) -> None:
-    cluster_env(monkeypatch, cluster)
+    external_env(monkeypatch, cluster.nodes[0], urls=cluster.urls)
     inner.makepyfile(test_inner=INNER_ALL_LOST)
 
     def kill_every_node() -> None:

@@ -23,6 +23,7 @@ from pytest_aegis import (
     assert_instance_registered,
 )
 from pytest_aegis.waiting import async_wait_until, wait_until
+from tests.nats_support import connected_node
 
 pytestmark = pytest.mark.aegis_backends(
     "local", "docker", reason="the external backend's server is what it is"
@@ -33,18 +34,6 @@ def varz(node: Any) -> dict[str, Any]:
     with urllib.request.urlopen(f"{node.monitor_url}/varz", timeout=2) as reply:
         document: dict[str, Any] = json.load(reply)
     return document
-
-
-def connected_node(cluster: NatsCluster, client_name: str) -> int:
-    """The index of the node a client named ``client_name`` (a prefix) is connected to."""
-    for index, node in enumerate(cluster.nodes):
-        if not node.is_running:
-            continue
-        with urllib.request.urlopen(f"{node.monitor_url}/connz?limit=1024", timeout=2) as reply:
-            names = [conn.get("name", "") for conn in json.load(reply)["connections"]]
-        if any(name.startswith(client_name) for name in names):
-            return index
-    raise LookupError(f"no node has a client named {client_name}*")
 
 
 @pytest.mark.nats_cluster

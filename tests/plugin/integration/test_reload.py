@@ -6,16 +6,13 @@ naming it, and a config the server rejects leaves everything as it was."""
 from __future__ import annotations
 
 import asyncio
-import json
 import types
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import nats.errors
 import pytest
 from cryptography import x509
-from nats.aio.client import Client
 
 from pytest_aegis import (
     ExternalServerError,
@@ -30,6 +27,7 @@ from pytest_aegis import (
 from pytest_aegis.backends.external.nats import ExternalNatsRuntime, ServerFacts
 from pytest_aegis.natsd.material import prepare
 from pytest_aegis.natsd.spec import NatsSpec
+from tests.nats_support import client_id, peer_serial
 
 pytestmark = pytest.mark.aegis_backends(
     "local", "docker", reason="the external backend's server is not ours to reload"
@@ -40,19 +38,6 @@ RELOADED = "Reloaded server configuration"
 def file_serial(server: NatsServer) -> int:
     assert server.material.server_files is not None
     return x509.load_pem_x509_certificate(server.material.server_files.cert.read_bytes()).serial_number
-
-
-def peer_serial(nc: Client) -> int:
-    """The serial of the certificate the server presented to ``nc`` (its TLS handshake's)."""
-    peer = nc._transport._io_writer.get_extra_info("peercert")  # type: ignore[union-attr]
-    return int(peer["serialNumber"], 16)
-
-
-def client_id(server: NatsServer, name: str) -> int:
-    """The server's id (``cid``, in its log lines) of the connection named ``name``."""
-    with urllib.request.urlopen(f"{server.monitor_url}/connz?limit=1024", timeout=2) as reply:
-        connections = json.load(reply)["connections"]
-    return next(int(conn["cid"]) for conn in connections if conn.get("name") == name)
 
 
 # -- credentials ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from audit_support import FAST_AUDIT, consumer_info, count_rows, event, publish
 from pytest_aegis import NatsCluster, assert_health_check, assert_instance_registered, assert_no_event_lost
 from pytest_aegis.assertions.service import INSTANCES_BUCKET
 from pytest_aegis.waiting import async_wait_until
+from tests.nats_support import connected_node
 
 R3 = {"AEGIS_JETSTREAM_REPLICAS": "3"}
 STREAM = f"KV_{INSTANCES_BUCKET}"
@@ -60,15 +61,6 @@ async def test_the_audit_streams_leader_killed_mid_burst_loses_and_duplicates_no
 def routes_of(node: Any) -> int:
     with urllib.request.urlopen(f"{node.monitor_url}/routez", timeout=2) as reply:
         return int(json.load(reply)["num_routes"])
-
-
-def connected_node(cluster: NatsCluster, client_name: str) -> int:
-    """The index of the node a client named ``client_name`` (a prefix) is connected to."""
-    for index, node in enumerate(cluster.nodes):
-        with urllib.request.urlopen(f"{node.monitor_url}/connz?limit=1024", timeout=2) as reply:
-            if any(c.get("name", "").startswith(client_name) for c in json.load(reply)["connections"]):
-                return index
-    raise LookupError(f"no node has a client named {client_name}*")
 
 
 async def leader_name(nc: Any, stream: str) -> str | None:

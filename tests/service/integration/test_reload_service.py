@@ -9,8 +9,6 @@ it, and the certificate it then meets is the reloaded one."""
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from typing import Any
 
 import httpx
@@ -19,6 +17,7 @@ from nats.aio.client import Client
 
 from pytest_aegis import AppProcess, NatsServer, assert_health_check
 from pytest_aegis.waiting import async_wait_until
+from tests.nats_support import client_id, peer_serial
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -33,19 +32,6 @@ ENV = {"AEGIS_NATS_PING_INTERVAL": "0.5", "AEGIS_NATS_MAX_OUTSTANDING_PINGS": "2
 async def readiness(app: AppProcess) -> int:
     async with httpx.AsyncClient(base_url=app.http_url or "", timeout=5) as http:
         return (await http.get("/readiness")).status_code
-
-
-def peer_serial(nc: Client) -> int:
-    """The serial of the certificate the server presented to ``nc``."""
-    peer = nc._transport._io_writer.get_extra_info("peercert")  # type: ignore[union-attr]
-    return int(peer["serialNumber"], 16)
-
-
-def client_id(server: NatsServer, name: str) -> int:
-    """The server's id (``cid``, in its log lines) of the connection named ``name``."""
-    with urllib.request.urlopen(f"{server.monitor_url}/connz?limit=1024", timeout=2) as reply:
-        connections = json.load(reply)["connections"]
-    return next(int(conn["cid"]) for conn in connections if conn.get("name") == name)
 
 
 def log_since(app: AppProcess, offset: int) -> str:
