@@ -48,6 +48,9 @@ class NatsPool:
         self.servers: list[NatsServer] = []
         self._starting: concurrent.futures.ThreadPoolExecutor | None = None
         self._clusters: list[NatsCluster] = []
+        #: What :meth:`start` hands out, for the security matrix: ``single``, or ``cluster`` where
+        #: one handle stands for a cluster's nodes (the external backend given several URLs).
+        self.topology = "single"
 
     @property
     def _starter(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -79,8 +82,9 @@ class NatsPool:
         material = self._backend.nats_material(spec, directory / "material", self._ca)
         runtime = self._backend.start_nats(material, name=name, directory=directory)
         server = NatsServer(runtime, material, connect_deadline=self._connect_deadline)
+        server.topology = self.topology
         self.servers.append(server)
-        record.ran(material.spec)
+        record.ran(material.spec, self.topology)
         return server
 
     def start_cluster(self, spec: NatsSpec, size: int) -> NatsCluster:

@@ -26,7 +26,8 @@ class ExternalNatsServer(NatsServer):
         self, runtime: NatsRuntime, material: NatsMaterial, urls: tuple[str, ...], *, connect_deadline: float
     ) -> None:
         super().__init__(runtime, material, connect_deadline=connect_deadline)
-        self.urls = urls  # topology stays "single": the pool recorded the server as one
+        self.urls = urls
+        self.topology = "cluster" if len(urls) > 1 else "single"
 
     def connect_kwargs(self, *, as_user: str | None = None, **overrides: Any) -> dict[str, Any]:
         return super().connect_kwargs(as_user=as_user, **{"servers": list(self.urls), **overrides})
@@ -50,6 +51,7 @@ class ExternalNatsPool(NatsPool):
     ) -> None:
         super().__init__(backend, session, ca, keep=keep, connect_deadline=connect_deadline)
         self._urls = urls
+        self.topology = "cluster" if len(urls) > 1 else "single"
 
     def start(self, spec: NatsSpec, *, name: str | None = None) -> NatsServer:
         server = super().start(spec, name=name)

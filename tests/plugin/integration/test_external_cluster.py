@@ -378,6 +378,8 @@ def test_every_url_reaches_the_clients_and_the_service_and_the_session_cleans_up
             f"cluster of 3 at {shown}",
         ]
     )
+    # The security matrix counts the tests against the cluster as a cluster's.
+    result.stdout.re_match_lines([r"tls\+userpass\+js +userpass +yes +no +valid +cluster +[1-9]"])
     assert cluster.nodes[0].credentials["password"] not in result.stdout.str() + result.stderr.str()
     # The test's stream and the service's R3 buckets were removed at the end; the stream made
     # before the session (with the same description prefix) was not.
