@@ -15,7 +15,13 @@ import httpx
 import pytest
 from nats.aio.client import Client
 
-from pytest_aegis import AppProcess, NatsServer, assert_health_check
+from pytest_aegis import (
+    AppProcess,
+    NatsServer,
+    assert_health_check,
+    assert_instance_registered,
+    assert_registration_expires,
+)
 from pytest_aegis.waiting import async_wait_until
 from tests.nats_support import client_id, peer_serial
 
@@ -27,6 +33,7 @@ pytestmark = [
 ]
 #: Pings every 0.5 s, stale after 2 unanswered; debug lines: its failed reconnects say why.
 ENV = {"AEGIS_NATS_PING_INTERVAL": "0.5", "AEGIS_NATS_MAX_OUTSTANDING_PINGS": "2", "AEGIS_LOG_LEVEL": "DEBUG"}
+SHORT_TTL = {"AEGIS_REGISTRATION_TTL": "2", "AEGIS_HEARTBEAT_INTERVAL": "0.25"}
 
 
 async def readiness(app: AppProcess) -> int:
@@ -99,12 +106,15 @@ async def test_a_rotation_to_a_certificate_from_another_ca_fails_its_reconnect_v
     assert app.is_running, "it keeps trying: a server certificate can be fixed"
 
 
-async def test_a_password_changed_on_reload_disconnects_the_service_which_exits_unhealthy(
+async def test_a_password_changed_on_reload_disconnects_the_service_which_exits_and_leaves_the_registry(
     nats_server_factory: Any, aegis_app_factory: Any
 ) -> None:
     server: NatsServer = nats_server_factory(auth="userpass", tls=True)
-    app = aegis_app_factory(nats=server, env=ENV)
+    app = aegis_app_factory(nats=server, env={**ENV, **SHORT_TTL})
     assert await readiness(app) == 200
+    nc = await server.connect()
+    await assert_instance_registered(nc, app.service_name, app.instance_id)
+    await nc.close()
     offset, cid = app.log_size(), client_id(server, f"{app.service_name}/{app.instance_id}")
     lines = server.reload(password="not-the-service-s-any-more")
     # The server checked the service's open connection against the new users and refused it ...
@@ -118,3 +128,10 @@ async def test_a_password_changed_on_reload_disconnects_the_service_which_exits_
     text = log_since(app, offset)
     for said in ("disconnected from NATS", "NATS connection closed for good", "lost for good; exiting"):
         assert said in text, text
+    # To the rest of the system it is gone: it could not deregister, and with no heartbeat its
+    # registry entry expires (read with the new password).
+    nc = await server.connect()
+    try:
+        await assert_registration_expires(nc, app.service_name, app.instance_id, within=6)
+    finally:
+        await nc.close()
