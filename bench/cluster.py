@@ -13,9 +13,10 @@ contenders interleaved (A, B, A, B, ...) in one run:
     read to "Server is ready", then the same readiness (:func:`pytest_aegis.natsd.cluster.all_healthy`
     of every node's monitoring endpoints, polled as ``wait_until_healthy`` polls).
 
-``proxy_health_rtt``: a responder and two clients on one TLS + user/password server; the clients'
-requests alternate, one direct, one through a ``FaultProxy`` with no fault; round trips compared
-by percentile.  Stops are outside the timed regions.
+``proxy_health_rtt``: on one TLS + user/password server, the ``health`` suite's bare responder in a
+process of its own (as the service under test would be) and two clients in the bench process, one
+direct, one through a ``FaultProxy`` with no fault; their requests alternate, each going first in
+every other pair; round trips compared by percentile.  Stops are outside the timed regions.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.health_rtt import BARE_SUBJECT, start_bare
 from bench.procs import BenchError, read_until, terminate
 from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.certs import AegisCA
@@ -50,7 +52,7 @@ NAME = "cluster"
 SIZE = 3
 TARGETS: dict[str, float] = {"healthy_median_ms": 2000, "ratio_max": 1.2, "proxy_p99_delta_ms": 0.3}
 #: (cluster reps, round trips per contender): full run, --quick.
-REPS = {"full": (20, 2000), "quick": (2, 100)}
+REPS = {"full": (40, 5000), "quick": (2, 100)}
 READY_TIMEOUT = 20.0
 _READY = b"Server is ready"
 _MONITOR = re.compile(rb"Starting http monitor on (\S+):(\d+)")
@@ -130,29 +132,25 @@ def _no_cluster() -> ClusterLayout:
 # -- health round trip through an idle proxy ------------------------------------------------
 
 
-async def proxy_rtt(pool: NatsPool, spec: NatsSpec, count: int) -> dict[str, list[float]]:
+async def proxy_rtt(pool: NatsPool, spec: NatsSpec, count: int, scratch: Path) -> dict[str, list[float]]:
     server = pool.start(spec)
     proxy = NatsFaultProxy(server)
-    responder = await server.connect()
+    responder = start_bare(server, scratch / "bare-responder.log")  # as a service would: its own process
     direct = await server.connect()
     proxied = await proxy.connect()
     samples: dict[str, list[float]] = {"direct": [], "proxy": []}
+    paths = (("direct", direct), ("proxy", proxied))
     try:
-
-        async def answer(msg: Any) -> None:
-            await msg.respond(b'{"status":"healthy"}')
-
-        await responder.subscribe("bench.health", cb=answer)
-        await responder.flush()
         for index in range(count + 50):  # 50 warm-up pairs
-            for name, client in (("direct", direct), ("proxy", proxied)):
+            for name, client in paths if index % 2 else paths[::-1]:  # each goes first half the time
                 started = time.perf_counter()
-                await client.request("bench.health", b"{}", timeout=2)
+                await client.request(BARE_SUBJECT, b"{}", timeout=2)
                 if index >= 50:
                     samples[name].append(time.perf_counter() - started)
     finally:
-        for client in (proxied, direct, responder):
+        for client in (proxied, direct):
             await client.close()
+        terminate(responder)
         proxy.close()
         server.stop()
     return samples
@@ -177,7 +175,7 @@ async def _measure(pool: NatsPool, binary: Path, scratch: Path, reps: int, count
         f"healthy: aegis {stats.to_ms(stats.median(aegis)):.0f} ms, "
         f"bare {stats.to_ms(stats.median(bare)):.0f} ms"
     )
-    rtt = await proxy_rtt(pool, spec, count)
+    rtt = await proxy_rtt(pool, spec, count, scratch)
     return {"aegis": aegis, "bare": bare, "rtt": rtt}
 
 

@@ -29,6 +29,7 @@ FaultProxy.blackhole
 FaultProxy.cut
 FaultProxy.heal
 NatsCluster.stream_leader  # the cluster handle's public API (tests call it)
+NatsCluster.step_down
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).
