@@ -28,9 +28,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench import stats
 from bench.health_rtt import BARE_SUBJECT, start_bare
@@ -38,6 +39,7 @@ from bench.procs import BenchError, read_until, terminate
 from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
+from pytest_aegis.errors import WaitTimeout
 from pytest_aegis.faults.targets import NatsFaultProxy
 from pytest_aegis.natsd.cluster import ClusterLayout, NatsCluster, all_healthy, read_health
 from pytest_aegis.natsd.conf import render
@@ -77,6 +79,11 @@ def _stop(cluster: NatsCluster) -> None:
         node.stop()
 
 
+def _drain(stream: IO[bytes], into: list[bytes]) -> None:
+    """Keep reading ``stream`` into ``into`` on a daemon thread, until the process closes it."""
+    threading.Thread(target=lambda: into.extend(iter(stream.readline, b"")), daemon=True).start()
+
+
 def _tail(lines: list[bytes], count: int = 15) -> str:
     return "\n".join("  " + line.decode("utf-8", "replace") for line in lines[-count:])
 
@@ -96,6 +103,7 @@ async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) 
         )
     started = time.perf_counter()
     procs: list[subprocess.Popen[bytes]] = []
+    logs: list[list[bytes]] = []
     try:
         monitors = []
         for path, text in configs:
@@ -107,18 +115,34 @@ async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) 
             lines = read_until(
                 proc, proc.stderr, lambda line: _READY in line, READY_TIMEOUT, "bare node", _tail
             )
+            logs.append(lines)
+            _drain(proc.stderr, lines)  # as the plugin does: a full pipe would stall the node
             port = next((m.group(2) for line in lines if (m := _MONITOR.search(line))), None)
             if port is None:
                 raise BenchError(f"bare node {index} logged no monitoring port:\n{_tail(lines)}")
             monitors.append((f"bare-{index}", f"http://127.0.0.1:{int(port)}"))
-        await async_wait_until(
-            lambda: asyncio.to_thread(lambda: [read_health(name, url) for name, url in monitors]),
-            "the bare cluster to be healthy",
-            timeout=READY_TIMEOUT,
-            ok=all_healthy,
-            transient=(OSError,),
-            interval=0.02,
-        )
+
+        def health() -> list[Any]:
+            for index, proc in enumerate(procs):
+                if proc.poll() is not None:
+                    raise BenchError(
+                        f"bare node {index} exited with code {proc.returncode} after it was ready:\n"
+                        f"{_tail(logs[index])}"
+                    )
+            return [read_health(name, url) for name, url in monitors]
+
+        try:
+            await async_wait_until(
+                lambda: asyncio.to_thread(health),
+                "the bare cluster to be healthy",
+                timeout=READY_TIMEOUT,
+                ok=all_healthy,
+                transient=(OSError,),
+                interval=0.02,
+            )
+        except WaitTimeout as exc:
+            tails = "\n".join(f"bare node {i}'s last lines:\n{_tail(lines)}" for i, lines in enumerate(logs))
+            raise BenchError(f"{exc}\n{tails}") from None
         return time.perf_counter() - started
     finally:
         for proc in procs:
