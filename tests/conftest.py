@@ -28,15 +28,15 @@ def _uses_the_backend(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a backend other than local (``make test-docker``), leave out the tests that only run
-    inner pytest sessions (``pytester``) and start nothing on the outer session's backend: their
-    inner sessions choose their backends by their own arguments, so the local run (``make test``)
-    already ran exactly what they would run here."""
+    """On a backend other than local (``make test-docker``), leave out the tests that start nothing
+    on the session's backend: unit tests, the benchmark smokes, and the tests that only run inner
+    pytest sessions (which choose their backends by their own arguments).  The local run
+    (``make test``) already ran exactly what they would run here."""
     from pytest_aegis.harness import get_harness
 
     if get_harness(config).config.backend in ("auto", "local"):
         return
-    dropped = [item for item in items if "pytester" in item.fixturenames and not _uses_the_backend(item)]
+    dropped = [item for item in items if not _uses_the_backend(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         kept = set(map(id, dropped))
