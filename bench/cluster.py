@@ -11,7 +11,8 @@ contenders interleaved (A, B, A, B, ...) in one run:
     The same three configs (``natsd.conf.render`` of the materials the aegis rep just made, on
     fresh route ports, in their own directories and stores), ``subprocess.Popen`` of each, stderr
     read to "Server is ready", then the same readiness (:func:`pytest_aegis.natsd.cluster.all_healthy`
-    of every node's monitoring endpoints, polled as ``wait_until_healthy`` polls).
+    of every node's monitoring endpoints, polled as ``wait_until_healthy`` polls, then
+    :func:`pytest_aegis.natsd.placement.wait_for_placement` through the meta leader).
 
 ``proxy_health_rtt``: on one TLS + user/password server, the ``health`` suite's bare responder in a
 process of its own (as the service under test would be) and two clients in the bench process, one
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import shutil
 import subprocess
@@ -30,8 +32,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+import nats
 
 from bench import stats
 from bench.health_rtt import BARE_SUBJECT, start_bare
@@ -44,7 +49,9 @@ from pytest_aegis.faults.targets import NatsFaultProxy
 from pytest_aegis.natsd.cluster import ClusterLayout, NatsCluster, all_healthy, read_health
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.pool import NatsPool
+from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.ports import free_port
 from pytest_aegis.session import SessionState
@@ -58,6 +65,7 @@ REPS = {"full": (40, 5000), "quick": (2, 100)}
 READY_TIMEOUT = 20.0
 _READY = b"Server is ready"
 _MONITOR = re.compile(rb"Starting http monitor on (\S+):(\d+)")
+_CLIENTS = re.compile(rb"Listening for client connections on (\S+):(\d+)")
 
 
 def _progress(message: str) -> None:
@@ -88,8 +96,21 @@ def _tail(lines: list[bytes], count: int = 15) -> str:
     return "\n".join("  " + line.decode("utf-8", "replace") for line in lines[-count:])
 
 
-async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) -> float:
-    """The same configs on fresh route ports, Popen'd, waited on with the same readiness."""
+def _logged_port(pattern: re.Pattern[bytes], lines: list[bytes], what: str, index: int) -> int:
+    port = next((m.group(2) for line in lines if (m := pattern.search(line))), None)
+    if port is None:
+        raise BenchError(f"bare node {index} logged no {what} port:\n{_tail(lines)}")
+    return int(port)
+
+
+async def bare_once(
+    binary: Path,
+    materials: list[NatsMaterial],
+    scratch: Path,
+    connect_kwargs: Callable[[str], dict[str, Any]],
+) -> float:
+    """The same configs on fresh route ports, Popen'd, waited on with the same readiness
+    (``connect_kwargs(url)``: how the placement probe connects to a bare node)."""
     layout = dataclasses.replace(  # straight routes: no proxies between the bare nodes
         materials[0].cluster or _no_cluster(), route_ports=[free_port() for _ in materials], via={}
     )
@@ -105,7 +126,8 @@ async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) 
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[list[bytes]] = []
     try:
-        monitors = []
+        monitors, clients = [], []
+        scheme = "tls" if materials[0].spec.tls else "nats"
         for path, text in configs:
             path.write_text(text)
             procs.append(subprocess.Popen([str(binary), "-c", str(path)], stdin=subprocess.DEVNULL,
@@ -117,10 +139,9 @@ async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) 
             )
             logs.append(lines)
             _drain(proc.stderr, lines)  # as the plugin does: a full pipe would stall the node
-            port = next((m.group(2) for line in lines if (m := _MONITOR.search(line))), None)
-            if port is None:
-                raise BenchError(f"bare node {index} logged no monitoring port:\n{_tail(lines)}")
-            monitors.append((f"bare-{index}", f"http://127.0.0.1:{int(port)}"))
+            monitor_port = _logged_port(_MONITOR, lines, "monitoring", index)
+            monitors.append((f"bare-{index}", f"http://127.0.0.1:{monitor_port}"))
+            clients.append(f"{scheme}://127.0.0.1:{_logged_port(_CLIENTS, lines, 'client', index)}")
 
         def health() -> list[Any]:
             for index, proc in enumerate(procs):
@@ -132,7 +153,7 @@ async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) 
             return [read_health(name, url) for name, url in monitors]
 
         try:
-            await async_wait_until(
+            seen = await async_wait_until(
                 lambda: asyncio.to_thread(health),
                 "the bare cluster to be healthy",
                 timeout=READY_TIMEOUT,
@@ -143,10 +164,21 @@ async def bare_once(binary: Path, materials: list[NatsMaterial], scratch: Path) 
         except WaitTimeout as exc:
             tails = "\n".join(f"bare node {i}'s last lines:\n{_tail(lines)}" for i, lines in enumerate(logs))
             raise BenchError(f"{exc}\n{tails}") from None
+        leader = [name for name, _ in monitors].index(str(seen[0].meta_leader))
+        nc = await nats.connect(**connect_kwargs(clients[leader]))
+        try:
+            await wait_for_placement(nc, len(seen), timeout=READY_TIMEOUT, where="the bare cluster")
+        finally:
+            await nc.close()
         return time.perf_counter() - started
     finally:
         for proc in procs:
             terminate(proc)
+
+
+def _connect_kwargs(node: NatsServer, url: str) -> dict[str, Any]:
+    """How the aegis node's clients connect (identity, session CA), to ``url`` instead."""
+    return node.connect_kwargs(servers=[url])
 
 
 def _no_cluster() -> ClusterLayout:
@@ -191,7 +223,8 @@ async def _measure(pool: NatsPool, binary: Path, scratch: Path, reps: int, count
         elapsed, cluster = await aegis_once(pool, spec)
         materials = [node.material for node in cluster.nodes]
         _stop(cluster)
-        bare_s = await bare_once(binary, materials, scratch / f"rep-{index}")
+        via = functools.partial(_connect_kwargs, cluster.nodes[0])
+        bare_s = await bare_once(binary, materials, scratch / f"rep-{index}", via)
         if index:
             aegis.append(elapsed)
             bare.append(bare_s)

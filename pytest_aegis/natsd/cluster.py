@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from pytest_aegis.certs import CertFiles
 from pytest_aegis.errors import AegisError
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.partition import RouteProxies, partition_groups
+from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.server import NatsRuntime, NatsServer
+from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.ports import LOOPBACK, free_port
 from pytest_aegis.waiting import async_wait_until
 
@@ -159,6 +162,12 @@ def all_healthy(seen: list[NodeHealth]) -> bool:
     )
 
 
+def _default_user_places(spec: NatsSpec) -> bool:
+    """Whether the harness can probe placement as ``spec``'s default user: JetStream on, a
+    certificate the session CA vouches for, and no permissions that may deny the JetStream API."""
+    return spec.jetstream and spec.permissions is None and spec.server_cert == "valid"
+
+
 @dataclass
 class NatsCluster:
     """A NATS cluster started for one test: ``nodes`` (each a :class:`NatsServer` with everything
@@ -254,9 +263,10 @@ class NatsCluster:
 
     async def wait_until_healthy(self, timeout: float = HEALTHY_TIMEOUT) -> list[NodeHealth]:
         """Until every live node is healthy (``/healthz`` ok), routes to every other live node, and
-        all agree on one elected JetStream meta leader; :class:`WaitTimeout` with what each said."""
-
-        return await async_wait_until(
+        all agree on one elected JetStream meta leader, which can place a stream on every live node
+        (:mod:`~pytest_aegis.natsd.placement`); :class:`WaitTimeout` with what each said."""
+        deadline = time.monotonic() + timeout
+        seen = await async_wait_until(
             lambda: asyncio.to_thread(self.health),
             f"cluster {self.name} to be healthy (routes complete, a JetStream meta leader)",
             timeout=timeout,
@@ -265,6 +275,15 @@ class NatsCluster:
             interval=0.02,
             hint="see the nodes' logs below; a node that cannot route logs why (TLS, authorization)",
         )
+        leader = self.nodes[self.index_of(str(seen[0].meta_leader))]
+        if _default_user_places(leader.spec):
+            nc = await leader.connect(deadline=max(deadline - time.monotonic(), MONITOR_TIMEOUT))
+            try:
+                remaining = max(deadline - time.monotonic(), MONITOR_TIMEOUT)
+                await wait_for_placement(nc, len(seen), timeout=remaining, where=f"cluster {self.name}")
+            finally:
+                await nc.close()
+        return seen
 
     def index_of(self, server_name: str) -> int:
         names = [node.name for node in self.nodes]

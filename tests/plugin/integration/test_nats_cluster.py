@@ -4,9 +4,7 @@ side), node faults, leaders, and the fixtures that follow it (nats_client, aegis
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import urllib.request
 from typing import Any
 
 import nats.errors
@@ -22,6 +20,7 @@ from pytest_aegis import (
     assert_health_check,
     assert_instance_registered,
 )
+from pytest_aegis.natsd.cluster import monitor_get
 from pytest_aegis.waiting import async_wait_until, wait_until
 from tests.nats_support import connected_node
 
@@ -31,9 +30,7 @@ pytestmark = pytest.mark.aegis_backends(
 
 
 def varz(node: Any) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{node.monitor_url}/varz", timeout=2) as reply:
-        document: dict[str, Any] = json.load(reply)
-    return document
+    return monitor_get(str(node.monitor_url), "/varz")
 
 
 @pytest.mark.nats_cluster
@@ -130,11 +127,10 @@ async def test_the_service_is_wired_to_every_node_and_carries_on_when_its_node_d
 
 def routed_to(cluster: NatsCluster) -> dict[int, set[str]]:
     """The node names each node routes to now."""
-    found = {}
-    for index, node in enumerate(cluster.nodes):
-        with urllib.request.urlopen(f"{node.monitor_url}/routez", timeout=2) as reply:
-            found[index] = {route["remote_name"] for route in json.load(reply)["routes"]}
-    return found
+    return {
+        index: {route["remote_name"] for route in monitor_get(str(node.monitor_url), "/routez")["routes"]}
+        for index, node in enumerate(cluster.nodes)
+    }
 
 
 @pytest.mark.nats_cluster(size=3)
@@ -169,6 +165,35 @@ async def test_a_partition_cuts_the_routes_between_groups_and_not_the_clients(
     finally:
         await isolated.close()
         await majority.close()
+
+
+@pytest.mark.nats_cluster(size=3)
+@pytest.mark.asyncio
+async def test_healthy_again_after_a_partition_means_a_stream_can_be_placed_on_every_node(
+    nats_cluster: NatsCluster,
+) -> None:
+    """The meta leader places replicas only on nodes it has had a statistics update from, and a
+    node whose routes just came back is routed, current and healthy before its next update (an R3
+    stream made then was refused, "no suitable peers for placement, peer offline", in 3 of 4
+    tries): ``wait_until_healthy`` waits until placement works."""
+    leader = await nats_cluster.meta_leader()
+    other = (leader + 1) % nats_cluster.size
+    nats_cluster.partition([other])
+    await async_wait_until(
+        lambda: asyncio.to_thread(routed_to, nats_cluster),
+        f"node {other} cut off",
+        timeout=10,
+        ok=lambda seen: seen[other] == set(),
+    )
+    nats_cluster.heal()
+    await nats_cluster.wait_until_healthy()
+    nc = await nats_cluster.nodes[leader].connect()
+    try:
+        made = StreamConfig(name="EVERYWHERE", subjects=["everywhere.>"], num_replicas=3)
+        info = await nc.jetstream(timeout=5).add_stream(made)
+    finally:
+        await nc.close()
+    assert info.cluster is not None and info.config.num_replicas == 3
 
 
 def test_a_bad_cluster_marker_is_one_usage_error(inner: Any) -> None:
