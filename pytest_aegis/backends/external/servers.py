@@ -27,7 +27,6 @@ class ExternalNatsServer(NatsServer):
     ) -> None:
         super().__init__(runtime, material, connect_deadline=connect_deadline)
         self.urls = urls
-        self.topology = "cluster" if len(urls) > 1 else "single"
 
     def connect_kwargs(self, *, as_user: str | None = None, **overrides: Any) -> dict[str, Any]:
         return super().connect_kwargs(as_user=as_user, **{"servers": list(self.urls), **overrides})
@@ -58,5 +57,6 @@ class ExternalNatsPool(NatsPool):
         handle = ExternalNatsServer(
             server.runtime, server.material, self._urls, connect_deadline=server.connect_deadline
         )
+        handle.topology = server.topology  # the pool's, from its URLs
         self.servers[self.servers.index(server)] = handle  # the pool closes (and lists) this one
         return handle
