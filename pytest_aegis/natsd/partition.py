@@ -68,9 +68,7 @@ class RouteProxies:
             fault.remove()
 
     def close(self) -> None:
-        """Close every proxy and their loop (once; later calls do nothing)."""
-        if self._loop.loop.is_closed():
-            return
+        """Close every proxy and their loop (each close is idempotent: later calls do nothing)."""
         for proxy in self.proxies.values():
             proxy.close()
         self._loop.close()
