@@ -298,12 +298,23 @@ class NatsCluster:
         assert leader is not None
         return self.index_of(leader)
 
-    async def stream_leader(self, stream: str, timeout: float = HEALTHY_TIMEOUT) -> int:
+    async def stream_leader(
+        self,
+        stream: str,
+        timeout: float = HEALTHY_TIMEOUT,
+        *,
+        via: int | None = None,
+        other_than: int | None = None,
+    ) -> int:
         """The index of the node that leads ``stream``, once it has a leader (after its leader's
-        node died, the replicas elect another: that takes a few seconds)."""
-        nc = await self.connect()
+        node died, the replicas elect another: that takes a few seconds).
+
+        ``via``: ask through that node only; during a partition, name a node of the majority (an
+        isolated node still names the leader it last knew).  ``other_than``: wait for a leader on
+        another node than that one (the one just isolated, say)."""
+        nc = await (self.connect() if via is None else self.nodes[via].connect())
         try:
-            return await self._leader_of(nc, stream, timeout)
+            return await self._leader_of(nc, stream, timeout, other_than=other_than)
         finally:
             await nc.close()
 
