@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import time
 from typing import Any
 
 import nats.errors
@@ -77,9 +78,10 @@ async def assert_health_check(
 # -- registration ------------------------------------------------------------------
 
 
-async def _instances(nc: Client, service_name: str) -> dict[str, ServiceInstance | str]:
-    """The current entries under ``<service_name>.`` in the registry bucket (invalid ones as text)."""
-    js = nc.jetstream()
+async def _instances(nc: Client, service_name: str, timeout: float) -> dict[str, ServiceInstance | str]:
+    """The current entries under ``<service_name>.`` in the registry bucket (invalid ones as text);
+    each JetStream request waits ``timeout`` seconds at most."""
+    js = nc.jetstream(timeout=timeout)
     kv = await js.key_value(INSTANCES_BUCKET)
     # Stream info lists the subjects with live messages; unlike kv.keys() it
     # creates no consumer, so polling it is cheap.
@@ -100,19 +102,27 @@ async def _instances(nc: Client, service_name: str) -> dict[str, ServiceInstance
 
 
 BUCKET_MISSING = "bucket missing"
+NO_JETSTREAM = "no responders (JetStream not enabled, or not reachable from this client)"
+#: Seconds a read of the registry may take at least, however little of the poll's time is left.
+MIN_READ = 0.25
 
 
-async def _instances_or_problem(nc: Client, service_name: str) -> dict[str, ServiceInstance | str] | str:
+async def _instances_or_problem(
+    nc: Client, service_name: str, poll: Poll
+) -> dict[str, ServiceInstance | str] | str:
     """The entries, or why they could not be read (the bucket missing, JetStream not answering:
-    during a leader election a replicated bucket answers nothing for a few seconds)."""
+    during a leader election a replicated bucket answers nothing for a few seconds); the read
+    ends by ``poll``'s deadline (or :data:`MIN_READ` from now)."""
     try:
-        return await _instances(nc, service_name)
+        return await _instances(nc, service_name, max(poll.deadline - time.monotonic(), MIN_READ))
     except nats.js.errors.BucketNotFoundError:
         return BUCKET_MISSING
     except nats.errors.TimeoutError:
         return "JetStream did not answer (the bucket's stream without a leader?)"
+    except nats.js.errors.ServiceUnavailableError as exc:  # no description: a 503, no responders
+        return f"JetStream unavailable ({exc.description})" if exc.description else NO_JETSTREAM
     except nats.errors.NoRespondersError:
-        return "no responders (JetStream not enabled, or not reachable from this client)"
+        return NO_JETSTREAM
 
 
 async def assert_instance_registered(
@@ -125,8 +135,9 @@ async def assert_instance_registered(
     """
     key = f"{service_name}.{instance_id}" if instance_id else None
     last: dict[str, ServiceInstance | str] | str = "nothing (no read finished)"
-    async for _ in Poll(within, interval=0.005, max_interval=0.05).aiter():
-        last = await _instances_or_problem(nc, service_name)
+    poll = Poll(within, interval=0.005, max_interval=0.05)
+    async for _ in poll.aiter():
+        last = await _instances_or_problem(nc, service_name, poll)
         for found_key, entry in ({} if isinstance(last, str) else last).items():
             if isinstance(entry, ServiceInstance) and (key is None or found_key == key):
                 return entry
@@ -147,21 +158,22 @@ async def assert_registration_expires(
     """Assert the entry of ``instance_id`` is gone from the registry within ``within`` seconds."""
     key = f"{service_name}.{instance_id}"
     last: Any = None
+    unreadable: str | None = None
     poll = Poll(within, interval=0.01, max_interval=0.1)
     async for _ in poll.aiter():
-        found = await _instances_or_problem(nc, service_name)
+        found = await _instances_or_problem(nc, service_name, poll)
         if found == BUCKET_MISSING:
             return  # no bucket, no entry
         if isinstance(found, str):  # unreadable now: not proof of expiry
-            last = f"({found})"
+            unreadable = found
             continue
-        last = found.get(key)
+        unreadable, last = None, found.get(key)
         if last is None:
             return
-    raise AssertionError(
-        f"registration: expected {key!r} to expire from KV {INSTANCES_BUCKET!r} within {within:.2f}s, "
-        f"but it is still there after {poll.elapsed:.2f}s: {last!r}"
-    )
+    expected = f"registration: expected {key!r} to expire from KV {INSTANCES_BUCKET!r} within {within:.2f}s"
+    if unreadable is not None:
+        raise AssertionError(f"{expected}, but the bucket could not be read (last: {unreadable})")
+    raise AssertionError(f"{expected}, but it is still there after {poll.elapsed:.2f}s: {last!r}")
 
 
 # -- registry API -----------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""The registry assertions say what they saw when the bucket cannot be read, and an unreadable
+bucket is never taken for an expired entry.  Each condition is made on real servers: a bucket
+with no quorum (two of a cluster's three nodes killed), a server without JetStream, no bucket."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import nats.errors
+import pytest
+from nats.js.api import KeyValueConfig
+
+from pytest_aegis import NatsCluster, assert_instance_registered, assert_registration_expires
+from pytest_aegis.assertions.service import INSTANCES_BUCKET
+from pytest_aegis.waiting import async_wait_until
+
+STREAM = f"KV_{INSTANCES_BUCKET}"
+
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.aegis_backends("local", "docker", reason="nodes are killed"),
+]
+
+
+@pytest.mark.nats_cluster(size=3)
+async def test_a_bucket_without_quorum_is_reported_as_unanswered_and_not_as_expired(
+    nats_cluster: NatsCluster,
+) -> None:
+    nc = await nats_cluster.nodes[0].connect()
+    try:
+        kv = await nc.jetstream().create_key_value(KeyValueConfig(bucket=INSTANCES_BUCKET, replicas=3))
+        await kv.put("svc.i1", b"{}")
+        # The bucket led from a node about to die (a leader left alone still answers reads).
+        if await nats_cluster.stream_leader(STREAM) == 0:
+            await nats_cluster.step_down(STREAM)
+        nats_cluster.kill(1)
+        nats_cluster.kill(2)  # the bucket's stream keeps 1 replica of 3: no leader, no answer
+        js = nc.jetstream(timeout=0.5)
+
+        async def unanswered() -> bool:
+            try:
+                await js.stream_info(STREAM)
+            except nats.errors.TimeoutError:
+                return True
+            return False  # node 0 has not noticed yet that it lost its quorum
+
+        await async_wait_until(unanswered, "the bucket to stop answering", timeout=30)
+        unanswered = r"JetStream did not answer \(the bucket's stream without a leader\?\)"
+        with pytest.raises(AssertionError, match=rf"within 1\.00s; seen: {unanswered}$"):
+            await assert_instance_registered(nc, "svc", "i1", within=1)
+        started = time.monotonic()
+        with pytest.raises(
+            AssertionError,
+            match=rf"^registration: expected 'svc\.i1' to expire from KV 'service-instances' within "
+            rf"1\.00s, but the bucket could not be read \(last: {unanswered}\)$",
+        ):
+            await assert_registration_expires(nc, "svc", "i1", within=1)
+        assert time.monotonic() - started < 2.5  # each read ends by the deadline, not nats-py's 5 s
+    finally:
+        await nc.close()
+
+
+async def test_a_server_without_jetstream_has_no_responders_and_no_bucket_is_missing(
+    nats_server_factory: Any,
+) -> None:
+    bare = await nats_server_factory(auth="none", tls=False, jetstream=False).connect()
+    try:
+        with pytest.raises(AssertionError, match=r"seen: no responders \(JetStream not enabled"):
+            await assert_instance_registered(bare, "svc", within=0.2)
+    finally:
+        await bare.close()
+    nc = await nats_server_factory(auth="none", tls=False).connect()
+    try:
+        with pytest.raises(AssertionError, match=r"seen: bucket missing$"):
+            await assert_instance_registered(nc, "svc", within=0.2)
+        await assert_registration_expires(nc, "svc", "i1", within=0.2)  # no bucket, no entry
+    finally:
+        await nc.close()
