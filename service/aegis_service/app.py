@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+import nats.js.errors
 from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client
 
@@ -30,7 +31,7 @@ from aegis_service.adapters.nats.connection import ConnectError, NatsConnection
 from aegis_service.adapters.nats.definitions import KvDefinitionStore
 from aegis_service.adapters.nats.health import HealthResponder, SubscriptionDenied
 from aegis_service.adapters.nats.instances import KvInstanceRegistry
-from aegis_service.adapters.nats.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, KvGateway
+from aegis_service.adapters.nats.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, NO_SUITABLE_PEERS, KvGateway
 from aegis_service.adapters.nats.micro import MicroService
 from aegis_service.adapters.nats.publish import StreamPublisher
 from aegis_service.adapters.postgres.audit_events import PostgresEventQuery, PostgresEventStore
@@ -88,14 +89,21 @@ class AuditPipeline:
         return self._connection.client
 
     async def set_up_stream(self) -> None:
+        """Create or update the ``AUDIT`` stream and its consumer; :class:`Unavailable` (retried at
+        startup) when the cluster cannot place its replicas yet."""
         s = self._settings
-        await nats_audit.set_up(
-            self._connection.client.jetstream(timeout=s.request_timeout),
-            duplicate_window=s.audit_duplicate_window,
-            ack_wait=s.audit_ack_wait,
-            batch_size=s.audit_batch_size,
-            replicas=s.jetstream_replicas,
-        )
+        try:
+            await nats_audit.set_up(
+                self._connection.client.jetstream(timeout=s.request_timeout),
+                duplicate_window=s.audit_duplicate_window,
+                ack_wait=s.audit_ack_wait,
+                batch_size=s.audit_batch_size,
+                replicas=s.jetstream_replicas,
+            )
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != NO_SUITABLE_PEERS:
+                raise
+            raise Unavailable(describe_error(exc)) from exc
 
     async def open(self) -> None:
         await self.database.open()

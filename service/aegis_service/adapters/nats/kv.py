@@ -46,10 +46,19 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: JetStream's "no suitable peers for placement": the cluster cannot place the replicas now (a node
+#: down, or just joined and not yet heard from by the meta leader); it passes when the node is back.
+NO_SUITABLE_PEERS = 10005
+
+
 def is_unavailability(exc: BaseException) -> bool:
-    """True for errors meaning "NATS/JetStream did not answer" (these trip the breaker); false for
-    answers such as "key not found" or "wrong last sequence"."""
-    return isinstance(exc, _UNAVAILABLE_ERRORS)
+    """True for errors meaning "NATS/JetStream did not answer" or cannot place replicas now (these
+    trip the breaker); false for answers such as "key not found" or "wrong last sequence"."""
+    # Exactly BadRequestError, as nats-py raises it for an API error: its KV subclasses (wrong last
+    # sequence, ...) are answers, and they carry no err_code.
+    return isinstance(exc, _UNAVAILABLE_ERRORS) or (
+        type(exc) is nats.js.errors.BadRequestError and exc.err_code == NO_SUITABLE_PEERS
+    )
 
 
 def ttl_header_value(ttl: float) -> str:
