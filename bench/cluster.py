@@ -6,11 +6,11 @@ contenders interleaved (A, B, A, B, ...) in one run:
 
 ``aegis``
     ``NatsPool.start_cluster(spec, 3)`` (material, route layout, three configs, three spawns,
-    each to its "Server is ready" line) and ``await cluster.wait_until_healthy()``.
+    each to its route listener's line) and ``await cluster.wait_until_healthy()``.
 ``bare_popen``
     The same three configs (``natsd.conf.render`` of the materials the aegis rep just made, on
     fresh route ports, in their own directories and stores), ``subprocess.Popen`` of each, stderr
-    read to "Server is ready", then the same readiness (:func:`pytest_aegis.natsd.cluster.all_healthy`
+    read to the route listener's line, then the same readiness (:func:`pytest_aegis.natsd.cluster.all_healthy`
     of every node's monitoring endpoints, polled as ``wait_until_healthy`` polls, then
     :func:`pytest_aegis.natsd.placement.wait_for_placement` through the meta leader).
 
@@ -53,6 +53,7 @@ from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.pool import NatsPool
 from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
+from pytest_aegis.natsd.startup import ROUTES_READY
 from pytest_aegis.ports import free_port
 from pytest_aegis.session import SessionState
 from pytest_aegis.waiting import async_wait_until
@@ -63,7 +64,7 @@ TARGETS: dict[str, float] = {"healthy_median_ms": 2000, "ratio_max": 1.2, "proxy
 #: (cluster reps, round trips per contender): full run, --quick.
 REPS = {"full": (40, 5000), "quick": (2, 100)}
 READY_TIMEOUT = 20.0
-_READY = b"Server is ready"
+_READY = ROUTES_READY.encode()  # a cluster node's last startup line, as the plugin waits for it
 _MONITOR = re.compile(rb"Starting http monitor on (\S+):(\d+)")
 _CLIENTS = re.compile(rb"Listening for client connections on (\S+):(\d+)")
 

@@ -4,7 +4,7 @@ mean it failed, and the ports and version it logs (with ``-1`` it picks its own 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,9 @@ from pytest_aegis.ports import LOOPBACK, RANDOM_PORT
 
 #: The line after which the server accepts clients.
 READY = "Server is ready"
+#: A cluster node's line after :data:`READY`: it binds its route port last, and can still fail
+#: there (a port another process took meanwhile: ``[FTL] Error listening on router port``).
+ROUTES_READY = "Listening for route connections on"
 #: Lines that explain a failed start.
 FATAL_MARKERS = ("[FTL]", "[ERR]", "nats-server:")
 _CLIENT_PORT = re.compile(r"Listening for client connections on (\S+):(\d+)")
@@ -20,8 +23,16 @@ _MONITOR_PORT = re.compile(r"Starting http monitor on (\S+):(\d+)")
 _VERSION = re.compile(r"Version:\s+(\S+)")
 
 
-def is_ready(line: str) -> bool:
-    return READY in line
+def ready_line(material: NatsMaterial) -> str:
+    """The line after which ``material``'s server is up: a cluster node's route listener, else
+    :data:`READY`."""
+    return READY if material.cluster is None else ROUTES_READY
+
+
+def readiness(material: NatsMaterial) -> Callable[[str], bool]:
+    """Whether a log line is :func:`ready_line` of ``material``'s server."""
+    wanted = ready_line(material)
+    return lambda line: wanted in line
 
 
 @dataclass(frozen=True)

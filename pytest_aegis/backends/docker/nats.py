@@ -29,7 +29,7 @@ from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
-from pytest_aegis.natsd.startup import FATAL_MARKERS, READY, StartingNats, is_ready
+from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness, ready_line
 from pytest_aegis.ports import free_port, start_on_free_port
 
 ETC = "/etc/aegis"
@@ -158,7 +158,8 @@ class DockerNats(StartingNats, ContainerBacked):
 
     def _await_ready(self) -> None:
         assert self._run is not None
-        self._run.wait_line(is_ready, 0, time.monotonic() + self._timeout, f"'{READY}'")
+        ready = readiness(self._material)
+        self._run.wait_line(ready, 0, time.monotonic() + self._timeout, f"'{ready_line(self._material)}'")
         # bridge: the lines name the container's ports, not the published ones
         self._note_startup(self._run.startup_lines, ports=self._network == "host")
 

@@ -12,7 +12,7 @@ from signal import SIGHUP
 
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
-from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, is_ready
+from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness
 from pytest_aegis.ports import RANDOM_PORT
 from pytest_aegis.process import ManagedProcess, ProcessBacked
 from pytest_aegis.session import SessionState
@@ -38,7 +38,7 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
         self._process = ManagedProcess(
             f"nats-server[{name}]",
             [str(binary), "-c", str(self._config_path)],
-            ready=is_ready,
+            ready=readiness(material),
             log_path=directory / "nats-server.log",
             session=session,
             die_with_parent=not keep,

@@ -196,6 +196,33 @@ async def test_healthy_again_after_a_partition_means_a_stream_can_be_placed_on_e
     assert info.cluster is not None and info.config.num_replicas == 3
 
 
+@pytest.mark.asyncio
+async def test_a_node_whose_route_port_was_taken_is_started_again_on_another(
+    nats_cluster_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node logs "Server is ready" before it binds its route port: one whose route port another
+    process took meanwhile dies after that line (it once left a cluster of two live nodes, healthy,
+    refusing R3 streams).  A cluster node is up only once it listens for routes."""
+    import pytest_aegis.natsd.cluster as cluster_module
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        picks = iter([None, taken])  # node 2's route port (index 1): one that is taken
+        free_port = cluster_module.free_port
+        monkeypatch.setattr(cluster_module, "free_port", lambda: next(picks, None) or free_port())
+        cluster = nats_cluster_factory(size=3)
+        assert [node.is_running for node in cluster.nodes] == [True, True, True]
+        assert taken not in cluster.layout.route_ports
+        nc = await cluster.connect()
+        try:
+            made = StreamConfig(name="ON_THREE", subjects=["on_three.>"], num_replicas=3)
+            assert (await nc.jetstream(timeout=5).add_stream(made)).config.num_replicas == 3
+        finally:
+            await nc.close()
+
+
 def test_a_bad_cluster_marker_is_one_usage_error(inner: Any) -> None:
     inner.makepyfile(
         """
