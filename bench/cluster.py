@@ -104,6 +104,38 @@ def _logged_port(pattern: re.Pattern[bytes], lines: list[bytes], what: str, inde
     return int(port)
 
 
+def _spawn(
+    binary: Path, configs: list[tuple[Path, str]], scheme: str, procs: list[Any], logs: list[list[bytes]]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Popen each config into ``procs`` (their lines into ``logs``), each read to its ready line;
+    the nodes' monitoring endpoints (name, URL) and client URLs, from their startup lines."""
+    monitors, clients = [], []
+    for path, text in configs:
+        path.write_text(text)
+        procs.append(subprocess.Popen([str(binary), "-c", str(path)], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))  # fmt: skip
+    for index, proc in enumerate(procs):
+        assert proc.stderr is not None
+        lines = read_until(proc, proc.stderr, lambda line: _READY in line, READY_TIMEOUT, "bare node", _tail)
+        logs.append(lines)
+        _drain(proc.stderr, lines)  # as the plugin does: a full pipe would stall the node
+        monitor_port = _logged_port(_MONITOR, lines, "monitoring", index)
+        monitors.append((f"bare-{index}", f"http://127.0.0.1:{monitor_port}"))
+        clients.append(f"{scheme}://127.0.0.1:{_logged_port(_CLIENTS, lines, 'client', index)}")
+    return monitors, clients
+
+
+async def _wait_for_placement(
+    url: str, replicas: int, connect_kwargs: Callable[[str], dict[str, Any]]
+) -> None:
+    """The plugin's placement probe, through the bare node at ``url`` (the meta leader)."""
+    nc = await asyncio.wait_for(nats.connect(**connect_kwargs(url)), READY_TIMEOUT)
+    try:
+        await wait_for_placement(nc, replicas, timeout=READY_TIMEOUT, where="the bare cluster")
+    finally:
+        await nc.close()
+
+
 async def bare_once(
     binary: Path,
     materials: list[NatsMaterial],
@@ -127,22 +159,7 @@ async def bare_once(
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[list[bytes]] = []
     try:
-        monitors, clients = [], []
-        scheme = "tls" if materials[0].spec.tls else "nats"
-        for path, text in configs:
-            path.write_text(text)
-            procs.append(subprocess.Popen([str(binary), "-c", str(path)], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))  # fmt: skip
-        for index, proc in enumerate(procs):
-            assert proc.stderr is not None
-            lines = read_until(
-                proc, proc.stderr, lambda line: _READY in line, READY_TIMEOUT, "bare node", _tail
-            )
-            logs.append(lines)
-            _drain(proc.stderr, lines)  # as the plugin does: a full pipe would stall the node
-            monitor_port = _logged_port(_MONITOR, lines, "monitoring", index)
-            monitors.append((f"bare-{index}", f"http://127.0.0.1:{monitor_port}"))
-            clients.append(f"{scheme}://127.0.0.1:{_logged_port(_CLIENTS, lines, 'client', index)}")
+        monitors, clients = _spawn(binary, configs, "tls" if materials[0].spec.tls else "nats", procs, logs)
 
         def health() -> list[Any]:
             for index, proc in enumerate(procs):
@@ -166,11 +183,7 @@ async def bare_once(
             tails = "\n".join(f"bare node {i}'s last lines:\n{_tail(lines)}" for i, lines in enumerate(logs))
             raise BenchError(f"{exc}\n{tails}") from None
         leader = [name for name, _ in monitors].index(str(seen[0].meta_leader))
-        nc = await nats.connect(**connect_kwargs(clients[leader]))
-        try:
-            await wait_for_placement(nc, len(seen), timeout=READY_TIMEOUT, where="the bare cluster")
-        finally:
-            await nc.close()
+        await _wait_for_placement(clients[leader], len(seen), connect_kwargs)
         return time.perf_counter() - started
     finally:
         for proc in procs:
