@@ -31,7 +31,12 @@ from aegis_service.adapters.nats.connection import ConnectError, NatsConnection
 from aegis_service.adapters.nats.definitions import KvDefinitionStore
 from aegis_service.adapters.nats.health import HealthResponder, SubscriptionDenied
 from aegis_service.adapters.nats.instances import KvInstanceRegistry
-from aegis_service.adapters.nats.kv import DEFINITIONS_BUCKET, INSTANCES_BUCKET, NO_SUITABLE_PEERS, KvGateway
+from aegis_service.adapters.nats.kv import (
+    DEFINITIONS_BUCKET,
+    INSTANCES_BUCKET,
+    KvGateway,
+    is_placement_refused,
+)
 from aegis_service.adapters.nats.micro import MicroService
 from aegis_service.adapters.nats.publish import StreamPublisher
 from aegis_service.adapters.postgres.audit_events import PostgresEventQuery, PostgresEventStore
@@ -101,7 +106,7 @@ class AuditPipeline:
                 replicas=s.jetstream_replicas,
             )
         except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != NO_SUITABLE_PEERS:
+            if not is_placement_refused(exc):
                 raise
             raise Unavailable(describe_error(exc)) from exc
 

@@ -51,14 +51,17 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 NO_SUITABLE_PEERS = 10005
 
 
+def is_placement_refused(exc: BaseException) -> bool:
+    """True for JetStream's "no suitable peers for placement" (:data:`NO_SUITABLE_PEERS`)."""
+    # Exactly BadRequestError, as nats-py raises it for an API error: its KV subclasses (wrong last
+    # sequence, ...) are answers, and they carry no err_code.
+    return type(exc) is nats.js.errors.BadRequestError and exc.err_code == NO_SUITABLE_PEERS
+
+
 def is_unavailability(exc: BaseException) -> bool:
     """True for errors meaning "NATS/JetStream did not answer" or cannot place replicas now (these
     trip the breaker); false for answers such as "key not found" or "wrong last sequence"."""
-    # Exactly BadRequestError, as nats-py raises it for an API error: its KV subclasses (wrong last
-    # sequence, ...) are answers, and they carry no err_code.
-    return isinstance(exc, _UNAVAILABLE_ERRORS) or (
-        type(exc) is nats.js.errors.BadRequestError and exc.err_code == NO_SUITABLE_PEERS
-    )
+    return isinstance(exc, _UNAVAILABLE_ERRORS) or is_placement_refused(exc)
 
 
 def ttl_header_value(ttl: float) -> str:
