@@ -6,12 +6,13 @@ contenders interleaved (A, B, A, B, ...) in one run:
 
 ``aegis``
     ``NatsPool.start_cluster(spec, 3)`` (material, route layout, three configs, three spawns,
-    each to its route listener's line) and ``await cluster.wait_until_healthy()``.
+    one after another, each to its route listener's line) and ``await cluster.wait_until_healthy()``.
 ``bare_popen``
     The same three configs (``natsd.conf.render`` of the materials the aegis rep just made, on
-    fresh route ports, in their own directories and stores), ``subprocess.Popen`` of each, stderr
-    read to the route listener's line, then the same readiness (:func:`pytest_aegis.natsd.cluster.all_healthy`
-    of every node's monitoring endpoints, polled as ``wait_until_healthy`` polls, then
+    fresh route ports, in their own directories and stores), ``subprocess.Popen`` of all three at
+    once (as by hand), stderr read to the route listener's line, then the same readiness
+    (:func:`pytest_aegis.natsd.cluster.all_healthy` of every node's monitoring endpoints, polled as
+    ``wait_until_healthy`` polls, then
     :func:`pytest_aegis.natsd.placement.wait_for_placement` through the meta leader).
 
 ``proxy_health_rtt``: on one TLS + user/password server, the ``health`` suite's bare responder in a

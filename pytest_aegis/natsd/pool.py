@@ -54,10 +54,11 @@ class NatsPool:
 
     @property
     def _starter(self) -> concurrent.futures.ThreadPoolExecutor:
-        """Threads that start cluster nodes side by side.  They live until :meth:`close`: a child's
-        PR_SET_PDEATHSIG fires when the *thread* that spawned it ends, not only the process."""
+        """The thread that starts cluster nodes.  It lives until :meth:`close`, whichever thread
+        asks for a cluster: a child's PR_SET_PDEATHSIG fires when the *thread* that spawned it
+        ends, not only the process."""
         if self._starting is None:
-            self._starting = concurrent.futures.ThreadPoolExecutor(9, thread_name_prefix="aegis-node")
+            self._starting = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aegis-node")
         return self._starting
 
     def get(self, spec: NatsSpec) -> NatsServer:
@@ -108,17 +109,20 @@ class NatsPool:
             node = dataclasses.replace(material, cluster=layout, node_index=index)
             return self._start_node(node, layout, routes, f"{layout.name}-n{index + 1}", directory)
 
-        # All at once, as a cluster comes up (each start waits for its own ready line).
-        futures = [self._starter.submit(start, index) for index in range(size)]
-        concurrent.futures.wait(futures)
-        failed = [future.exception() for future in futures if future.exception() is not None]
-        if failed:
-            for future in futures:
-                if future.exception() is None:
-                    future.result().stop()
+        # One after another, each to its route listener, so that a node's routes to the nodes
+        # before it connect at once and no two nodes dial each other at the same moment: then
+        # nats-server can drop both connections (its route.go, reConnectToRoute), and the pair
+        # has no route until a retry a second later.  (Their routes to it, refused while it was
+        # not up, come back on their retry as duplicates of the one it made, and are closed.)
+        nodes: list[NatsServer] = []
+        try:
+            for index in range(size):
+                nodes.append(self._starter.submit(start, index).result())
+        except BaseException:
+            for node in nodes:
+                node.stop()
             routes.close()
-            raise failed[0]  # type: ignore[misc]
-        nodes = [future.result() for future in futures]
+            raise
         first = nodes[0]
         entry = ClusterEntry(nodes, first.runtime, first.material, connect_deadline=self._connect_deadline)
         for server in (*nodes, entry):
