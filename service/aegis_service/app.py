@@ -36,6 +36,7 @@ from aegis_service.adapters.nats.kv import (
     INSTANCES_BUCKET,
     KvGateway,
     is_placement_refused,
+    outage_hint,
 )
 from aegis_service.adapters.nats.micro import MicroService
 from aegis_service.adapters.nats.publish import StreamPublisher
@@ -294,9 +295,10 @@ class ServiceApp:
                 delay = full_jitter(attempt - 1, 0.1, 2.0)
                 remaining = deadline - time.monotonic()
                 if delay >= remaining:
+                    hint = outage_hint(exc.__cause__ or exc, self.settings.jetstream_replicas)
                     raise StartupError(
                         f"cannot {what} within AEGIS_CONNECT_TIMEOUT={self.settings.connect_timeout:g}s: "
-                        f"{exc.message} (is JetStream enabled on the server?)"
+                        f"{exc.message} ({hint})"
                     ) from None
                 logger.warning("cannot %s yet (%s); retrying in %.2fs", what, exc.message, delay)
                 await asyncio.sleep(delay)

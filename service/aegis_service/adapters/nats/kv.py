@@ -64,6 +64,14 @@ def is_unavailability(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE_ERRORS) or is_placement_refused(exc)
 
 
+def outage_hint(exc: BaseException, replicas: int) -> str:
+    """What to check when a JetStream outage (its ``Unavailable``'s cause: ``exc``) outlasts the
+    startup: the replicas a cluster could not place, or a JetStream that did not answer."""
+    if is_placement_refused(exc):
+        return f"are {replicas} nodes of the cluster up and routed, for AEGIS_JETSTREAM_REPLICAS={replicas}?"
+    return "is JetStream enabled on the server?"
+
+
 def ttl_header_value(ttl: float) -> str:
     """``Nats-TTL`` has one-second granularity and a one-second minimum: round up."""
     return str(max(1, math.ceil(ttl)))
