@@ -48,13 +48,15 @@ async def assert_health_check(
     *,
     service: str | None = None,
     status: str | None = "healthy",
-    within: float = 0.1,
+    within: float = 1.0,
 ) -> dict[str, Any]:
     """Request a health check on ``subject`` and assert a reply arrives within
     ``within`` seconds from ``service`` (any service if ``None``) with ``status``.
 
     Every responder's reply is considered, so a shared subject works; returns
-    the matching reply.  On failure, lists the replies that did not match, with their bodies.
+    the matching reply as soon as it arrives (``within`` bounds the wait: it is not a latency
+    check, which a loaded CI machine would fail; the benchmark measures latency).  On failure,
+    lists the replies that did not match, with their bodies.
     """
 
     def judge(doc: dict[str, Any]) -> str | None:
