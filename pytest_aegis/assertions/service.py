@@ -107,16 +107,22 @@ BUCKET_MISSING = "bucket missing"
 NO_JETSTREAM = "no responders (JetStream not enabled, or not reachable from this client)"
 #: Seconds a read of the registry may take at least, however little of the poll's time is left.
 MIN_READ = 0.25
+#: Seconds a request of a read of the registry waits at most.  A request sent while the bucket's
+#: stream has no leader (its node just died, no other elected yet) is never answered, not even
+#: once one is: a read waiting for it would spend the whole poll, so it gives up and the next
+#: read asks again.
+READ_TIMEOUT = 1.0
 
 
 async def _instances_or_problem(
     nc: Client, service_name: str, poll: Poll
 ) -> dict[str, ServiceInstance | str] | str:
     """The entries, or why they could not be read (the bucket missing, JetStream not answering:
-    during a leader election a replicated bucket answers nothing for a few seconds); the read
-    ends by ``poll``'s deadline (or :data:`MIN_READ` from now)."""
+    during a leader election a replicated bucket answers nothing for a few seconds); each
+    request of the read waits :data:`READ_TIMEOUT` at most (and at least :data:`MIN_READ`)."""
+    timeout = min(READ_TIMEOUT, max(poll.deadline - time.monotonic(), MIN_READ))
     try:
-        return await _instances(nc, service_name, max(poll.deadline - time.monotonic(), MIN_READ))
+        return await _instances(nc, service_name, timeout)
     except nats.js.errors.BucketNotFoundError:
         return BUCKET_MISSING
     except nats.errors.TimeoutError:

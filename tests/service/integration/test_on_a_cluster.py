@@ -18,6 +18,8 @@ from pytest_aegis.waiting import async_wait_until
 from tests.nats_support import connected_node
 
 R3 = {"AEGIS_JETSTREAM_REPLICAS": "3"}
+#: A registration TTL longer than the elections after a node dies: the entry has to survive them.
+LONG_TTL = {"AEGIS_REGISTRATION_TTL": "30"}
 STREAM = f"KV_{INSTANCES_BUCKET}"
 
 
@@ -26,7 +28,7 @@ STREAM = f"KV_{INSTANCES_BUCKET}"
 async def test_the_audit_streams_leader_killed_mid_burst_loses_and_duplicates_nothing(
     nats_cluster: NatsCluster, audit_db: Any, fast_app: Any
 ) -> None:
-    app = fast_app(env={"AEGIS_DATABASE_URL": audit_db.dsn, **FAST_AUDIT, **R3})
+    app = fast_app(env={"AEGIS_DATABASE_URL": audit_db.dsn, **FAST_AUDIT, **R3, **LONG_TTL})
     nc = await nats_cluster.connect()
     try:
         js = nc.jetstream()
@@ -56,6 +58,24 @@ async def test_the_audit_streams_leader_killed_mid_burst_loses_and_duplicates_no
         await nc.close()
 
 
+@pytest.mark.nats_cluster(size=3)
+@pytest.mark.asyncio
+async def test_a_registry_read_sent_while_the_bucket_has_no_leader_is_sent_again(
+    nats_cluster: NatsCluster, fast_app: Any
+) -> None:
+    app = fast_app(env={**R3, **LONG_TTL})  # the entry is there all along, unreadable for a while
+    leader = await nats_cluster.stream_leader(STREAM)
+    reader = (leader + 1) % len(nats_cluster.nodes)
+    nc = await nats_cluster.nodes[reader].connect()
+    try:
+        # The condition, made: the bucket's leader gone and no other elected yet when the first
+        # read is sent. That request is never answered; the reads after it are, once one is.
+        nats_cluster.kill(leader)
+        await assert_instance_registered(nc, app.service_name, app.instance_id, within=10)
+    finally:
+        await nc.close()
+
+
 def routes_of(node: Any) -> int:
     return int(monitor_get(str(node.monitor_url), "/routez")["num_routes"])
 
@@ -66,7 +86,7 @@ async def test_a_partition_isolating_the_registry_leaders_node_leaves_the_servic
     nats_cluster: NatsCluster, fast_app: Any
 ) -> None:
     # A TTL longer than a leader election: while the bucket has no leader, nothing is written.
-    app = fast_app(env={**R3, "AEGIS_REGISTRATION_TTL": "30"})
+    app = fast_app(env={**R3, **LONG_TTL})
     home = connected_node(nats_cluster, app.service_name)
     # The condition, made: the bucket's leader on a node the service is not connected to, so the
     # service's side keeps a majority and has to elect a new leader.
