@@ -314,3 +314,52 @@ def test_bad_settings_error_naming_the_setting(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: aegis: {message.lstrip('*')}"])
     assert result.stderr.str().count("aegis:") == 1
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        (
+            "env",
+            "tls://127.0.0.1:4222,tls://ci:s3cret@127.0.0.1:99999,tls://127.0.0.1:4224",
+            "env AEGIS_EXTERNAL_NATS_URL: entry 2 of 3, 'tls://ci:***@127.0.0.1:99999', has an invalid "
+            "port; expected nats://host:port or tls://host:port with a port from 1 to 65535 (a cluster: "
+            "its nodes' URLs, comma-separated)",
+        ),
+        (
+            "ini",
+            "tls://127.0.0.1:4222, tls://127.0.0.1:4223, http://127.0.0.1:4224",
+            "ini aegis_external_nats_url: entry 3 of 3, 'http://127.0.0.1:4224', is not a NATS URL; "
+            "expected nats://host:port or tls://host:port (a cluster: its nodes' URLs, comma-separated)",
+        ),
+        (
+            "flag",
+            "tls://127.0.0.1:4222,nats://127.0.0.1:4223",
+            "--aegis-external-nats-url: entry 2 of 2, 'nats://127.0.0.1:4223', is a nats:// URL after "
+            "tls:// ones; the nodes of one cluster take one scheme (tls:// when they require TLS)",
+        ),
+    ],
+    ids=["env-bad-port", "ini-bad-scheme", "flag-mixed-schemes"],
+)
+def test_a_bad_url_in_the_list_is_one_usage_error_naming_the_entry_and_where_it_was_set(
+    inner: Any, monkeypatch: pytest.MonkeyPatch, where: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv("AEGIS_BACKEND", "external")
+    monkeypatch.delenv("AEGIS_EXTERNAL_NATS_URL", raising=False)
+    args: list[str] = []
+    if where == "env":
+        monkeypatch.setenv("AEGIS_EXTERNAL_NATS_URL", value)
+    elif where == "ini":
+        inner.makeini(
+            f"[pytest]\nasyncio_default_fixture_loop_scope = function\naegis_external_nats_url = {value}\n"
+        )
+    else:
+        args.append(f"--aegis-external-nats-url={value}")
+    inner.makepyfile("def test_uses_nats(nats_server):\n    pass\ndef test_too(nats_server):\n    pass\n")
+
+    result = run_inner(inner, *args)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.errlines[:1] == [f"ERROR: aegis: {message}"]
+    assert result.stderr.str().count("aegis:") == 1
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()

@@ -10,36 +10,26 @@ each condition holds exactly when the inner session needs it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import nats.errors
-import nats.js.errors
 import pytest
-from nats.js.api import StreamConfig, StreamInfo
+from external_cluster_support import (
+    ON_ONE_NODE,
+    PRE_EXISTING,
+    OnRequest,
+    add_pre_existing,
+    aegis_lines,
+    stream_names,
+    streams,
+)
 from support import external_env, run_inner
 
 from pytest_aegis.aio import run_sync
-from pytest_aegis.backends.external.backend import ExternalBackend
-from pytest_aegis.backends.external.nats import Cleanup
-from pytest_aegis.backends.external.target import NatsTarget, nats_target
-from pytest_aegis.config import AegisConfig
-from pytest_aegis.errors import BackendMisconfigured
 from pytest_aegis.natsd.cluster import NatsCluster
-from pytest_aegis.session import SessionState
-from pytest_aegis.waiting import async_wait_until, wait_until
-
-PRE_EXISTING = "KEEP_ME"
-#: A stream made before the session with its only replica on the node killed first.
-ON_ONE_NODE = "KEEP_ME_TOO"
-#: Seconds the outer session waits for the inner test's request (the inner session starts first).
-REQUEST_TIMEOUT = 90.0
 
 INNER_HEALTHY = """
 import os
@@ -238,108 +228,6 @@ def cluster(nats_cluster_factory: Callable[..., NatsCluster]) -> NatsCluster:
     return nats_cluster_factory(size=3, auth="userpass", tls=True)
 
 
-def streams(cluster: NatsCluster) -> dict[str, StreamInfo]:
-    """Every stream of the cluster (through any live node), by name: the names from the meta
-    group's state (``STREAM.LIST``, nats-py's ``streams_info``, leaves out the streams whose leader
-    did not answer in time), each stream's info from its leader once it has one."""
-
-    async def read() -> dict[str, StreamInfo]:
-        nc = await cluster.connect()
-        try:
-            reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
-            names = json.loads(reply.data)["streams"] or []
-            js = nc.jetstream(timeout=2)
-            return {
-                name: await async_wait_until(
-                    lambda: js.stream_info(name),  # noqa: B023 (awaited now)
-                    f"stream {name} to have a leader",
-                    timeout=20,
-                    transient=(nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError),
-                )
-                for name in names
-            }
-        finally:
-            await nc.close()
-
-    return run_sync(read)
-
-
-def stream_names(cluster: NatsCluster) -> set[str]:
-    """The names of the cluster's streams (the meta group's state: those without a leader too)."""
-
-    async def read() -> set[str]:
-        nc = await cluster.connect()
-        try:
-            reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
-            return set(json.loads(reply.data)["streams"] or [])
-        finally:
-            await nc.close()
-
-    return run_sync(read)
-
-
-def add_pre_existing(cluster: NatsCluster, name: str = PRE_EXISTING, *, replicas: int = 3) -> None:
-    """A stream described as the harness's, made before the session: the session must keep it."""
-
-    async def add() -> None:
-        nc = await cluster.connect()
-        try:
-            await nc.jetstream().add_stream(
-                StreamConfig(
-                    name=name,
-                    subjects=[f"{name.lower()}.>"],
-                    num_replicas=replicas,
-                    description="pytest-aegis: made before the session, must survive it",
-                )
-            )
-        finally:
-            await nc.close()
-
-    run_sync(add)
-
-
-class OnRequest:
-    """Runs ``action`` in a thread when the inner test writes its request file, then writes the
-    file the inner test waits for; :meth:`result` (after the inner session) re-raises its error,
-    and says whether it ran and when it was done."""
-
-    def __init__(self, directory: Path, monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
-        self.request, self.done = directory / "request", directory / "done"
-        monkeypatch.setenv("AEGIS_TEST_REQUEST", str(self.request))
-        monkeypatch.setenv("AEGIS_TEST_DONE", str(self.done))
-        self._action = action
-        self._over = threading.Event()
-        self.done_at: float | None = None
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="on-request")
-        self._future: Future[None] = self._pool.submit(self._serve)
-
-    def _serve(self) -> None:
-        asked = wait_until(
-            lambda: self.request.exists() or self._over.is_set(),
-            "the inner test's request",
-            timeout=REQUEST_TIMEOUT,
-        )
-        if asked and self.request.exists():
-            self._action()
-            self.done_at = time.monotonic()
-            self.done.write_text("done")
-
-    def close(self) -> None:
-        """Let the thread end (it stops waiting for a request that will not come)."""
-        self._over.set()
-        self._pool.shutdown(wait=False)
-
-    def result(self) -> float:
-        """When the action was done (``time.monotonic()``); fails the test if it never was."""
-        self._over.set()
-        try:
-            self._future.result(timeout=REQUEST_TIMEOUT + 5)
-        finally:
-            self._pool.shutdown(wait=False)
-        assert self.done_at is not None, "the inner test never asked for the kill"
-        return self.done_at
-
-
 @pytest.fixture
 def on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., OnRequest]]:
     made: list[OnRequest] = []
@@ -353,10 +241,6 @@ def on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
     yield make
     for served in made:  # a test that failed before reading the result: let the thread end
         served.close()
-
-
-def aegis_lines(result: Any) -> list[str]:
-    return [line for line in result.outlines + result.errlines if "aegis: external NATS" in line]
 
 
 def test_every_url_reaches_the_clients_and_the_service_and_the_session_cleans_up_after_itself(
@@ -472,96 +356,3 @@ def test_no_node_answering_at_the_end_is_one_line_naming_what_was_left_behind(
     assert set(left) == {"LEFT_BEHIND"}
     assert left["LEFT_BEHIND"].config.description == "pytest-aegis: a test's"
     assert left["LEFT_BEHIND"].created is not None and since <= left["LEFT_BEHIND"].created
-
-
-@pytest.mark.parametrize(
-    ("where", "value", "message"),
-    [
-        (
-            "env",
-            "tls://127.0.0.1:4222,tls://ci:s3cret@127.0.0.1:99999,tls://127.0.0.1:4224",
-            "env AEGIS_EXTERNAL_NATS_URL: entry 2 of 3, 'tls://ci:***@127.0.0.1:99999', has an invalid "
-            "port; expected nats://host:port or tls://host:port with a port from 1 to 65535 (a cluster: "
-            "its nodes' URLs, comma-separated)",
-        ),
-        (
-            "ini",
-            "tls://127.0.0.1:4222, tls://127.0.0.1:4223, http://127.0.0.1:4224",
-            "ini aegis_external_nats_url: entry 3 of 3, 'http://127.0.0.1:4224', is not a NATS URL; "
-            "expected nats://host:port or tls://host:port (a cluster: its nodes' URLs, comma-separated)",
-        ),
-        (
-            "flag",
-            "tls://127.0.0.1:4222,nats://127.0.0.1:4223",
-            "--aegis-external-nats-url: entry 2 of 2, 'nats://127.0.0.1:4223', is a nats:// URL after "
-            "tls:// ones; the nodes of one cluster take one scheme (tls:// when they require TLS)",
-        ),
-    ],
-    ids=["env-bad-port", "ini-bad-scheme", "flag-mixed-schemes"],
-)
-def test_a_bad_url_in_the_list_is_one_usage_error_naming_the_entry_and_where_it_was_set(
-    inner: Any, monkeypatch: pytest.MonkeyPatch, where: str, value: str, message: str
-) -> None:
-    monkeypatch.setenv("AEGIS_BACKEND", "external")
-    monkeypatch.delenv("AEGIS_EXTERNAL_NATS_URL", raising=False)
-    args: list[str] = []
-    if where == "env":
-        monkeypatch.setenv("AEGIS_EXTERNAL_NATS_URL", value)
-    elif where == "ini":
-        inner.makeini(
-            f"[pytest]\nasyncio_default_fixture_loop_scope = function\naegis_external_nats_url = {value}\n"
-        )
-    else:
-        args.append(f"--aegis-external-nats-url={value}")
-    inner.makepyfile("def test_uses_nats(nats_server):\n    pass\ndef test_too(nats_server):\n    pass\n")
-
-    result = run_inner(inner, *args)
-
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert result.errlines[:1] == [f"ERROR: aegis: {message}"]
-    assert result.stderr.str().count("aegis:") == 1
-    assert "s3cret" not in result.stdout.str() + result.stderr.str()
-
-
-# -- the rules, without servers ------------------------------------------------------------------
-
-
-def target_of(url: str) -> NatsTarget:
-    return nats_target(AegisConfig(backend="external", external_nats_url=url))
-
-
-def test_a_list_is_every_url_in_order_without_credentials_which_count_once_for_all() -> None:
-    target = target_of(" tls://ci:s3cret@10.0.0.1:4222, tls://10.0.0.2 ,tls://[::1]:4224,")
-    assert target.urls == ("tls://10.0.0.1:4222", "tls://10.0.0.2:4222", "tls://[::1]:4224")
-    assert (target.url, target.host, target.port) == ("tls://10.0.0.1:4222", "10.0.0.1", 4222)
-    assert target.tls
-    assert target.where == "the cluster of 3 at tls://10.0.0.1:4222, tls://10.0.0.2:4222, tls://[::1]:4224"
-    assert target.identity.connect_kwargs == {"user": "ci", "password": "s3cret"}
-    assert target_of("nats://h:1").where == "the server at nats://h:1"
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("tls://a:1,tls://a:1", "entry 2 of 2, 'tls://a:1', is listed twice"),
-        ("tls://a:0", "'tls://a:0' has an invalid port"),
-        ("tls://u:p@a:1,tls://v:q@b:2", "the URLs carry different credentials; give them once"),
-        (" , ", "needs the NATS server's URL: set --aegis-external-nats-url / AEGIS_EXTERNAL_NATS_URL"),
-    ],
-    ids=["twice", "port-0", "two-credentials", "only-commas"],
-)
-def test_a_bad_list_names_what_is_wrong(url: str, message: str) -> None:
-    with pytest.raises(BackendMisconfigured, match=re.escape(message)):
-        target_of(url)
-
-
-def test_streams_the_cleanup_could_not_delete_are_one_line_naming_each(tmp_path: Path) -> None:
-    backend = ExternalBackend(
-        AegisConfig(backend="external", external_nats_url="tls://a:1,tls://b:2"), SessionState(tmp_path)
-    )
-    assert backend.notices() == []
-    backend._cleanup = Cleanup(deleted=["MINE"], left=["stream ORDERS (APIError: x)", "KV bucket cfg (y)"])
-    assert backend.notices() == [
-        "external NATS: could not remove what this session made: stream ORDERS (APIError: x), "
-        "KV bucket cfg (y) left behind"
-    ]

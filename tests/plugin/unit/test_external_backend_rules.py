@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from pytest_aegis.backends.external.backend import ExternalBackend
-from pytest_aegis.backends.external.nats import ServerFacts
+from pytest_aegis.backends.external.nats import Cleanup, ServerFacts
 from pytest_aegis.backends.external.postgres import ExternalPostgres, redact_dsn
-from pytest_aegis.backends.external.target import nats_target, redact_url
+from pytest_aegis.backends.external.target import NatsTarget, nats_target, redact_url
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.errors import BackendUnavailable, ExternalServerError
+from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable, ExternalServerError
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.session import SessionState
 
@@ -92,3 +92,47 @@ def test_an_external_postgres_keeps_the_dsn_parameters_and_refuses_lifecycle() -
     ):
         server.restart()
     server.remove()  # never stops the server: a no-op
+
+
+# -- a cluster: a comma-separated list of URLs ------------------------------------------
+
+
+def target_of(url: str) -> NatsTarget:
+    return nats_target(AegisConfig(backend="external", external_nats_url=url))
+
+
+def test_a_list_is_every_url_in_order_without_credentials_which_count_once_for_all() -> None:
+    target = target_of(" tls://ci:s3cret@10.0.0.1:4222, tls://10.0.0.2 ,tls://[::1]:4224,")
+    assert target.urls == ("tls://10.0.0.1:4222", "tls://10.0.0.2:4222", "tls://[::1]:4224")
+    assert (target.url, target.host, target.port) == ("tls://10.0.0.1:4222", "10.0.0.1", 4222)
+    assert target.tls
+    assert target.where == "the cluster of 3 at tls://10.0.0.1:4222, tls://10.0.0.2:4222, tls://[::1]:4224"
+    assert target.identity.connect_kwargs == {"user": "ci", "password": "s3cret"}
+    assert target_of("nats://h:1").where == "the server at nats://h:1"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("tls://a:1,tls://a:1", "entry 2 of 2, 'tls://a:1', is listed twice"),
+        ("tls://a:0", "'tls://a:0' has an invalid port"),
+        ("tls://u:p@a:1,tls://v:q@b:2", "the URLs carry different credentials; give them once"),
+        (" , ", "needs the NATS server's URL: set --aegis-external-nats-url / AEGIS_EXTERNAL_NATS_URL"),
+    ],
+    ids=["twice", "port-0", "two-credentials", "only-commas"],
+)
+def test_a_bad_list_names_what_is_wrong(url: str, message: str) -> None:
+    with pytest.raises(BackendMisconfigured, match=re.escape(message)):
+        target_of(url)
+
+
+def test_streams_the_cleanup_could_not_delete_are_one_line_naming_each(tmp_path: Path) -> None:
+    backend = ExternalBackend(
+        AegisConfig(backend="external", external_nats_url="tls://a:1,tls://b:2"), SessionState(tmp_path)
+    )
+    assert backend.notices() == []
+    backend._cleanup = Cleanup(deleted=["MINE"], left=["stream ORDERS (APIError: x)", "KV bucket cfg (y)"])
+    assert backend.notices() == [
+        "external NATS: could not remove what this session made: stream ORDERS (APIError: x), "
+        "KV bucket cfg (y) left behind"
+    ]
