@@ -160,6 +160,7 @@ async def test_a_stream_then_the_first_node_is_killed(nats_server):
 """
 
 INNER_FIRST_NODE_DEAD = """
+import dataclasses
 import os
 
 import nats.errors
@@ -178,6 +179,17 @@ ELECTING = (
 )
 
 
+async def add_stream(js, config):
+    try:
+        return await js.add_stream(config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != 10005:  # not "no suitable peers for placement"
+            raise
+    # The meta leader counts the dead node out already (nats-server 2.11 within seconds; 2.15
+    # still places on it 40 s on): then R2 goes to the two live nodes, which it knows are up.
+    return await js.add_stream(dataclasses.replace(config, num_replicas=2))
+
+
 @pytest.mark.asyncio
 async def test_a_stream_made_with_the_first_node_dead(nats_client):
     assert f"tls://127.0.0.1:{nats_client.connected_url.port}" in URLS[1:]
@@ -186,7 +198,7 @@ async def test_a_stream_made_with_the_first_node_dead(nats_client):
         name="MADE", subjects=["made.>"], num_replicas=3, description="pytest-aegis: a test's"
     )
     await async_wait_until(
-        lambda: js.add_stream(made), "the stream to be made", timeout=20, transient=ELECTING
+        lambda: add_stream(js, made), "the stream to be made", timeout=20, transient=ELECTING
     )
     ack = await async_wait_until(
         lambda: js.publish("made.x", b"1"), "the stream to take a message", timeout=20, transient=ELECTING
