@@ -98,8 +98,23 @@ def test_a_cluster_of_the_harness_is_skipped(nats_cluster):
     raise AssertionError("must not run on external")
 """
 
-INNER_NODE_LOST = """
+#: The inner tests' way to make an R3 stream while a node is dead (spliced into their text).
+ADD_STREAM = """
+async def add_stream(js, config):
+    try:
+        return await js.add_stream(config)
+    except nats.js.errors.BadRequestError as exc:
+        if exc.err_code != 10005:  # not "no suitable peers for placement"
+            raise
+    # The meta leader counts the dead node out already (nats-server 2.11 may, within seconds;
+    # 2.15 still places on it 40 s on): then R2, on the two live nodes, which it knows are up.
+    return await js.add_stream(dataclasses.replace(config, num_replicas=2))
+"""
+
+INNER_NODE_LOST = (
+    """
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
@@ -120,6 +135,10 @@ ELECTING = (
     nats.js.errors.ServiceUnavailableError,
 )
 
+
+"""
+    + ADD_STREAM
+    + """
 
 def outer_session_kills(what):
     REQUEST.write_text(what)
@@ -148,7 +167,7 @@ async def test_a_stream_then_the_first_node_is_killed(nats_server):
         assert ack.stream == "BEFORE_THE_KILL"
         assert f"tls://127.0.0.1:{nc.connected_url.port}" in URLS[1:]
         await async_wait_until(
-            lambda: js.add_stream(stream("AFTER_THE_KILL")), "a stream to be made", timeout=20,
+            lambda: add_stream(js, stream("AFTER_THE_KILL")), "a stream to be made", timeout=20,
             transient=ELECTING,
         )
         for name in ("BEFORE_THE_KILL", "AFTER_THE_KILL"):  # settled when the session ends
@@ -158,8 +177,10 @@ async def test_a_stream_then_the_first_node_is_killed(nats_server):
     finally:
         await nc.close()
 """
+)
 
-INNER_FIRST_NODE_DEAD = """
+INNER_FIRST_NODE_DEAD = (
+    """
 import dataclasses
 import os
 
@@ -179,16 +200,9 @@ ELECTING = (
 )
 
 
-async def add_stream(js, config):
-    try:
-        return await js.add_stream(config)
-    except nats.js.errors.BadRequestError as exc:
-        if exc.err_code != 10005:  # not "no suitable peers for placement"
-            raise
-    # The meta leader counts the dead node out already (nats-server 2.11 within seconds; 2.15
-    # still places on it 40 s on): then R2 goes to the two live nodes, which it knows are up.
-    return await js.add_stream(dataclasses.replace(config, num_replicas=2))
-
+"""
+    + ADD_STREAM
+    + """
 
 @pytest.mark.asyncio
 async def test_a_stream_made_with_the_first_node_dead(nats_client):
@@ -205,6 +219,7 @@ async def test_a_stream_made_with_the_first_node_dead(nats_client):
     )
     assert ack.stream == "MADE"
 """
+)
 
 INNER_ALL_LOST = """
 import os
