@@ -56,7 +56,7 @@ from pytest_aegis.natsd.pool import NatsPool
 from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.natsd.startup import ROUTES_READY
-from pytest_aegis.ports import free_port
+from pytest_aegis.ports import free_port, port_was_taken
 from pytest_aegis.session import SessionState
 from pytest_aegis.waiting import async_wait_until
 
@@ -102,6 +102,11 @@ def _logged_port(pattern: re.Pattern[bytes], lines: list[bytes], what: str, inde
     return int(port)
 
 
+class PortTaken(BenchError):
+    """A bare node died at start: its route port, free when picked, was taken before it bound it
+    (another node's outgoing route can get it as its source port)."""
+
+
 def _is_ready(line: bytes) -> bool:
     return _READY in line
 
@@ -121,7 +126,7 @@ def _spawn(
         try:
             lines = read_until(proc, proc.stderr, _is_ready, READY_TIMEOUT, "bare node", _tail)
         except BenchError as exc:
-            if "address already in use" not in str(exc):
+            if not port_was_taken(exc):
                 raise
             raise PortTaken(str(exc)) from None
         logs.append(lines)
@@ -141,11 +146,6 @@ async def _wait_for_placement(
         await wait_for_placement(nc, replicas, timeout=READY_TIMEOUT, where="the bare cluster")
     finally:
         await nc.close()
-
-
-class PortTaken(BenchError):
-    """A bare node died at start: its route port, free when picked, was taken before it bound it
-    (another node's outgoing route can get it as its source port)."""
 
 
 async def bare_once(
