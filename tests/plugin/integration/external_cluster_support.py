@@ -14,6 +14,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 import pytest
+from nats.aio.client import Client
 from nats.js.api import StreamConfig, StreamInfo
 
 from pytest_aegis.aio import run_sync
@@ -27,6 +28,12 @@ ON_ONE_NODE = "KEEP_ME_TOO"
 REQUEST_TIMEOUT = 90.0
 
 
+async def _names(nc: Client) -> list[str]:
+    """The names in the meta group's state (``STREAM.NAMES``: those without a leader too)."""
+    reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
+    return list(json.loads(reply.data)["streams"] or [])
+
+
 def streams(cluster: NatsCluster) -> dict[str, StreamInfo]:
     """Every stream of the cluster (through any live node), by name: the names from the meta
     group's state (``STREAM.LIST``, nats-py's ``streams_info``, leaves out the streams whose leader
@@ -35,8 +42,6 @@ def streams(cluster: NatsCluster) -> dict[str, StreamInfo]:
     async def read() -> dict[str, StreamInfo]:
         nc = await cluster.connect()
         try:
-            reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
-            names = json.loads(reply.data)["streams"] or []
             js = nc.jetstream(timeout=2)
             return {
                 name: await async_wait_until(
@@ -45,7 +50,7 @@ def streams(cluster: NatsCluster) -> dict[str, StreamInfo]:
                     timeout=20,
                     transient=(nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError),
                 )
-                for name in names
+                for name in await _names(nc)
             }
         finally:
             await nc.close()
@@ -59,8 +64,7 @@ def stream_names(cluster: NatsCluster) -> set[str]:
     async def read() -> set[str]:
         nc = await cluster.connect()
         try:
-            reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
-            return set(json.loads(reply.data)["streams"] or [])
+            return set(await _names(nc))
         finally:
             await nc.close()
 

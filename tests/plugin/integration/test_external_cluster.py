@@ -100,11 +100,14 @@ def test_a_cluster_of_the_harness_is_skipped(nats_cluster):
 
 #: The inner tests' way to make an R3 stream while a node is dead (spliced into their text).
 ADD_STREAM = """
+from pytest_aegis.natsd.placement import NO_PEERS
+
+
 async def add_stream(js, config):
     try:
         return await js.add_stream(config)
     except nats.js.errors.BadRequestError as exc:
-        if exc.err_code != 10005:  # not "no suitable peers for placement"
+        if exc.err_code != NO_PEERS:  # not "no suitable peers for placement"
             raise
     # The meta leader counts the dead node out already (nats-server 2.11 may, within seconds;
     # 2.15 still places on it 40 s on): then R2, on the two live nodes, which it knows are up.
