@@ -56,7 +56,7 @@ from pytest_aegis.natsd.pool import NatsPool
 from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
 from pytest_aegis.natsd.startup import ROUTES_READY
-from pytest_aegis.ports import free_port, port_was_taken
+from pytest_aegis.ports import lease_port, port_was_taken
 from pytest_aegis.session import SessionState
 from pytest_aegis.waiting import async_wait_until
 
@@ -175,7 +175,7 @@ async def _bare_start(
     connect_kwargs: Callable[[str], dict[str, Any]],
 ) -> float:
     layout = dataclasses.replace(  # straight routes: no proxies between the bare nodes
-        materials[0].cluster or _no_cluster(), route_ports=[free_port() for _ in materials], via={}
+        materials[0].cluster or _no_cluster(), route_ports=[lease_port() for _ in materials], via={}
     )
     configs = []
     for index, material in enumerate(materials):

@@ -140,9 +140,9 @@ async def aegis_nats_once(backend: Any, session: SessionState, ca: AegisCA, spec
 
 
 async def tc_nats_once(image: str, material: NatsMaterial) -> float:
-    from pytest_aegis.ports import free_port
+    from pytest_aegis.ports import lease_port
 
-    port, monitor_port = free_port(), free_port()
+    port, monitor_port = lease_port(), lease_port()
     started = time.perf_counter()
     container = tc_nats(image, material, port, monitor_port)
     try:

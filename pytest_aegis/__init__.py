@@ -41,8 +41,12 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.errors import MigrationError as MigrationError
     from pytest_aegis.errors import NatsConnectError as NatsConnectError
     from pytest_aegis.errors import NatsReloadError as NatsReloadError
+    from pytest_aegis.errors import PlaintextRejected as PlaintextRejected
+    from pytest_aegis.errors import PortRangeError as PortRangeError
+    from pytest_aegis.errors import ProxyError as ProxyError
     from pytest_aegis.errors import ServerStartError as ServerStartError
     from pytest_aegis.errors import SpecError as SpecError
+    from pytest_aegis.errors import TLSRejectedByServer as TLSRejectedByServer
     from pytest_aegis.errors import WaitTimeout as WaitTimeout
     from pytest_aegis.faults.proxy import Fault as Fault
     from pytest_aegis.faults.proxy import FaultProxy as FaultProxy
@@ -77,6 +81,10 @@ _LAZY = {
     "NatsConnectError": "pytest_aegis.errors",
     "NatsReloadError": "pytest_aegis.errors",
     "NatsServer": "pytest_aegis.natsd.server",
+    "PlaintextRejected": "pytest_aegis.errors",
+    "PortRangeError": "pytest_aegis.errors",
+    "ProxyError": "pytest_aegis.errors",
+    "TLSRejectedByServer": "pytest_aegis.errors",
     "NatsSpec": "pytest_aegis.natsd.spec",
     "PostgresDatabase": "pytest_aegis.postgres.handle",
     "PostgresHandle": "pytest_aegis.postgres.handle",

@@ -123,6 +123,16 @@ class NatsReloadError(AegisError, RuntimeError):
         super().__init__("\n".join(parts))
 
 
+class ProxyError(AegisError, RuntimeError):
+    """A fault proxy could not do what was asked: listen on its port again after ``refuse()`` (a
+    program outside the harness bound it meanwhile), or reach its loop."""
+
+
+class PortRangeError(AegisError, RuntimeError):
+    """No port could be leased for a server or proxy: every candidate of the leased range was
+    leased by other sessions or in use; the message names the range and ``AEGIS_PORT_RANGE``."""
+
+
 class PlaintextRejected(AegisError, ConnectionError):
     """A plaintext client was turned away by a server that requires TLS."""
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from pytest_aegis.errors import WaitTimeout
+from pytest_aegis.ports import sweep_leases
 from pytest_aegis.waiting import wait_until
 
 KEEP_MARKER = "KEEP"
@@ -205,6 +206,7 @@ def sweep(root: Path | None = None, *, include_kept: bool = False) -> SweepRepor
     """
     root = root or default_root()
     report = SweepReport(containers_to_sweep=(root / CONTAINERS_PENDING).exists())
+    sweep_leases()  # the port leases of dead processes (their locks are free already)
     if not root.is_dir():
         return report
     for session_dir in sorted(root.glob("s-*")):

@@ -177,10 +177,12 @@ class Half:
 class Link:
     """A client connection and the connection to the server made for it."""
 
-    def __init__(self, faults: Faults, admitted: bool, target: tuple[str, int]) -> None:
+    def __init__(self, faults: Faults, admits: Callable[[], bool], target: tuple[str, int]) -> None:
         self.faults = faults
         self.target = target
-        self.admitted = admitted
+        #: Asked once the client's socket is made (not when the proxy's server makes the protocol:
+        #: a fault begun between the two must keep this client out too).
+        self.admits = admits
         #: The protocol of the accepted client socket (the server's connects once it is made).
         self.client = End(self, "upstream", on_made=self._accepted)
         self.server = End(self, "downstream")
@@ -191,7 +193,7 @@ class Link:
         self._connecting: asyncio.Task[None] | None = None
 
     def _accepted(self, transport: asyncio.Transport) -> None:
-        if not self.admitted:
+        if not self.admits():
             reset(transport)
             return
         self.faults.links.add(self)
@@ -217,7 +219,9 @@ class Link:
                 half.update()
 
     def reset(self, sides: tuple[Side, ...]) -> None:
-        """Reset ``upstream``: the server's socket, ``downstream``: the client's."""
+        """Reset ``upstream``: the server's socket, ``downstream``: the client's.  Either way the
+        link no longer counts as open (its sockets' callbacks finish closing it)."""
+        self.faults.links.discard(self)
         for side in sides:
             end = self.server if side == "upstream" else self.client
             if end.transport is not None and not end.lost:

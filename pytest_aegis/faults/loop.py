@@ -8,7 +8,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pytest_aegis.errors import AegisError
+from pytest_aegis.errors import ProxyError
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ class LoopThread:
         """Run the coroutine ``make()`` on the loop; its result (or its exception)."""
 
         if self.loop.is_closed():
-            raise AegisError(f"{self._thread.name}: its loop is closed")
+            raise ProxyError(f"{self._thread.name}: its loop is closed")
 
         async def wrapped() -> T:
             return await make()
@@ -38,7 +38,7 @@ class LoopThread:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise AegisError(f"{self._thread.name}: no answer from its loop within {timeout:.0f}s") from None
+            raise ProxyError(f"{self._thread.name}: no answer from its loop within {timeout:.0f}s") from None
 
     def call(self, function: Callable[[], T], timeout: float = CALL_TIMEOUT) -> T:
         """Call ``function()`` on the loop (where the proxy's state lives); its result."""

@@ -4,8 +4,9 @@ own client) and a server: :class:`FaultProxy`.
 It forwards bytes untouched, so TLS stays end to end and certificates are still checked.  It runs
 on an asyncio loop in a thread of its own, so it forwards while a test blocks in synchronous code;
 every call into it waits at most :data:`CALL_TIMEOUT` seconds.  It listens on 127.0.0.1 on a port
-the kernel picks, lives in the pytest process (a ``kill -9`` of pytest takes it along) and is
-closed after the test that made it.
+leased for its lifetime (:mod:`pytest_aegis.ports`: after ``refuse()`` it listens on the same port
+again, and nothing can have taken it meanwhile), lives in the pytest process (a ``kill -9`` of
+pytest takes it along) and is closed after the test that made it.
 
 Faults (toxiproxy's toxics and nats-server's test network proxy, in-process), each on
 ``direction="both" | "upstream" | "downstream"``, each applied at once and returning a
@@ -24,16 +25,13 @@ import contextlib
 from collections.abc import Callable
 from types import TracebackType
 
-from pytest_aegis.errors import AegisError
+from pytest_aegis.errors import ProxyError
 from pytest_aegis.faults.flows import Direction, Flow, Side, non_negative, positive, sides_of
 from pytest_aegis.faults.link import CONNECT_TIMEOUT, End, Faults, Link
 from pytest_aegis.faults.loop import CALL_TIMEOUT, LoopThread
+from pytest_aegis.ports import LOOPBACK, release_port, start_on_free_port
 
 __all__ = ["CONNECT_TIMEOUT", "Fault", "FaultProxy", "ProxyError"]
-
-
-class ProxyError(AegisError):
-    """The proxy could not do what was asked (listen again on its port, reach its loop)."""
 
 
 class Fault:
@@ -76,7 +74,7 @@ class FaultProxy:
         self.target_host = target_host
         #: Where new connections go (settable: a server that moved to another port).
         self.target_port = target_port
-        self.host = "127.0.0.1"
+        self.host = LOOPBACK
         self._own_loop = loop is None
         self._thread = loop or LoopThread(f"aegis-{name}")
         self._faults: Faults
@@ -87,7 +85,7 @@ class FaultProxy:
         self._closed = False
         try:
             self._thread.call(self._setup)
-            self.port: int = self._thread.run(lambda: self._listen(0))
+            self.port: int = start_on_free_port(lambda port: self._thread.run(lambda: self._listen(port)))
         except BaseException:
             if self._own_loop:
                 self._thread.close()
@@ -139,17 +137,32 @@ class FaultProxy:
 
     def cut(self, *, direction: Direction = "both") -> Fault:
         """Reset every open connection now (TCP RST; ``upstream``: the server's side only,
-        ``downstream``: the client's side only).  Until the fault is removed (its ``with`` block
-        left), new connections are reset at once too; ``cut()`` on its own line cuts once."""
+        ``downstream``: the client's side only).
+
+        As a context manager (``with proxy.cut():``), every connection is kept out until the block
+        ends: entering it resets, in the same step on the proxy's loop, whatever connected since
+        the call, and from then on each new connection is reset as soon as it is accepted, however
+        fast a client (in this process or another) reconnects.  On its own line, ``proxy.cut()``
+        cuts once: the connections open at that moment are reset, and a client that reconnects
+        (at once or later) gets through as before."""
         sides = sides_of(direction)
 
-        def apply() -> None:
+        def reset_open() -> None:
             for link in list(self._faults.links):
                 link.reset(sides)
 
-        self._thread.call(apply)
+        def keep_out() -> None:  # one loop step: nothing is accepted between the two
+            self._cutting = sides
+            reset_open()
+
+        def let_in() -> None:
+            self._cutting = ()
+
+        self._thread.call(reset_open)
         return Fault(
-            f"cut ({direction})", lambda: self._set(_cutting=()), on_enter=lambda: self._set(_cutting=sides)
+            f"cut ({direction})",
+            lambda: self._thread.call(let_in),
+            on_enter=lambda: self._thread.call(keep_out),
         )
 
     def refuse(self, *, direction: Direction = "both") -> Fault:
@@ -221,7 +234,9 @@ class FaultProxy:
         except OSError as exc:
             raise ProxyError(
                 f"{self.name}: cannot listen on 127.0.0.1:{self.port} again after refuse(): {exc}; "
-                "another process took the port meanwhile"
+                "the port is leased to this proxy (pytest_aegis.ports), so a program outside the "
+                "harness bound it meanwhile: find it with `ss -ltnp 'sport = :"
+                f"{self.port}'`"
             ) from exc
 
     async def _stop_listening(self) -> None:
@@ -231,8 +246,11 @@ class FaultProxy:
 
     def _accept(self) -> End:
         self.accepted += 1
-        admitted = not (self._cutting or self._refusing_upstream)  # else reset at once
-        return Link(self._faults, admitted, (self.target_host, self.target_port)).client
+        return Link(self._faults, self._admits, (self.target_host, self.target_port)).client
+
+    def _admits(self) -> bool:
+        """Whether a client whose socket was just made may connect (else it is reset at once)."""
+        return not (self._cutting or self._refusing_upstream)
 
     # -- end ---------------------------------------------------------------------
 
@@ -252,6 +270,7 @@ class FaultProxy:
             self._thread.run(shutdown, timeout=CALL_TIMEOUT)
         if self._own_loop:  # a shared loop is closed by its owner
             self._thread.close()
+        release_port(self.port)  # nothing listens there again
 
     def __repr__(self) -> str:
         target = f"{self.target_host}:{self.target_port}"

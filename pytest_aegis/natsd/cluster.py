@@ -2,10 +2,11 @@
 route ports, secured like the client side) and :class:`NatsCluster`, the handle tests get.
 
 JetStream in a cluster needs every node's routes configured when it starts, so the route ports
-are picked up front (``free_port``; a node whose port was taken meanwhile gets a new one and is
-started again: the others' stale route to the old port is harmless, the node routes to them).
-Client and monitoring ports are picked by the servers (``-1``), as for single servers.  A node
-restarts on the same ports with the same JetStream store, routing to the others' current ports.
+are leased up front (:mod:`pytest_aegis.ports`: held until the cluster is closed, so a restarted
+node finds its ports free; a node whose port a program outside the harness took meanwhile gets a
+new one and is started again: the others' stale route to the old port is harmless, the node
+routes to them).  Client and monitoring ports are leased as for single servers.  A node restarts
+on the same ports with the same JetStream store, routing to the others' current ports.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.server import NatsRuntime, NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
-from pytest_aegis.ports import LOOPBACK, free_port
+from pytest_aegis.ports import LOOPBACK, lease_port, release_port
 from pytest_aegis.waiting import async_wait_until
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class ClusterLayout:
             raise ValueError(f"size={size!r}: a cluster has {SIZES.start} to {SIZES.stop - 1} nodes")
         return cls(
             name=f"aegis-{secrets.token_hex(3)}",
-            route_ports=[free_port() for _ in range(size)],
+            route_ports=[lease_port() for _ in range(size)],
             route_user="aegis-route" if secured else None,
             route_password=secrets.token_urlsafe(18) if secured else None,
             route_tls=route_tls,
@@ -243,13 +244,15 @@ class NatsCluster:
             self.routes.heal()
 
     def close(self) -> None:
-        """Stop every node and the route proxies."""
+        """Stop every node and the route proxies, and give up their ports."""
         for node in self.nodes:
             if node.is_paused:
                 node.resume()
             node.stop()
         if self.routes is not None:
             self.routes.close()
+        for port in (*self.layout.route_ports, *(port for node in self.nodes for port in node.ports)):
+            release_port(port)
 
     # -- health -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from pytest_aegis.matrix import record
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.server import CONNECT_DEADLINE, NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
-from pytest_aegis.ports import start_on_free_port
+from pytest_aegis.ports import PORT_ATTEMPTS, port_was_taken, release_port, start_on_free_port
 from pytest_aegis.session import SessionState
 
 if TYPE_CHECKING:  # the backends start what this pool hands out
@@ -135,7 +135,8 @@ class NatsPool:
     def _start_node(
         self, material: NatsMaterial, layout: ClusterLayout, routes: RouteProxies, name: str, directory: Path
     ) -> NatsServer:
-        """One node; on a route port taken meanwhile, again on a fresh one (:func:`start_on_free_port`)."""
+        """One node on the layout's route port; on a route port a program outside the harness took
+        meanwhile, again on a fresh one (:func:`start_on_free_port`)."""
 
         def start(port: int) -> NatsServer:
             layout.route_ports[material.node_index] = port
@@ -148,8 +149,13 @@ class NatsPool:
             return server
 
         first_port = layout.route_ports[material.node_index]
-        ports = iter([first_port])
-        return start_on_free_port(lambda fresh: start(next(ports, fresh)))
+        try:
+            return start(first_port)
+        except Exception as exc:
+            if not port_was_taken(exc):
+                raise
+            release_port(first_port)
+        return start_on_free_port(start, attempts=PORT_ATTEMPTS - 1)
 
     def close(self) -> list[NatsServer]:
         """Stop every server (or, with keep, leave them running, resumed if a test left them
@@ -164,9 +170,13 @@ class NatsPool:
             else:
                 with contextlib.suppress(Exception):
                     server.stop()
+                for port in server.ports:  # leased (pytest_aegis.ports) for restarts: none comes now
+                    release_port(port)
         for cluster in self._clusters:  # their nodes were stopped above; their route proxies now
             if cluster.routes is not None:
                 cluster.routes.close()
+            for port in cluster.layout.route_ports:
+                release_port(port)
         self._clusters.clear()
         self.servers.clear()
         self._shared.clear()

@@ -104,6 +104,12 @@ class NatsServer:
         return self._runtime.port
 
     @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port the server listens on: its client port and its monitoring port, if any."""
+        monitor = self._runtime.monitor_port
+        return (self.port,) if monitor is None else (self.port, monitor)
+
+    @property
     def url(self) -> str:
         """``nats://host:port``, or ``tls://host:port`` when the server requires TLS."""
         scheme = "tls" if self.spec.tls else "nats"

@@ -1,5 +1,6 @@
 """What nats-server says while it starts, on every backend: the ready line, the lines that
-mean it failed, and the ports and version it logs (with ``-1`` it picks its own ports)."""
+mean it failed, and the ports and version it logs; and the ports it is given (leased for the
+server's lifetime, so that a restart finds them free: :mod:`pytest_aegis.ports`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_aegis.natsd.material import NatsMaterial
-from pytest_aegis.ports import LOOPBACK, RANDOM_PORT
+from pytest_aegis.ports import LOOPBACK, RANDOM_PORT, lease_port
 
 #: The line after which the server accepts clients.
 READY = "Server is ready"
@@ -59,7 +60,8 @@ def read_startup(lines: Iterable[str]) -> Startup:
 
 class StartingNats:
     """What every backend's running nats-server records (the runtimes' shared part): its name,
-    where it listens (``-1`` until its startup lines say), its version, and what it was made from."""
+    where it listens (``-1`` until its ports are leased or its startup lines say), its version,
+    and what it was made from."""
 
     def __init__(self, name: str, material: NatsMaterial, directory: Path, *, start_timeout: float) -> None:
         self.name = name
@@ -70,6 +72,16 @@ class StartingNats:
         self._material = material
         self._directory = directory
         self._timeout = start_timeout
+
+    def _lease_ports(self) -> None:
+        """Lease the client and monitoring ports for the server's lifetime, on its first start;
+        later starts (a restart) and reloads keep them, and nothing else can take them meanwhile
+        (nats-server's own ``-1`` would pick from the kernel's ephemeral range, which every
+        outgoing connection draws from).  The pool releases them when it closes."""
+        if self.port == RANDOM_PORT:
+            self.port = lease_port()
+        if self.monitor_port == RANDOM_PORT:
+            self.monitor_port = lease_port()
 
     def _note_startup(self, lines: Iterable[str], *, ports: bool = True) -> None:
         """Take the ports (unless ``ports`` is false: they are not ours, e.g. inside a container

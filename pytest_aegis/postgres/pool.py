@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from pytest_aegis.config import AegisConfig
+from pytest_aegis.ports import release_port
 from pytest_aegis.postgres.databases import TEMPLATE, Connection, DatabaseAdmin, owner_token
 from pytest_aegis.postgres.handle import PostgresDatabase, PostgresHandle
 from pytest_aegis.postgres.migrations import parse_migrations
@@ -178,6 +179,7 @@ class PostgresPool:
                 continue
             with contextlib.suppress(Exception):
                 server.remove()
+            release_port(server.port)  # leased by its start for restarts (pytest_aegis.ports)
         self.servers.clear()
         self._shared = None
         return kept

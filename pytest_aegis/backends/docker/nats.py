@@ -10,10 +10,10 @@ restart (the same container started again) keeps it; removing the container
 removes it.  Operator-mode JWTs travel inside the config (memory resolver with
 ``resolver_preload``); client credentials stay on the host where the tests are.
 
-Host networking: the config says port ``-1`` (the server picks a free port and
-logs it: no race) on the first start, and the port it picked on restarts.
-Bridge networking: the server listens on 4222/8222 in the container, published
-on 127.0.0.1 at free host ports we choose (fixed, so restarts keep them).
+Host networking: the config names ports leased for the server's lifetime
+(:mod:`pytest_aegis.ports`), the same on every start.  Bridge networking: the
+server listens on 4222/8222 in the container, published on 127.0.0.1 at host
+ports leased the same way (fixed, so restarts keep them).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pytest_aegis.certs import CertFiles
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness, ready_line
-from pytest_aegis.ports import free_port, start_on_free_port
+from pytest_aegis.ports import lease_port, start_on_free_port
 
 ETC = "/etc/aegis"
 CONF = f"{ETC}/nats-server.conf"
@@ -120,17 +120,18 @@ class DockerNats(StartingNats, ContainerBacked):
 
     def start(self) -> None:
         """A new container; with bridge networking on fresh published ports, retried (new ports,
-        new container) when one was taken; with host networking the server picks its own."""
+        new container) when one was taken; with host networking on its leased ports."""
         if self._network == "bridge":
             start_on_free_port(self._start_on)
         else:
+            self._lease_ports()
             self._start_on(None)
 
     def _start_on(self, port: int | None) -> None:
         material, tls_files = self._tls_files()
         ports = {}
         if port is not None:
-            self.port, self.monitor_port = port, free_port()
+            self.port, self.monitor_port = port, lease_port()
             ports = {CLIENT_PORT: self.port, MONITOR_PORT: self.monitor_port}
         files = [self._config(material), *tls_files]
         mounts = []
@@ -167,7 +168,7 @@ class DockerNats(StartingNats, ContainerBacked):
         """Stop if running, then start the same container again: same ports, same JetStream store."""
         assert self._run is not None
         self._run.stop()
-        if self._network == "host":  # the first start's config said -1: pin the ports it got
+        if self._network == "host":  # the config as the first start wrote it, on the same ports
             material, _ = self._tls_files()
             config = self._config(material)
             if self._engine.is_local:

@@ -1,8 +1,9 @@
 """nats-server as a child process of pytest: the local backend's :class:`NatsRuntime`.
 
-Readiness comes from the server's own log ("Server is ready"), ports are picked by the server
-(``-1``) and read back from its log, and the process is tied to pytest's lifetime and recorded
-for the next session's sweep (see :mod:`pytest_aegis.process` and :mod:`pytest_aegis.session`).
+Readiness comes from the server's own log ("Server is ready"), its ports are leased on its first
+start and kept across restarts (:mod:`pytest_aegis.ports`), and the process is tied to pytest's
+lifetime and recorded for the next session's sweep (see :mod:`pytest_aegis.process` and
+:mod:`pytest_aegis.session`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
         )
 
     def start(self) -> None:
-        # This start's ports (-1 the first time: the server picks them); a reload keeps them, as
+        # Leased the first time and kept by every later start; a reload keeps them too, as
         # nats-server cannot change a listening port on reload.
+        self._lease_ports()
         self._listening = (self.port, self.monitor_port or RANDOM_PORT)
         self._write_config()
         self._process.start(self._timeout)

@@ -224,8 +224,8 @@ async def test_a_node_whose_route_port_was_taken_is_started_again_on_another(
         held.listen()
         taken = held.getsockname()[1]
         picks = iter([None, taken])  # node 2's route port (index 1): one that is taken
-        free_port = cluster_module.free_port
-        monkeypatch.setattr(cluster_module, "free_port", lambda: next(picks, None) or free_port())
+        lease_port = cluster_module.lease_port
+        monkeypatch.setattr(cluster_module, "lease_port", lambda: next(picks, None) or lease_port())
         cluster = nats_cluster_factory(size=3)
         assert [node.is_running for node in cluster.nodes] == [True, True, True]
         assert taken not in cluster.layout.route_ports

@@ -279,13 +279,13 @@ def test_a_taken_port_is_retried_with_another(request, monkeypatch):
 
     from pytest_aegis import ports
 
-    real_free_port = ports.free_port
+    real_lease_port = ports.lease_port
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
         offered = iter([taken])
-        monkeypatch.setattr(ports, "free_port", lambda: next(offered, None) or real_free_port())
+        monkeypatch.setattr(ports, "lease_port", lambda: next(offered, None) or real_lease_port())
         server = get_harness(request.config).postgres.start(name="retry")
         try:
             assert server.port != taken
