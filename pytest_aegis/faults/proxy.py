@@ -80,7 +80,8 @@ class FaultProxy:
         self._faults: Faults
         self._server: asyncio.Server | None = None
         self._cutting: tuple[Side, ...] = ()
-        self._refusing_upstream = False
+        self._refusals = 0  # refuse() faults in effect: a client whose socket is made is reset
+        self._listen_refusals = 0  # those of them that stopped listening
         self.accepted = 0
         self._closed = False
         try:
@@ -168,13 +169,30 @@ class FaultProxy:
     def refuse(self, *, direction: Direction = "both") -> Fault:
         """Refuse new connections (open ones go on): ``both`` / ``downstream``: the proxy stops
         listening, so a connect is refused (ECONNREFUSED); ``upstream``: clients are accepted but
-        the server is not reached, and they are reset at once."""
-        sides = sides_of(direction)
-        if sides == ("upstream",):
-            self._set(_refusing_upstream=True)
-            return Fault("refuse (upstream)", lambda: self._set(_refusing_upstream=False))
-        self._thread.run(self._stop_listening)
-        return Fault(f"refuse ({direction})", self._listen_again)
+        the server is not reached, and they are reset at once.  Either way, from the moment this
+        returns until the fault is removed, no new connection gets through: one the proxy had not
+        finished accepting when it stopped listening is reset too."""
+        listening = sides_of(direction) != ("upstream",)
+
+        async def begin() -> None:
+            self._refusals += 1
+            if listening:
+                self._listen_refusals += 1
+                await self._stop_listening()
+
+        def end() -> bool:
+            """Whether to listen again: the last refusal that stopped listening is removed."""
+            self._refusals = max(0, self._refusals - 1)
+            if listening:
+                self._listen_refusals = max(0, self._listen_refusals - 1)
+            return self._server is None and self._listen_refusals == 0
+
+        def undo() -> None:
+            if self._thread.call(end):
+                self._listen_again()
+
+        self._thread.run(begin)
+        return Fault(f"refuse ({direction})", undo)
 
     def heal(self) -> None:
         """Remove every fault: normal latency and bandwidth, held bytes flow, new connections
@@ -184,20 +202,11 @@ class FaultProxy:
             self._faults.flows.update({side: Flow() for side in self._faults.flows})
             self._faults.update()
             self._cutting = ()
-            self._refusing_upstream = False
+            self._refusals = self._listen_refusals = 0
 
         self._thread.call(clear)
         if self._server is None:
             self._listen_again()
-
-    def _set(self, **values: object) -> None:
-        """Set attributes of the proxy's connection handling, on its loop."""
-
-        def assign() -> None:
-            for name, value in values.items():
-                setattr(self, name, value)
-
-        self._thread.call(assign)
 
     def _change_flows(self, description: str, direction: Direction, change: Callable[[Flow], None]) -> Fault:
         sides = sides_of(direction)
@@ -250,7 +259,7 @@ class FaultProxy:
 
     def _admits(self) -> bool:
         """Whether a client whose socket was just made may connect (else it is reset at once)."""
-        return not (self._cutting or self._refusing_upstream)
+        return not (self._cutting or self._refusals)
 
     # -- end ---------------------------------------------------------------------
 
