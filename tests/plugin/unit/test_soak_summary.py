@@ -1,13 +1,16 @@
-"""The soak's pure logic (bench/soak): JUnit XML into outcomes, runs into the summary.  No process
-is run."""
+"""The soak's pure logic (bench/soak): JUnit XML into outcomes, runs into the summary, the plan of
+runs (backends in turn, command lines, environment) and the option checks.  No process is run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 import pytest
 
+from bench.soak.__main__ import build_parser, settings_of
 from bench.soak.junit import node_id, outcomes
+from bench.soak.plan import CI_ENV, Settings, backend_of, env_prefix, parse_backends, pytest_command, run_env
 from bench.soak.summary import CRASHED, TIMED_OUT, RunResult, summarize
 
 # What pytest -o junit_family=xunit1 writes (abridged): a collection error, a teardown error, a
@@ -160,3 +163,90 @@ def test_a_clean_soak_sums_to_zero():
     document = summarize([_run(0, 0, {"t.py::a": "passed"}), _run(1, 0, {"t.py::a": "passed"})], {})
     assert document["total_failures"] == 0 and document["tests"] == {}
     assert document["totals"]["failed_runs"] == 0
+
+
+def test_runs_take_the_backends_in_turn():
+    assert [backend_of(i, ("local", "docker")) for i in range(5)] == [
+        "local",
+        "docker",
+        "local",
+        "docker",
+        "local",
+    ]
+    assert {backend_of(i, ("local",)) for i in range(3)} == {"local"}
+
+
+def test_backends_are_parsed_and_an_unknown_one_is_named():
+    assert parse_backends("local,docker") == ("local", "docker")
+    assert parse_backends(" docker ") == ("docker",)
+    with pytest.raises(ValueError, match=r"unknown backend 'podman'; valid: local, docker"):
+        parse_backends("local,podman")
+    with pytest.raises(ValueError, match="unknown backend ''"):
+        parse_backends("")
+
+
+def test_the_command_lines_are_make_test_and_make_test_docker_with_a_seed_and_a_report():
+    settings = Settings(python="py", require="auth,tls", extra=("tests/plugin/unit", "-x"))
+    tail = ["-p", "randomly", "--randomly-seed=7", "--junitxml=r.xml", "-o", "junit_family=xunit1"]
+    local = pytest_command(settings, "local", 7, Path("r.xml"))
+    assert local == [
+        "py",
+        "-m",
+        "pytest",
+        "-n",
+        "2",
+        "--aegis-require=auth,tls",
+        *tail,
+        "tests/plugin/unit",
+        "-x",
+    ]
+    docker = pytest_command(settings, "docker", 7, Path("r.xml"))
+    assert docker == [
+        "py", "-m", "pytest", "-n", "2", "--aegis-backend=docker", "--aegis-require=auth,tls",
+        "--aegis-docker-network=host", *tail, "tests/plugin/unit", "-x",
+    ]  # fmt: skip
+    bare = Settings(python="py", require=None, docker_network=None)
+    assert pytest_command(bare, "docker", 7, Path("r.xml")) == [
+        "py", "-m", "pytest", "-n", "2", "--aegis-backend=docker", *tail,
+    ]  # fmt: skip
+
+
+def test_every_run_has_cis_environment_unless_the_caller_set_it():
+    env = run_env({"PATH": "/bin", "AEGIS_REQUIRE_DOCKER": "0"})
+    assert env == {**CI_ENV, "PATH": "/bin", "AEGIS_REQUIRE_DOCKER": "0"}
+    assert env_prefix(env) == "AEGIS_REQUIRE_DOCKER=0 TESTCONTAINERS_RYUK_DISABLED=true TC_HOST=127.0.0.1"
+
+
+def test_the_defaults_are_ten_runs_alternating_local_and_docker_on_busy_cores():
+    args = build_parser().parse_args([])
+    assert (args.runs, args.backends, args.burners, args.no_load) == (10, ("local", "docker"), 2, False)
+    assert args.out == Path("bench-results/soak.json") and args.timeout == 1800
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--runs", "0"], "argument --runs: must be at least 1, got 0"),
+        (["--runs", "two"], "argument --runs: not a whole number: 'two'"),
+        (["--backends", "local,k8s"], "argument --backends: unknown backend 'k8s'; valid: local, docker"),
+        (["--timeout", "0"], "argument --timeout: must be more than 0 seconds, got 0"),
+        (["--burners", "-1"], "argument --burners: must be at least 0, got -1"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option_and_what_is_valid(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_pytest_args_are_split_like_a_shell_and_may_be_repeated():
+    argv = ["--pytest-args", "tests/a -k 'x and y'", "--pytest-args=-x", "--require=auth"]
+    settings = settings_of(build_parser().parse_args(argv), "py")
+    assert settings == Settings(python="py", require="auth", extra=("tests/a", "-k", "x and y", "-x"))
+
+
+def test_empty_require_network_and_pytest_args_are_left_out():
+    argv = ["--pytest-args=", "--require=", "--docker-network="]
+    settings = settings_of(build_parser().parse_args(argv), "py")
+    assert settings == Settings(python="py", require=None, docker_network=None, extra=())
