@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
 .PHONY: venv integration test unit test-plugin test-service test-docker examples examples-docker lint docs \
-	bench clean docker-sandbox compose-v2 docker-up
+	bench soak clean docker-sandbox compose-v2 docker-up
 
 # The plugin (with its dev extra) and the reference service (service/), both editable.
 $(VENV)/.installed: pyproject.toml service/pyproject.toml
@@ -98,6 +98,20 @@ docs: $(VENV)/.installed
 ## Full benchmarks (on demand; CI runs only a quick smoke of them).
 bench: $(VENV)/.installed
 	$(PY) -m bench --out bench-results/bench.json
+
+# The soak's runs are `make test` and `make test-docker` as .ci/run runs them: bench/soak/plan.py
+# builds their command lines (-n 2, --aegis-backend=docker with --aegis-docker-network=host, CI's
+# environment), so a change to the two recipes above goes there too; REQUIRE and PYTEST_ARGS are
+# passed from here. SOAK_ARGS: more options (python -m bench.soak --help), e.g.
+# SOAK_ARGS="--backends local --no-load --stop-on-failure".
+SOAK_RUNS ?= 10
+SOAK_ARGS ?=
+
+## The soak (on demand, never in CI: it takes hours): the whole suite SOAK_RUNS times, local and
+## docker in turn, random order, both cores busy; failures per test into bench-results/soak.json.
+soak: $(VENV)/.installed
+	$(PY) -m bench.soak --runs $(SOAK_RUNS) --out bench-results/soak.json --require=$(REQUIRE) \
+	  --pytest-args="$(PYTEST_ARGS)" $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
