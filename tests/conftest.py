@@ -1,5 +1,11 @@
 import pytest
 
+# Imported here, before any test: pytester takes modules imported during a test out of
+# sys.modules when the test ends, and cryptography (through trustme) imported again after that no
+# longer matches what its compiled core cached ("TypeError: curve must be an EllipticCurve
+# instance" in the next test of that worker to make certificates).
+import trustme  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 
