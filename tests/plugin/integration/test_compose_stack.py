@@ -21,7 +21,6 @@ import os
 import secrets
 import shlex
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from nats.aio.client import Client
 from pytest_aegis import assert_event_persisted, assert_health_check, assert_registry_roundtrip
 from pytest_aegis.assertions.service import assert_instance_registered
 from pytest_aegis.errors import WaitTimeout
+from pytest_aegis.ports import lease_port, release_port
 from pytest_aegis.waiting import wait_until
 
 pytestmark = pytest.mark.docker
@@ -107,20 +107,6 @@ def _find_compose() -> tuple[list[str] | None, list[str]]:
         said = (done.stdout + done.stderr).strip()[:200]
         tried.append(f"{shlex.join(cmd)}: exit {done.returncode}, {said}")
     return None, tried
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports free a moment ago, distinct (all held open together while picking)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 @dataclass
@@ -216,11 +202,16 @@ def compose_stack() -> Iterator[Stack]:
         )
     assert compose is not None
     workdir = Path(tempfile.mkdtemp(prefix="aegis-compose-"))
+    leased: list[int] = []
     try:
         certs = workdir / "certs"
         made = _run([sys.executable, "-m", "pytest_aegis", "certs", str(certs)], timeout=60)
         assert made.returncode == 0, f"python -m pytest_aegis certs failed: {made.stderr}"
-        nats_port, monitor_port, pg_port, http_port = _free_ports(4)
+        # Leased (pytest_aegis.ports), not picked with bind(0): the stack binds them seconds later,
+        # after building its images, and a port of the ephemeral range can be taken meanwhile (a
+        # soak run lost the monitoring port: "bind: address already in use").
+        leased += [lease_port() for _ in range(4)]
+        nats_port, monitor_port, pg_port, http_port = leased
         stack = Stack(
             project=f"aegis-test-{secrets.token_hex(4)}",
             compose=compose,
@@ -265,6 +256,8 @@ def compose_stack() -> Iterator[Stack]:
                 f"{left or 'nothing'}\n{down.stderr[-2000:]}"
             )
     finally:
+        for port in leased:
+            release_port(port)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
