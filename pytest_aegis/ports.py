@@ -124,7 +124,7 @@ def _parse_range(text: str) -> range:
         first, last = int(low), int(high)
     except ValueError:
         first = last = -1
-    if not sep or not 1024 <= first < last <= 65535 or last - first + 1 < 2:
+    if not sep or not 1024 <= first < last <= 65535:
         raise ConfigError(
             f"{RANGE_ENV}={text!r} (environment): expected LOW-HIGH with 1024 <= LOW < HIGH <= 65535, "
             f"e.g. {RANGE_ENV}=20000-29999, outside the kernel's ephemeral range {_EPHEMERAL_FILE}"
