@@ -28,6 +28,11 @@ FaultProxy.bandwidth
 FaultProxy.blackhole
 FaultProxy.cut
 FaultProxy.heal
+FaultProxy.slicer
+FaultProxy.limit_data
+FaultProxy.slow_close
+FaultProxy.timeout
+FaultProxy.reset_peer
 NatsCluster.stream_leader  # the cluster handle's public API (tests call it)
 NatsCluster.step_down
 

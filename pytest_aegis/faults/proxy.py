@@ -16,6 +16,9 @@ Faults (toxiproxy's toxics and nats-server's test network proxy, in-process), ea
         ...
     proxy.blackhole()               # connections stay open, nothing is forwarded (half-open)
     proxy.heal()                    # every fault removed; held bytes flow again
+
+Faults stack as toxiproxy's toxics do (latencies add up, the lowest bandwidth wins); removing one
+leaves the others, including those begun after it, in effect.
 """
 
 from __future__ import annotations
@@ -26,7 +29,17 @@ from collections.abc import Callable
 from types import TracebackType
 
 from pytest_aegis.errors import ProxyError
-from pytest_aegis.faults.flows import Direction, Flow, Side, non_negative, positive, sides_of
+from pytest_aegis.faults.flows import (
+    Direction,
+    Effect,
+    Ending,
+    Side,
+    Slicing,
+    non_negative,
+    positive,
+    sides_of,
+    whole,
+)
 from pytest_aegis.faults.link import CONNECT_TIMEOUT, End, Faults, Link
 from pytest_aegis.faults.loop import CALL_TIMEOUT, LoopThread
 from pytest_aegis.ports import LOOPBACK, release_port, start_on_free_port
@@ -111,30 +124,77 @@ class FaultProxy:
 
     def latency(self, ms: float, jitter_ms: float = 0, *, direction: Direction = "both") -> Fault:
         """Delay every chunk by ``ms`` milliseconds, ± up to ``jitter_ms`` (order is kept)."""
-        latency, jitter = non_negative("ms", ms) / 1000, non_negative("jitter_ms", jitter_ms) / 1000
-
-        def change(flow: Flow) -> None:
-            flow.latency, flow.jitter = latency, jitter
-
-        return self._change_flows(f"latency {ms} ms ± {jitter_ms} ms ({direction})", direction, change)
+        effect = Effect(
+            latency=non_negative("ms", ms) / 1000, jitter=non_negative("jitter_ms", jitter_ms) / 1000
+        )
+        return self._apply(f"latency {ms} ms ± {jitter_ms} ms ({direction})", direction, lambda _: effect)
 
     def bandwidth(self, bytes_per_second: float, *, direction: Direction = "both") -> Fault:
         """Forward at most ``bytes_per_second``."""
-        rate = positive("bytes_per_second", bytes_per_second)
-
-        def change(flow: Flow) -> None:
-            flow.rate = rate
-
-        return self._change_flows(f"bandwidth {bytes_per_second} B/s ({direction})", direction, change)
+        effect = Effect(rate=positive("bytes_per_second", bytes_per_second))
+        return self._apply(f"bandwidth {bytes_per_second} B/s ({direction})", direction, lambda _: effect)
 
     def blackhole(self, *, direction: Direction = "both") -> Fault:
         """Forward nothing and read nothing; connections stay open (the half-open case).  The bytes
         wait, and flow when the fault is removed, as TCP's do on a path that heals."""
+        return self._apply(f"blackhole ({direction})", direction, lambda _: Effect(held=True))
 
-        def change(flow: Flow) -> None:
-            flow.held = True
+    def slicer(
+        self,
+        average_size: int,
+        size_variation: int = 0,
+        delay_us: float = 0,
+        *,
+        direction: Direction = "both",
+    ) -> Fault:
+        """Forward each chunk in slices of ``average_size`` ± up to ``size_variation`` bytes,
+        ``delay_us`` microseconds apart (toxiproxy's ``slicer``: a peer that reads what arrives
+        must put messages together from pieces)."""
+        average = whole("average_size", average_size, minimum=1)
+        variation = whole("size_variation", size_variation, minimum=0)
+        if variation >= average:
+            raise ValueError(
+                f"size_variation={size_variation!r}: must be smaller than average_size={average_size!r} "
+                "(a slice has at least one byte)"
+            )
+        effect = Effect(slicing=Slicing(average, variation, non_negative("delay_us", delay_us) / 1e6))
+        description = f"slicer {average_size} ± {size_variation} B every {delay_us} µs ({direction})"
+        return self._apply(description, direction, lambda _: effect)
 
-        return self._change_flows(f"blackhole ({direction})", direction, change)
+    def limit_data(self, bytes: int, *, direction: Direction = "both") -> Fault:
+        """Close each connection (FIN) once ``bytes`` bytes have passed in a direction, counted per
+        connection from when the fault began; the byte that would exceed it is not forwarded."""
+        effect = Effect(limit=whole("bytes", bytes, minimum=0))
+        return self._apply(f"limit_data {bytes} B ({direction})", direction, lambda _: effect)
+
+    def slow_close(self, delay_ms: float, *, direction: Direction = "both") -> Fault:
+        """Pass on a close (FIN) in a direction ``delay_ms`` milliseconds late: a peer that closed
+        is seen open that long (a reset still goes at once).  Removing the fault passes the held
+        close on at once."""
+        effect = Effect(slow_close=non_negative("delay_ms", delay_ms) / 1000)
+        return self._apply(f"slow_close {delay_ms} ms ({direction})", direction, lambda _: effect)
+
+    def timeout(self, ms: float = 0, *, direction: Direction = "both") -> Fault:
+        """Forward nothing (as :meth:`blackhole`), then close each connection (FIN) ``ms``
+        milliseconds after the fault began (after it connected, for a later one); the held bytes
+        are dropped.  ``ms=0``: hold until the fault is removed, then the bytes flow."""
+        after = non_negative("ms", ms) / 1000
+
+        def effect(now: float) -> Effect:
+            return Effect(held=True, ending=Ending(reset=False, after=after, since=now) if after else None)
+
+        return self._apply(f"timeout {ms} ms ({direction})", direction, effect)
+
+    def reset_peer(self, after_ms: float = 0, *, direction: Direction = "both") -> Fault:
+        """Reset each connection (TCP RST) ``after_ms`` milliseconds after the fault began (after
+        it connected, for a later one): until the fault is removed, no connection lasts longer.
+        ``direction`` as for :meth:`cut`."""
+        after = non_negative("after_ms", after_ms) / 1000
+
+        def effect(now: float) -> Effect:
+            return Effect(ending=Ending(reset=True, after=after, since=now))
+
+        return self._apply(f"reset_peer after {after_ms} ms ({direction})", direction, effect)
 
     def cut(self, *, direction: Direction = "both") -> Fault:
         """Reset every open connection now (TCP RST; ``upstream``: the server's side only,
@@ -199,8 +259,7 @@ class FaultProxy:
         accepted again."""
 
         def clear() -> None:
-            self._faults.flows.update({side: Flow() for side in self._faults.flows})
-            self._faults.update()
+            self._faults.clear()
             self._cutting = ()
             self._refusals = self._listen_refusals = 0
 
@@ -208,26 +267,11 @@ class FaultProxy:
         if self._server is None:
             self._listen_again()
 
-    def _change_flows(self, description: str, direction: Direction, change: Callable[[Flow], None]) -> Fault:
+    def _apply(self, description: str, direction: Direction, effect: Callable[[float], Effect]) -> Fault:
+        """Put ``effect(loop time now)`` into effect on ``direction``'s sides, as one fault."""
         sides = sides_of(direction)
-
-        def apply() -> dict[Side, Flow]:
-            before = {side: self._faults.flows[side].copy() for side in sides}
-            for side in sides:
-                change(self._faults.flows[side])
-            self._faults.update()
-            return before
-
-        before = self._thread.call(apply)
-
-        def undo() -> None:
-            def restore() -> None:
-                self._faults.flows.update({side: flow.copy() for side, flow in before.items()})
-                self._faults.update()
-
-            self._thread.call(restore)
-
-        return Fault(description, undo)
+        key = self._thread.call(lambda: self._faults.apply(sides, effect(self._thread.loop.time())))
+        return Fault(description, lambda: self._thread.call(lambda: self._faults.remove(key)))
 
     # -- on the loop -------------------------------------------------------------
 
