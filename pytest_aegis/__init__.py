@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.app.spec import AppSpec as AppSpec
     from pytest_aegis.assertions.audit import assert_event_persisted as assert_event_persisted
     from pytest_aegis.assertions.audit import assert_no_event_lost as assert_no_event_lost
+    from pytest_aegis.assertions.jetstream import assert_no_acked_write_lost as assert_no_acked_write_lost
     from pytest_aegis.assertions.micro import assert_micro_ping as assert_micro_ping
     from pytest_aegis.assertions.micro import assert_micro_service as assert_micro_service
     from pytest_aegis.assertions.micro import micro_stats as micro_stats
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.errors import BackendUnavailable as BackendUnavailable
     from pytest_aegis.errors import ConfigError as ConfigError
     from pytest_aegis.errors import ExternalServerError as ExternalServerError
+    from pytest_aegis.errors import LameDuckError as LameDuckError
     from pytest_aegis.errors import MigrationError as MigrationError
     from pytest_aegis.errors import NatsConnectError as NatsConnectError
     from pytest_aegis.errors import NatsReloadError as NatsReloadError
@@ -77,6 +79,7 @@ _LAZY = {
     "BackendUnavailable": "pytest_aegis.errors",
     "ConfigError": "pytest_aegis.errors",
     "ExternalServerError": "pytest_aegis.errors",
+    "LameDuckError": "pytest_aegis.errors",
     "MigrationError": "pytest_aegis.errors",
     "NatsConnectError": "pytest_aegis.errors",
     "NatsReloadError": "pytest_aegis.errors",
@@ -101,6 +104,7 @@ _LAZY = {
     "assert_micro_ping": "pytest_aegis.assertions.micro",
     "assert_micro_service": "pytest_aegis.assertions.micro",
     "assert_no_event_lost": "pytest_aegis.assertions.audit",
+    "assert_no_acked_write_lost": "pytest_aegis.assertions.jetstream",
     "assert_migrations_roundtrip": "pytest_aegis.assertions.migrations",
     "assert_permission_denied": "pytest_aegis.assertions.security",
     "assert_permitted": "pytest_aegis.assertions.security",

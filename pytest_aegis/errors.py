@@ -108,6 +108,11 @@ class ServerStartError(AegisError, RuntimeError):
         self.server = server
 
 
+class LameDuckError(AegisError, RuntimeError):
+    """A NATS server did not enter lame-duck mode after SIGUSR2 (it was not running, was paused,
+    or logged nothing in time), or did not exit within its lame-duck duration after it."""
+
+
 class NatsReloadError(AegisError, RuntimeError):
     """A NATS server did not reload its changed config: it logged why (``server_lines``, its log
     from the signal on), exited, or logged nothing before the deadline.  The handle and the

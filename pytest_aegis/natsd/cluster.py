@@ -227,6 +227,28 @@ class NatsCluster:
         """Reload node ``index`` with ``changes`` (:meth:`NatsServer.reload`): that node only."""
         return self.nodes[index].reload(**changes)
 
+    async def rolling_restart(
+        self, *, lame_duck: bool = True, order: Iterable[int] | None = None, timeout: float = HEALTHY_TIMEOUT
+    ) -> None:
+        """Restart every node in turn, as an upgrade does: each node (in ``order``; default 0, 1,
+        ...) enters lame-duck mode (:meth:`NatsServer.lame_duck`: its leaderships and clients move
+        to the others) and exits, starts again with its store, and the cluster is healthy again
+        (:meth:`wait_until_healthy`, ``timeout`` seconds) before the next node.  ``lame_duck=False``:
+        each node is stopped (SIGTERM) instead.  Clients and the test's workload go on meanwhile
+        (the blocking steps run in threads)."""
+        indices = list(range(self.size)) if order is None else list(order)
+        if sorted(indices) != list(range(self.size)):
+            raise ValueError(
+                f"rolling_restart(order={indices!r}): name each node of cluster {self.name} once "
+                f"(0 to {self.size - 1})"
+            )
+        for index in indices:
+            node = self.nodes[index]
+            if lame_duck:
+                await asyncio.to_thread(node.lame_duck, wait_exit=True)
+            await asyncio.to_thread(node.restart)
+            await self.wait_until_healthy(timeout)
+
     def partition(self, *groups: Iterable[int]) -> None:
         """Cut the routes between groups of nodes (``partition([0])``: node 0 from the others;
         nodes no group names form one more group); clients keep their connections.  Until

@@ -53,6 +53,11 @@ def render(
         # Fail fast on a dead client instead of the 2 s default.
         "ping_interval": "30s",
     }
+    lame_duck = {
+        "lame_duck_duration": spec.lame_duck_duration,
+        "lame_duck_grace_period": spec.lame_duck_grace_period,
+    }
+    conf |= {key: f"{round(seconds * 1000)}ms" for key, seconds in lame_duck.items() if seconds is not None}
     if spec.jetstream:
         conf["jetstream"] = {
             "store_dir": str(store_dir),

@@ -20,6 +20,7 @@ from pytest_aegis.config import DEFAULT_START_TIMEOUT
 from pytest_aegis.matrix import record
 from pytest_aegis.natsd.auth import CREDENTIAL_ENV
 from pytest_aegis.natsd.connect import open_client
+from pytest_aegis.natsd.lameduck import LAME_DUCK_TIMEOUT, enter_lame_duck, wait_until_exited
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.reload import RELOAD_TIMEOUT, reload_server
 from pytest_aegis.natsd.spec import NatsSpec
@@ -59,6 +60,7 @@ class NatsRuntime(Protocol):
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     def reload_config(self, *, signal: bool = True) -> None: ...
+    def signal(self, name: str) -> None: ...
     def keep_instructions(self) -> str: ...
 
 
@@ -256,6 +258,23 @@ class NatsServer:
     def resume(self) -> None:
         """Let a paused server run again (nothing when it is not paused)."""
         self._runtime.resume()
+
+    def lame_duck(self, *, wait_exit: bool = False, timeout: float = LAME_DUCK_TIMEOUT) -> list[str]:
+        """Put the server into its own lame-duck mode, as operators do before a restart (SIGUSR2,
+        what ``nats-server --signal ldm`` sends): it stops accepting clients, hands its Raft
+        leaderships (JetStream meta, streams, consumers) to other nodes, tells its clients and
+        routes to go elsewhere, closes its clients after ``lame_duck_grace_period`` and exits by
+        itself within ``lame_duck_duration`` (the spec's keywords; nats-server's defaults are
+        10 s and 2 min).  :meth:`restart` brings it back with its store.
+
+        Returns its log lines from the signal to ``Entering lame duck mode`` (within ``timeout``
+        seconds); with ``wait_exit``, returns once it has exited.  Raises
+        :class:`~pytest_aegis.LameDuckError` when it did neither in time,
+        :class:`~pytest_aegis.ExternalServerError` on the external backend."""
+        lines = enter_lame_duck(self, timeout=timeout)
+        if wait_exit:
+            wait_until_exited(self)
+        return lines
 
     def paused(self) -> AbstractContextManager[None]:
         """``with server.paused(): ...``: paused for the block, resumed however it ends."""

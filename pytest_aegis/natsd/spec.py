@@ -29,6 +29,10 @@ else:  # the valid values are the auth table's keys
     AuthName = Literal[tuple(AUTH_MODES)]
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: nats-server's own lame-duck duration and grace period, in seconds.
+LAME_DUCK_DEFAULTS = (120.0, 10.0)
+#: The shortest lame-duck duration nats-server accepts, in seconds.
+LAME_DUCK_MIN_DURATION = 30.0
 
 
 class _Frozen(BaseModel):
@@ -118,6 +122,23 @@ class NatsSpec(_Frozen):
         Field(description='extra users: `{"reader": {"password": "...", "permissions": {...}}}`'),
     ] = ()
     jetstream: Annotated[bool, Field(description="JetStream on (file store in the server's temp dir)")] = True
+    lame_duck_duration: Annotated[
+        float | None,
+        Field(
+            ge=LAME_DUCK_MIN_DURATION,
+            description="seconds lame-duck mode (`NatsServer.lame_duck()`) may last: the server closes "
+            "its clients spread over it (at most 1 s apart) and exits (nats-server's default: "
+            f"{LAME_DUCK_DEFAULTS[0]:g}, its minimum: {LAME_DUCK_MIN_DURATION:g})",
+        ),
+    ] = None
+    lame_duck_grace_period: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description="seconds in lame-duck mode before clients are closed; below the duration "
+            f"(nats-server's default: {LAME_DUCK_DEFAULTS[1]:g})",
+        ),
+    ] = None
 
     @field_validator("users", mode="before")
     @classmethod
@@ -143,6 +164,13 @@ class NatsSpec(_Frozen):
         if DEFAULT_USER in names or len(set(names)) != len(names):
             raise ValueError(
                 f"user names must be unique and not {DEFAULT_USER!r} (the default user): {names}"
+            )
+        duration = LAME_DUCK_DEFAULTS[0] if self.lame_duck_duration is None else self.lame_duck_duration
+        grace = LAME_DUCK_DEFAULTS[1] if self.lame_duck_grace_period is None else self.lame_duck_grace_period
+        if grace >= duration:
+            raise ValueError(
+                f"lame_duck_grace_period ({grace:g} s) must be below lame_duck_duration ({duration:g} s), "
+                "as nats-server requires; a keyword left out has nats-server's default"
             )
         if not mode.user_passwords and any(user.password for user in self.users):
             with_passwords = _either(name for name, other in AUTH_MODES.items() if other.user_passwords)

@@ -193,6 +193,11 @@ class DockerNats(StartingNats, ContainerBacked):
         if signal:
             self._run.signal("SIGHUP")
 
+    def signal(self, name: str) -> None:
+        """Send the signal ``name`` (``"SIGUSR2"``: lame-duck mode) to the server through the engine."""
+        assert self._run is not None
+        self._run.signal(name)
+
     def stop(self) -> None:
         if self._run is not None:
             self._run.stop()

@@ -173,6 +173,9 @@ class ExternalNatsRuntime:
     def reload_config(self, *, signal: bool = True) -> None:
         refuse("reload", f"the NATS server at {self._shown}")
 
+    def signal(self, name: str) -> None:
+        refuse("signal", f"the NATS server at {self._shown}")
+
     def keep_instructions(self) -> str:
         return "external server (not started by the harness)"
 

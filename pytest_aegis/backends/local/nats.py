@@ -9,7 +9,7 @@ lifetime and recorded for the next session's sweep (see :mod:`pytest_aegis.proce
 from __future__ import annotations
 
 from pathlib import Path
-from signal import SIGHUP
+from signal import SIGHUP, Signals
 
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
@@ -74,6 +74,10 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
         self._write_config()
         if signal:
             self._process.send_signal(SIGHUP)
+
+    def signal(self, name: str) -> None:
+        """Send the signal ``name`` (``"SIGUSR2"``: lame-duck mode) to the server's process."""
+        self._process.send_signal(Signals[name])
 
     def stop(self) -> None:
         self._process.stop()

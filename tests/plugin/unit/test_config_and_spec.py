@@ -145,3 +145,17 @@ def test_async_wait_until_shares_the_schedule():
         return len(calls)
 
     assert asyncio.run(main()) == 3
+
+
+def test_lame_duck_settings_are_rendered_and_checked_as_nats_server_checks_them(tmp_path: Path):
+    spec = build_spec({"auth": "none", "tls": False, "lame_duck_duration": 30, "lame_duck_grace_period": 1.5})
+    text = render(prepare(spec, tmp_path, None), name="n1", store_dir=tmp_path / "js")
+    assert 'lame_duck_duration: "30000ms"' in text and 'lame_duck_grace_period: "1500ms"' in text
+    plain = render(prepare(NatsSpec.plain(), tmp_path, None), name="n", store_dir=tmp_path / "s")
+    assert "lame_duck_duration:" not in plain and "lame_duck_grace_period:" not in plain
+    with pytest.raises(SpecError, match=r"lame_duck_duration: Input should be greater than or equal to 30"):
+        build_spec({"lame_duck_duration": 3})
+    with pytest.raises(SpecError, match=r"grace_period \(40 s\) must be below lame_duck_duration \(30 s\)"):
+        build_spec({"lame_duck_duration": 30, "lame_duck_grace_period": 40})
+    with pytest.raises(SpecError, match=r"grace_period \(120 s\) must be below lame_duck_duration \(120 s\)"):
+        build_spec({"lame_duck_grace_period": 120})  # against nats-server's default duration
