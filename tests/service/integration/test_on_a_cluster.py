@@ -1,6 +1,7 @@
 """The reference service on a 3-node NATS cluster (TLS + user/password, routes secured), its
-``AUDIT`` stream and registry buckets at R3: the leader of its stream killed mid-burst, and a
-partition isolating the registry bucket's leader."""
+``AUDIT`` stream and registry buckets at R3: the leader of its stream killed mid-burst, a
+partition isolating the registry bucket's leader, and a rolling restart through lame-duck mode
+during a burst."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pytest_aegis import NatsCluster, assert_health_check, assert_instance_regis
 from pytest_aegis.assertions.service import INSTANCES_BUCKET
 from pytest_aegis.natsd.cluster import monitor_get
 from pytest_aegis.waiting import async_wait_until
-from tests.nats_support import connected_node
+from tests.nats_support import UNACKED, connected_node
 
 R3 = {"AEGIS_JETSTREAM_REPLICAS": "3"}
 #: A registration TTL longer than the elections after a node dies: the entry has to survive them.
@@ -115,5 +116,50 @@ async def test_a_partition_isolating_the_registry_leaders_node_leaves_the_servic
         nats_cluster.heal()
         await nats_cluster.wait_until_healthy()
         await assert_instance_registered(nc, app.service_name, app.instance_id, within=10)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.nats_cluster(size=3, lame_duck_duration=30, lame_duck_grace_period=1)
+@pytest.mark.asyncio
+async def test_a_rolling_restart_through_lame_duck_keeps_the_service_healthy_and_every_event_once(
+    nats_cluster: NatsCluster, audit_db: Any, fast_app: Any
+) -> None:
+    app = fast_app(env={"AEGIS_DATABASE_URL": audit_db.dsn, **FAST_AUDIT, **R3, **LONG_TTL})
+    nc = await nats_cluster.connect()
+    try:
+        js = nc.jetstream()
+        acked: list[str] = []
+        checks: list[dict[str, Any]] = []
+        restart = asyncio.create_task(nats_cluster.rolling_restart())
+
+        async def burst() -> None:  # events published all through the restart
+            while not restart.done():
+                event_id, body = event()
+                try:
+                    await js.publish(
+                        "audit.test.happened", body, timeout=2, headers={"Nats-Msg-Id": event_id}
+                    )
+                except UNACKED:
+                    continue  # not acknowledged: the service may or may not see it
+                acked.append(event_id)
+
+        async def health() -> None:  # and health checked all through it
+            while not restart.done():
+                # While the service's own connection moves to another node (~200 ms), its health
+                # subject has no responder: each check may take a few tries, none may fail for good.
+                checks.append(
+                    await async_wait_until(
+                        lambda: assert_health_check(nc, service=app.service_name, within=1),
+                        "the service to answer its health check healthy",
+                        timeout=15,
+                        transient=(AssertionError,),
+                    )
+                )
+
+        await asyncio.gather(restart, burst(), health())
+        assert len(checks) > 3 and len(acked) > 100
+        await assert_health_check(nc, service=app.service_name, within=10)
+        await assert_no_event_lost(audit_db.dsn, acked, within=90)
     finally:
         await nc.close()
