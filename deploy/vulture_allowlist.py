@@ -36,6 +36,7 @@ FaultProxy.reset_peer
 NatsCluster.stream_leader  # the cluster handle's public API (tests call it)
 NatsCluster.step_down
 NatsCluster.rolling_restart
+NatsCluster.nemesis
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).

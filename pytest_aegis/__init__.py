@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.faults.targets import PostgresFaultProxy as PostgresFaultProxy
     from pytest_aegis.fixtures.nats import nats_server_fixture as nats_server_fixture
     from pytest_aegis.natsd.cluster import NatsCluster as NatsCluster
+    from pytest_aegis.natsd.nemesis import Nemesis as Nemesis
     from pytest_aegis.natsd.server import NatsServer as NatsServer
     from pytest_aegis.natsd.spec import NatsSpec as NatsSpec
     from pytest_aegis.postgres.handle import PostgresDatabase as PostgresDatabase
@@ -70,6 +71,7 @@ _LAZY = {
     "Fault": "pytest_aegis.faults.proxy",
     "FaultProxy": "pytest_aegis.faults.proxy",
     "NatsCluster": "pytest_aegis.natsd.cluster",
+    "Nemesis": "pytest_aegis.natsd.nemesis",
     "NatsFaultProxy": "pytest_aegis.faults.targets",
     "PostgresFaultProxy": "pytest_aegis.faults.targets",
     "AppProcess": "pytest_aegis.app.process",

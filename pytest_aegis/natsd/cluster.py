@@ -16,14 +16,16 @@ import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.errors import AegisError
+from pytest_aegis.faults.proxy import Fault
 from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.nemesis import FAULTS, Nemesis, check_faults, plan
 from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.server import NatsRuntime, NatsServer
@@ -259,8 +261,49 @@ class NatsCluster:
             )
         self.routes.partition(partition_groups(groups, self.size))
 
+    def route_latency(self, index: int, ms: float, jitter_ms: float = 0) -> Fault:
+        """Delay every route byte to and from node ``index`` by ``ms`` milliseconds (± up to
+        ``jitter_ms``); clients' connections are untouched.  Until the returned fault is removed
+        (or used as a context manager), or :meth:`heal`."""
+        if self.routes is None:
+            raise ValueError(f"cluster {self.name} was started without route proxies: no route latency")
+        if not 0 <= index < self.size:
+            raise ValueError(f"route_latency: no node {index} in a cluster of {self.size}")
+        faults = self.routes.latency(index, ms, jitter_ms)
+
+        def undo() -> None:
+            for fault in faults:
+                fault.remove()
+
+        return Fault(f"route latency {ms} ms ± {jitter_ms} ms at node {index}", undo)
+
+    def nemesis(
+        self,
+        seed: int | None = None,
+        *,
+        faults: Sequence[str] = FAULTS,
+        steps: int = 6,
+        hold: float = 2.0,
+        gap: float = 1.0,
+        timeout: float = HEALTHY_TIMEOUT,
+    ) -> Nemesis:
+        """A seeded nemesis (:mod:`~pytest_aegis.natsd.nemesis`) for this cluster:
+        ``async with cluster.nemesis(seed=5) as nemesis: ... await nemesis.wait()``.  ``steps``
+        faults from ``faults`` (``kill``, ``pause``, ``partition``, ``latency``, ``lame_duck``),
+        one at a time, each held about ``hold`` s after about ``gap`` s of calm and healed before
+        the next (the cluster healthy again within ``timeout`` s).  Without ``seed`` one is drawn;
+        either way it is in ``nemesis.seed`` and the first line of ``nemesis.history``."""
+        chosen = check_faults(faults)
+        if self.routes is None and {"partition", "latency"} & set(chosen):
+            raise ValueError(
+                f"cluster {self.name} was started without route proxies: no partition or latency faults"
+            )
+        drawn = secrets.randbelow(2**31) if seed is None else seed
+        schedule = plan(drawn, self.size, faults=chosen, steps=steps, hold=hold, gap=gap)
+        return Nemesis(self, drawn, schedule, timeout=timeout)
+
     def heal(self) -> None:
-        """Let every route connect again (the cluster heals on its own; wait with
+        """Let every route connect again, without latency (the cluster heals on its own; wait with
         :meth:`wait_until_healthy`)."""
         if self.routes is not None:
             self.routes.heal()

@@ -61,8 +61,19 @@ class RouteProxies:
                 self._faults.append(proxy.refuse())
                 proxy.cut()
 
+    def latency(self, node: int, ms: float, jitter_ms: float = 0) -> list[Fault]:
+        """Delay every route byte to and from ``node`` by ``ms`` (± ``jitter_ms``) until the
+        faults returned are removed, or :meth:`heal`."""
+        faults = [
+            proxy.latency(ms, jitter_ms)
+            for (source, target), proxy in self.proxies.items()
+            if node in (source, target)
+        ]
+        self._faults.extend(faults)
+        return faults
+
     def heal(self) -> None:
-        """Let every route connect again."""
+        """Let every route connect again, at full speed."""
         faults, self._faults = self._faults, []
         for fault in faults:
             fault.remove()
