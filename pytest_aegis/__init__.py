@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.natsd.nemesis import Nemesis as Nemesis
     from pytest_aegis.natsd.server import NatsServer as NatsServer
     from pytest_aegis.natsd.spec import NatsSpec as NatsSpec
+    from pytest_aegis.natsd.store import StoreDamage as StoreDamage
     from pytest_aegis.postgres.handle import PostgresDatabase as PostgresDatabase
     from pytest_aegis.postgres.handle import PostgresHandle as PostgresHandle
 
@@ -72,6 +73,7 @@ _LAZY = {
     "FaultProxy": "pytest_aegis.faults.proxy",
     "NatsCluster": "pytest_aegis.natsd.cluster",
     "Nemesis": "pytest_aegis.natsd.nemesis",
+    "StoreDamage": "pytest_aegis.natsd.store",
     "NatsFaultProxy": "pytest_aegis.faults.targets",
     "PostgresFaultProxy": "pytest_aegis.faults.targets",
     "AppProcess": "pytest_aegis.app.process",

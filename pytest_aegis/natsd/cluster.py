@@ -30,6 +30,7 @@ from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.server import NatsRuntime, NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
+from pytest_aegis.natsd.store import StoreDamage
 from pytest_aegis.ports import LOOPBACK, lease_port, release_port
 from pytest_aegis.waiting import async_wait_until
 
@@ -251,6 +252,35 @@ class NatsCluster:
             await asyncio.to_thread(node.restart)
             await self.wait_until_healthy(timeout)
 
+    def raft_group(self, stream: str, *, account: str = "$G") -> str:
+        """The name of ``stream``'s Raft group (``S-R3F-...``), as a running node's monitor
+        reports it; :class:`LookupError` when no running node knows the stream."""
+        seen = []
+        for node in self.nodes:
+            if not node.is_running or node.is_paused or node.monitor_url is None:
+                continue
+            report = monitor_get(node.monitor_url, "/jsz?accounts=true&streams=true&raft=true")
+            for details in report.get("account_details") or []:
+                if details.get("name") != account:
+                    continue
+                for detail in details.get("stream_detail") or []:
+                    seen.append(detail.get("name"))
+                    group = detail.get("stream_raft_group") or (detail.get("cluster") or {}).get("raft_group")
+                    if detail.get("name") == stream and group:
+                        return str(group)
+        raise LookupError(
+            f"cluster {self.name}: no running node reports a Raft group for stream {stream!r} of account "
+            f"{account!r} (streams seen: {sorted(set(map(str, seen))) or 'none'}); is it replicated?"
+        )
+
+    def corrupt(
+        self, index: int, stream: str, *, kind: str, what: str = "blocks", seed: int = 0
+    ) -> StoreDamage:
+        """:meth:`NatsServer.corrupt` on node ``index`` (stopped), the Raft group of ``stream``
+        looked up on the running nodes for ``what="snapshot"``."""
+        group = self.raft_group(stream) if what == "snapshot" else None
+        return self.nodes[index].corrupt(stream, kind=kind, what=what, seed=seed, group=group)
+
     def partition(self, *groups: Iterable[int]) -> None:
         """Cut the routes between groups of nodes (``partition([0])``: node 0 from the others;
         nodes no group names form one more group); clients keep their connections.  Until
@@ -386,20 +416,35 @@ class NatsCluster:
         finally:
             await nc.close()
 
-    async def step_down(self, stream: str, timeout: float = HEALTHY_TIMEOUT) -> int:
+    async def step_down(self, stream: str, timeout: float = HEALTHY_TIMEOUT, *, to: int | None = None) -> int:
         """Have ``stream``'s leader hand over (JetStream's leader step-down) and return the index
         of the node that leads it next: puts a leader where a test needs it, for instance off the
-        node a partition will isolate."""
+        node a partition will isolate.  ``to``: the node that should lead next (nats-server 2.11
+        or later takes a preferred node); a node already leading is left as it is."""
         nc = await self.connect()
         try:
             before = await self._leader_of(nc, stream, timeout)
-            reply = await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=MONITOR_TIMEOUT)
+            if to is not None and before == to:
+                return before
+            body = (
+                b"" if to is None else json.dumps({"placement": {"preferred": self.nodes[to].name}}).encode()
+            )
+            reply = await nc.request(
+                f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", body, timeout=MONITOR_TIMEOUT
+            )
             answer = json.loads(reply.data)
             if "error" in answer:
                 raise AegisError(
-                    f"cluster {self.name}: stream {stream!r} refused to step down: {answer['error']}"
+                    f"cluster {self.name}: stream {stream!r} refused to step down"
+                    f"{'' if to is None else f' to node {to}'}: {answer['error']}"
                 )
-            return await self._leader_of(nc, stream, timeout, other_than=before)
+            index = await self._leader_of(nc, stream, timeout, other_than=before)
+            if to is not None and index != to:
+                raise AegisError(
+                    f"cluster {self.name}: stream {stream!r} stepped down to node {index}, not node {to} "
+                    "(a preferred leader needs nats-server 2.11 or later, and a current replica there)"
+                )
+            return index
         finally:
             await nc.close()
 

@@ -64,6 +64,8 @@ def render(
             "max_memory_store": 256 * 1024 * 1024,
             "max_file_store": 2 * 1024 * 1024 * 1024,
         }
+        if spec.sync_interval is not None:
+            conf["jetstream"]["sync_interval"] = spec.sync_interval
     if material.server_files is not None:
         tls: dict[str, Any] = {
             "cert_file": str(material.server_files.cert),

@@ -24,6 +24,7 @@ from pytest_aegis.natsd.lameduck import LAME_DUCK_TIMEOUT, enter_lame_duck, wait
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.reload import RELOAD_TIMEOUT, reload_server
 from pytest_aegis.natsd.spec import NatsSpec
+from pytest_aegis.natsd.store import StoreDamage, StoreFiles, corrupt_store
 from pytest_aegis.pausing import hold_paused
 
 CLIENT_DEFAULTS: Mapping[str, Any] = {
@@ -61,6 +62,7 @@ class NatsRuntime(Protocol):
     def resume(self) -> None: ...
     def reload_config(self, *, signal: bool = True) -> None: ...
     def signal(self, name: str) -> None: ...
+    def stopped_store(self) -> StoreFiles: ...
     def keep_instructions(self) -> str: ...
 
 
@@ -275,6 +277,24 @@ class NatsServer:
         if wait_exit:
             wait_until_exited(self)
         return lines
+
+    def corrupt(
+        self, stream: str, *, kind: str, what: str = "blocks", seed: int = 0, group: str | None = None
+    ) -> StoreDamage:
+        """Damage the JetStream store of this *stopped* server, as a failing disk would:
+        ``kind="bitflip"`` (one bit of each file, at a place drawn from ``seed``), ``"truncate"``
+        (each file cut to half its size) or ``"delete"``; ``what="blocks"`` (``stream``'s message
+        blocks) or ``"snapshot"`` (the snapshots of its Raft group ``group``: a replicated stream;
+        :meth:`NatsCluster.corrupt` finds the group).  Then :meth:`restart` it and see what the
+        server, or the cluster, makes of it.  Returns what was done, file by file.
+
+        :class:`ValueError` for a bad argument or when there is no such file (the message lists
+        the store's files); :class:`RuntimeError` while the server runs;
+        :class:`~pytest_aegis.ExternalServerError` on the external backend."""
+        store = self._runtime.stopped_store()
+        return corrupt_store(
+            store, server=self.name, stream=stream, kind=kind, what=what, seed=seed, group=group
+        )
 
     def paused(self) -> AbstractContextManager[None]:
         """``with server.paused(): ...``: paused for the block, resumed however it ends."""

@@ -122,6 +122,14 @@ class NatsSpec(_Frozen):
         Field(description='extra users: `{"reader": {"password": "...", "permissions": {...}}}`'),
     ] = ()
     jetstream: Annotated[bool, Field(description="JetStream on (file store in the server's temp dir)")] = True
+    sync_interval: Annotated[
+        str | None,
+        Field(
+            pattern=r"^(always|\d+(\.\d+)?(ms|s|m|h))$",
+            description='how often JetStream fsyncs its store: `"always"` (every write) or a duration '
+            'such as `"100ms"`, `"10s"` (nats-server\'s default: `"2m"`)',
+        ),
+    ] = None
     lame_duck_duration: Annotated[
         float | None,
         Field(
@@ -165,6 +173,8 @@ class NatsSpec(_Frozen):
             raise ValueError(
                 f"user names must be unique and not {DEFAULT_USER!r} (the default user): {names}"
             )
+        if self.sync_interval is not None and not self.jetstream:
+            raise ValueError(f"sync_interval={self.sync_interval!r} needs jetstream=True")
         duration = LAME_DUCK_DEFAULTS[0] if self.lame_duck_duration is None else self.lame_duck_duration
         grace = LAME_DUCK_DEFAULTS[1] if self.lame_duck_grace_period is None else self.lame_duck_grace_period
         if grace >= duration:

@@ -26,6 +26,7 @@ from typing import Any
 
 from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec, Mount
 from pytest_aegis.backends.docker.engine import Engine
+from pytest_aegis.backends.docker.store import ContainerStore
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
@@ -197,6 +198,16 @@ class DockerNats(StartingNats, ContainerBacked):
         """Send the signal ``name`` (``"SIGUSR2"``: lame-duck mode) to the server through the engine."""
         assert self._run is not None
         self._run.signal(name)
+
+    def stopped_store(self) -> ContainerStore:
+        """The JetStream store's files in the stopped container (through the engine)."""
+        if self._run is None or self._run.container is None:
+            raise RuntimeError(f"nats-server[{self.name}] was never started: it has no store")
+        if self.is_running:
+            raise RuntimeError(
+                f"nats-server[{self.name}] is running: stop() or kill() it before its store is touched"
+            )
+        return ContainerStore(self._run.container, STORE)
 
     def stop(self) -> None:
         if self._run is not None:

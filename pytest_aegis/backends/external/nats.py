@@ -10,7 +10,7 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -175,6 +175,9 @@ class ExternalNatsRuntime:
 
     def signal(self, name: str) -> None:
         refuse("signal", f"the NATS server at {self._shown}")
+
+    def stopped_store(self) -> NoReturn:
+        refuse("corrupt", f"the store of the NATS server at {self._shown}")
 
     def keep_instructions(self) -> str:
         return "external server (not started by the harness)"

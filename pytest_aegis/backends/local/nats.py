@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from signal import SIGHUP, Signals
 
+from pytest_aegis.backends.local.store import DirectoryStore
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness
@@ -78,6 +79,14 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
     def signal(self, name: str) -> None:
         """Send the signal ``name`` (``"SIGUSR2"``: lame-duck mode) to the server's process."""
         self._process.send_signal(Signals[name])
+
+    def stopped_store(self) -> DirectoryStore:
+        """The JetStream store's files (the server must be stopped: it holds them open)."""
+        if self.is_running:
+            raise RuntimeError(
+                f"nats-server[{self.name}] is running: stop() or kill() it before its store is touched"
+            )
+        return DirectoryStore(self._directory / "jetstream")
 
     def stop(self) -> None:
         self._process.stop()

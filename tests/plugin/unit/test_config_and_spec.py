@@ -159,3 +159,15 @@ def test_lame_duck_settings_are_rendered_and_checked_as_nats_server_checks_them(
         build_spec({"lame_duck_duration": 30, "lame_duck_grace_period": 40})
     with pytest.raises(SpecError, match=r"grace_period \(120 s\) must be below lame_duck_duration \(120 s\)"):
         build_spec({"lame_duck_grace_period": 120})  # against nats-server's default duration
+
+
+def test_sync_interval_is_rendered_into_the_jetstream_block_and_checked(tmp_path: Path):
+    spec = build_spec({"auth": "none", "tls": False, "sync_interval": "always"})
+    assert '  sync_interval: "always"\n' in render(
+        prepare(spec, tmp_path, None), name="n1", store_dir=tmp_path / "js"
+    )
+    assert build_spec({"sync_interval": "250ms"}).sync_interval == "250ms"
+    with pytest.raises(SpecError, match=r"sync_interval: String should match pattern .*\(got 'sometimes'\)"):
+        build_spec({"sync_interval": "sometimes"})
+    with pytest.raises(SpecError, match=r"sync_interval='always' needs jetstream=True"):
+        build_spec({"sync_interval": "always", "jetstream": False})
