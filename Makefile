@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
 .PHONY: venv integration test unit test-plugin test-service test-docker examples examples-docker lint docs \
-	bench soak clean docker-sandbox compose-v2 docker-up
+	bench soak hunt clean docker-sandbox compose-v2 docker-up
 
 # The plugin (with its dev extra) and the reference service (service/), both editable.
 $(VENV)/.installed: pyproject.toml service/pyproject.toml
@@ -112,6 +112,15 @@ SOAK_ARGS ?=
 soak: $(VENV)/.installed
 	$(PY) -m bench.soak --runs $(SOAK_RUNS) --out bench-results/soak.json --require=$(REQUIRE) \
 	  --pytest-args="$(PYTEST_ARGS)" $(SOAK_ARGS)
+
+HUNT_VERSIONS ?= 2.12.1,2.15.1
+HUNT_MINUTES ?= 10
+HUNT_ARGS ?=
+
+## The hunt (on demand, never in CI): the seeded nemesis around an acknowledged-write workload on
+## each nats-server release for HUNT_MINUTES; rounds and findings into bench-results/hunt.json.
+hunt: $(VENV)/.installed
+	$(PY) -m bench.hunt --versions $(HUNT_VERSIONS) --minutes $(HUNT_MINUTES) --out bench-results/hunt.json $(HUNT_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
