@@ -71,3 +71,7 @@ End.eof_received
 End.pause_writing
 End.resume_writing
 End.connection_lost
+
+from bench.hunt.rounds import test_hunt
+
+test_hunt  # a pytest test: bench/hunt/__main__.py runs it with pytest
