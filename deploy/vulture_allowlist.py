@@ -37,6 +37,7 @@ NatsCluster.stream_leader  # the cluster handle's public API (tests call it)
 NatsCluster.step_down
 NatsCluster.rolling_restart
 NatsCluster.nemesis
+NatsCluster.add_node
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).

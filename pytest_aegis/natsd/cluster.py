@@ -16,7 +16,7 @@ import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,6 +181,8 @@ class NatsCluster:
     layout: ClusterLayout
     entry: NatsServer = field(repr=False)
     routes: RouteProxies | None = field(default=None, repr=False)
+    #: Starts one more node (the pool that made the cluster); ``None``: it cannot grow.
+    grow: Callable[[], NatsServer] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -229,6 +231,18 @@ class NatsCluster:
     def reload(self, index: int, **changes: Any) -> list[str]:
         """Reload node ``index`` with ``changes`` (:meth:`NatsServer.reload`): that node only."""
         return self.nodes[index].reload(**changes)
+
+    def add_node(self) -> NatsServer:
+        """Start one more node that joins this running cluster, secured like the others (same
+        spec, certificates and route credentials), and return it once it accepts clients; it is
+        ``nodes[-1]`` from then on (and in :attr:`urls`, :meth:`connect_kwargs`, :meth:`env`).
+        JetStream adds it to the meta group on its own: ``await wait_until_healthy()`` waits
+        until it is there and can be placed on."""
+        if self.grow is None:
+            raise ValueError(f"cluster {self.name} was not started by the harness's pool: it cannot grow")
+        if self.size + 1 not in SIZES:
+            raise ValueError(f"cluster {self.name} has {self.size} nodes, the most a cluster here has")
+        return self.grow()
 
     async def rolling_restart(
         self, *, lame_duck: bool = True, order: Iterable[int] | None = None, timeout: float = HEALTHY_TIMEOUT

@@ -30,17 +30,25 @@ class RouteProxies:
         self._nowhere = socket.socket()
         self._nowhere.bind((LOOPBACK, 0))
         self.nowhere_port: int = self._nowhere.getsockname()[1]
+        self._name = name
         try:
             for source, target in itertools.permutations(range(len(route_ports)), 2):
-                self.proxies[(source, target)] = FaultProxy(
-                    LOOPBACK,
-                    route_ports[target],
-                    name=f"{name}-route-{source + 1}-{target + 1}",
-                    loop=self._loop,
-                )
+                self._add(source, target, route_ports[target])
         except BaseException:
             self.close()
             raise
+
+    def _add(self, source: int, target: int, port: int) -> None:
+        self.proxies[(source, target)] = FaultProxy(
+            LOOPBACK, port, name=f"{self._name}-route-{source + 1}-{target + 1}", loop=self._loop
+        )
+
+    def add_node(self, route_ports: list[int]) -> None:
+        """Proxies to and from the last node of ``route_ports`` (one that joins the cluster)."""
+        new = len(route_ports) - 1
+        for other in range(new):
+            self._add(new, other, route_ports[other])
+            self._add(other, new, route_ports[new])
 
     @property
     def ports(self) -> dict[tuple[int, int], int]:

@@ -20,7 +20,7 @@ from pytest_aegis.matrix import record
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.server import CONNECT_DEADLINE, NatsServer
 from pytest_aegis.natsd.spec import NatsSpec
-from pytest_aegis.ports import PORT_ATTEMPTS, port_was_taken, release_port, start_on_free_port
+from pytest_aegis.ports import PORT_ATTEMPTS, lease_port, port_was_taken, release_port, start_on_free_port
 from pytest_aegis.session import SessionState
 
 if TYPE_CHECKING:  # the backends start what this pool hands out
@@ -128,7 +128,18 @@ class NatsPool:
         for server in (*nodes, entry):
             server.topology = "cluster"
         record.ran(material.spec, "cluster")
-        cluster = NatsCluster(nodes, layout, entry, routes)
+
+        def grow() -> NatsServer:
+            """One more node, routing to the others (their routes to it come from its own)."""
+            layout.route_ports.append(lease_port())
+            routes.add_node(layout.route_ports)
+            layout.via = routes.ports
+            node = start(len(nodes))
+            node.topology = "cluster"
+            nodes.append(node)  # the entry's list too: its URLs name the new node
+            return node
+
+        cluster = NatsCluster(nodes, layout, entry, routes, grow=grow)
         self._clusters.append(cluster)
         return cluster
 
