@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,17 @@ def spawn_pytest(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.
          "-o", "asyncio_default_fixture_loop_scope=function", *args],
         cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def refused(port: int) -> bool:
+    """A TCP connect to 127.0.0.1:``port`` is refused (nothing listens)."""
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return True
+    return False
 
 
 def gone(pid: int) -> bool:

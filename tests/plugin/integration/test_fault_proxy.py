@@ -14,7 +14,7 @@ import nats.errors
 import psycopg
 import pytest
 from nats.aio.client import Client
-from support import kill_9_hanging_session, session_env
+from support import kill_9_hanging_session, refused, session_env
 
 from pytest_aegis import (
     NatsConnectError,
@@ -36,17 +36,6 @@ async def echo(nc: Client, subject: str) -> None:
 
     await nc.subscribe(subject, cb=answer)
     await nc.flush()
-
-
-def refused(port: int) -> bool:
-    """A TCP connect to 127.0.0.1:``port`` is refused (nothing listens)."""
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        try:
-            probe.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
-            return True
-    return False
 
 
 @pytest.mark.asyncio

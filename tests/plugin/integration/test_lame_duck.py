@@ -6,10 +6,10 @@ and every acknowledged write is there once afterwards."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import pytest
+from support import refused
 
 from pytest_aegis import LameDuckError, NatsCluster, assert_no_acked_write_lost
 from pytest_aegis.natsd.lameduck import ENTERING
@@ -20,16 +20,6 @@ from tests.nats_support import write_until
 #: duration it takes, and with a few clients it closes them at most 1 s apart and exits).
 QUICK = {"lame_duck_duration": 30, "lame_duck_grace_period": 1}
 STREAM = "ROLLING"
-
-
-def refused(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        try:
-            probe.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
-            return True
-    return False
 
 
 @pytest.mark.asyncio
