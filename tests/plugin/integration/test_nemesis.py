@@ -38,7 +38,7 @@ async def test_a_seeded_nemesis_runs_its_schedule_heals_and_loses_no_acknowledge
         await js.add_stream(name=STREAM, subjects=["nemesis.>"], num_replicas=3)
         stop, acked = asyncio.Event(), []
         writer = asyncio.create_task(write_until(js, "nemesis.w", stop, acked))
-        async with nats_cluster.nemesis(seed=SEED, hold=1.0, gap=0.5) as nemesis:
+        async with nats_cluster.nemesis(seed=SEED, hold=1.0, gap=0.5, timeout=60) as nemesis:
             await nemesis.wait()
         await async_wait_until(
             lambda: asyncio.sleep(0, len(acked)), "acks after the nemesis", timeout=30, ok=lambda n: n > 0
