@@ -100,10 +100,10 @@ def test_bad_corrupt_arguments_name_what_is_wrong(nats_server_factory: Any) -> N
 #: ("loses": it took the damaged copy for a good one). By nats-server release.
 RECOVERS, LOSES = "recovers", "loses"
 OUTCOMES: dict[tuple[str, str], dict[str, str]] = {
-    ("delete", "blocks"): {"2.11": LOSES, "2.15": RECOVERS},
-    ("truncate", "blocks"): {"2.11": LOSES, "2.15": RECOVERS},
-    ("bitflip", "blocks"): {"2.11": LOSES, "2.15": LOSES},
-    ("delete", "snapshot"): {"2.11": RECOVERS, "2.15": RECOVERS},
+    ("delete", "blocks"): {"2.11": LOSES, "2.12": RECOVERS, "2.15": RECOVERS},
+    ("truncate", "blocks"): {"2.11": LOSES, "2.12": RECOVERS, "2.15": RECOVERS},
+    ("bitflip", "blocks"): {"2.11": LOSES, "2.12": LOSES, "2.15": LOSES},
+    ("delete", "snapshot"): {"2.11": RECOVERS, "2.12": RECOVERS, "2.15": RECOVERS},
 }
 
 
