@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from pytest_aegis.natsd.nemesis import FAULTS
+from pytest_aegis.natsd.nemesis import DEFAULT_FAULTS, FAULTS
 
 CACHE = Path("bench-results/.nats-server")
 
@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hunt", description=__doc__)
     parser.add_argument("--versions", default="2.12.1,2.15.1", help="nats-server releases, comma-separated")
     parser.add_argument("--minutes", type=float, default=10.0, help="time per release")
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"nemesis faults ({', '.join(FAULTS)})")
+    parser.add_argument(
+        "--faults", default=",".join(DEFAULT_FAULTS), help=f"nemesis faults ({', '.join(FAULTS)})"
+    )
     parser.add_argument("--steps", type=int, default=8, help="nemesis steps per round")
     parser.add_argument("--sync", default="", help="the spec's sync_interval (empty: nats-server's default)")
     parser.add_argument("--seed", type=int, default=1, help="round n of a release uses seed SEED + n")

@@ -43,7 +43,7 @@ async def one_round(cluster: NatsCluster, seed: int, faults: list[str], steps: i
         writer = asyncio.create_task(write_until(js, "hunt.w", stop, acked))
         try:
             async with cluster.nemesis(
-                seed=seed, faults=faults, steps=steps, hold=2.0, gap=1.0, timeout=60
+                seed=seed, faults=faults, streams=[STREAM], steps=steps, hold=2.0, gap=1.0, timeout=60
             ) as nem:
                 await nem.wait()
             record["steps"] = [str(step) for step in nem.done]

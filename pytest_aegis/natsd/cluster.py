@@ -25,7 +25,7 @@ from pytest_aegis.certs import CertFiles
 from pytest_aegis.errors import AegisError
 from pytest_aegis.faults.proxy import Fault
 from pytest_aegis.natsd.material import NatsMaterial
-from pytest_aegis.natsd.nemesis import FAULTS, Nemesis, check_faults, plan
+from pytest_aegis.natsd.nemesis import DEFAULT_FAULTS, Nemesis, check_faults, plan
 from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.server import NatsRuntime, NatsServer
@@ -325,7 +325,8 @@ class NatsCluster:
         self,
         seed: int | None = None,
         *,
-        faults: Sequence[str] = FAULTS,
+        faults: Sequence[str] = DEFAULT_FAULTS,
+        streams: Sequence[str] = (),
         steps: int = 6,
         hold: float = 2.0,
         gap: float = 1.0,
@@ -333,18 +334,21 @@ class NatsCluster:
     ) -> Nemesis:
         """A seeded nemesis (:mod:`~pytest_aegis.natsd.nemesis`) for this cluster:
         ``async with cluster.nemesis(seed=5) as nemesis: ... await nemesis.wait()``.  ``steps``
-        faults from ``faults`` (``kill``, ``pause``, ``partition``, ``latency``, ``lame_duck``),
-        one at a time, each held about ``hold`` s after about ``gap`` s of calm and healed before
-        the next (the cluster healthy again within ``timeout`` s).  Without ``seed`` one is drawn;
-        either way it is in ``nemesis.seed`` and the first line of ``nemesis.history``."""
+        faults from ``faults`` (``kill``, ``pause``, ``partition``, ``latency``, ``lame_duck``;
+        ``store``: the message blocks of ``streams`` damaged on a stopped node), one at a time,
+        each held about ``hold`` s after about ``gap`` s of calm and healed before the next (the
+        cluster healthy again within ``timeout`` s).  Without ``seed`` one is drawn; either way it
+        is in ``nemesis.seed`` and the first line of ``nemesis.history``."""
         chosen = check_faults(faults)
         if self.routes is None and {"partition", "latency"} & set(chosen):
             raise ValueError(
                 f"cluster {self.name} was started without route proxies: no partition or latency faults"
             )
+        if "store" in chosen and (isinstance(streams, str) or not streams):
+            raise ValueError(f"nemesis: the store fault needs streams=[...] to damage (got {streams!r})")
         drawn = secrets.randbelow(2**31) if seed is None else seed
         schedule = plan(drawn, self.size, faults=chosen, steps=steps, hold=hold, gap=gap)
-        return Nemesis(self, drawn, schedule, timeout=timeout)
+        return Nemesis(self, drawn, schedule, timeout=timeout, streams=streams)
 
     def heal(self) -> None:
         """Let every route connect again, without latency (the cluster heals on its own; wait with

@@ -9,7 +9,10 @@ ones, removes partitions and latency), then waits until the cluster is healthy.
 
 Faults (:data:`FAULTS`): ``kill`` (SIGKILL, started again after the hold), ``pause`` (frozen for
 the hold), ``partition`` (the node's routes cut for the hold), ``latency`` (its routes slowed for
-the hold), ``lame_duck`` (lame-duck mode until it exits, then started again).
+the hold), ``lame_duck`` (lame-duck mode until it exits, then started again), ``store`` (stopped,
+the message blocks of the nemesis's streams damaged: a bit flip, truncation or deletion drawn
+from the seed, started again after the hold).  :data:`DEFAULT_FAULTS`: all but ``store``, which
+needs the streams to damage.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, get_args
 
+from pytest_aegis.natsd.store import KINDS, Kind
+
 if TYPE_CHECKING:
     from pytest_aegis.natsd.cluster import NatsCluster
 
-NemesisFault = Literal["kill", "pause", "partition", "latency", "lame_duck"]
+NemesisFault = Literal["kill", "pause", "partition", "latency", "lame_duck", "store"]
 FAULTS: tuple[NemesisFault, ...] = get_args(NemesisFault)
+DEFAULT_FAULTS: tuple[NemesisFault, ...] = FAULTS[:-1]
 #: Route latencies a ``latency`` step picks from, in milliseconds.
 LATENCIES_MS = (50, 100, 250)
 
@@ -37,7 +43,7 @@ log = logging.getLogger("pytest_aegis.nemesis")
 @dataclass(frozen=True)
 class Step:
     """One fault of a schedule: after ``gap`` seconds of calm, ``fault`` on node ``node`` for
-    ``hold`` seconds (``latency_ms`` for a latency step)."""
+    ``hold`` seconds (``latency_ms`` for a latency step, ``damage`` for a store step)."""
 
     number: int
     fault: NemesisFault
@@ -45,9 +51,11 @@ class Step:
     gap: float
     hold: float
     latency_ms: int | None = None
+    damage: Kind | None = None
 
     def __str__(self) -> str:
         what = f"{self.fault} {self.latency_ms} ms" if self.latency_ms else self.fault
+        what = f"{self.fault} ({self.damage} of blocks)" if self.damage else what
         return f"step {self.number}: {what} on node {self.node} for {self.hold:.2f}s after {self.gap:.2f}s"
 
 
@@ -64,7 +72,7 @@ def plan(
     seed: int,
     size: int,
     *,
-    faults: Sequence[str] = FAULTS,
+    faults: Sequence[str] = DEFAULT_FAULTS,
     steps: int = 6,
     hold: float = 2.0,
     gap: float = 1.0,
@@ -86,6 +94,7 @@ def plan(
                 gap=round(gap * rng.uniform(0.5, 1.5), 3),
                 hold=round(hold * rng.uniform(0.5, 1.5), 3),
                 latency_ms=rng.choice(LATENCIES_MS) if fault == "latency" else None,
+                damage=rng.choice(KINDS) if fault == "store" else None,
             )
         )
     return schedule
@@ -95,8 +104,17 @@ class Nemesis:
     """Runs a :func:`plan` on a cluster; see the module's docstring.  ``planned``: the schedule;
     ``done``: the steps applied and healed so far; ``history``: what happened, with times."""
 
-    def __init__(self, cluster: NatsCluster, seed: int, planned: list[Step], *, timeout: float) -> None:
+    def __init__(
+        self,
+        cluster: NatsCluster,
+        seed: int,
+        planned: list[Step],
+        *,
+        timeout: float,
+        streams: Sequence[str] = (),
+    ) -> None:
         self.cluster = cluster
+        self.streams = tuple(streams)
         self.seed = seed
         self.planned = planned
         self.timeout = timeout
@@ -148,6 +166,20 @@ class Nemesis:
             assert step.latency_ms is not None
             with self.cluster.route_latency(step.node, step.latency_ms):
                 await asyncio.sleep(step.hold)
+        elif step.fault == "store":
+            await asyncio.to_thread(node.stop)  # cleanly, as a node goes down for a disk to fail
+            assert step.damage is not None
+            for stream in self.streams:
+                try:
+                    damage = self.cluster.corrupt(
+                        step.node, stream, kind=step.damage, seed=self.seed + step.number
+                    )
+                except ValueError as exc:  # nothing written there yet: nothing to damage
+                    self.note(f"step {step.number}: {stream}: {str(exc).splitlines()[0]}")
+                    continue
+                self.note(f"step {step.number}: {str(damage).replace(chr(10), ';')}")
+            await asyncio.sleep(step.hold)
+            await asyncio.to_thread(node.restart)
         else:  # lame_duck: the hold is the server's own (until it exits)
             await asyncio.to_thread(node.lame_duck, wait_exit=True)
             await asyncio.to_thread(node.restart)

@@ -76,3 +76,30 @@ async def test_leaving_the_block_early_stops_the_schedule_and_heals_everything(
     assert "stopped after 0 of 50 step(s)" in nemesis.history[-2]
     assert all(node.is_running and not node.is_paused for node in nats_cluster.nodes)
     await nats_cluster.wait_until_healthy()
+
+
+@pytest.mark.nats_cluster(size=3)
+@pytest.mark.asyncio
+async def test_a_store_step_damages_a_stopped_nodes_blocks_and_starts_it_again(
+    nats_cluster: NatsCluster,
+) -> None:
+    nc = await nats_cluster.connect()
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=STREAM, subjects=["nemesis.>"], num_replicas=3)
+        for i in range(100):
+            await js.publish("nemesis.w", b"%d" % i)
+        with pytest.raises(ValueError, match=r"the store fault needs streams=\[\.\.\.\] to damage"):
+            nats_cluster.nemesis(seed=3, faults=["store"])
+        async with nats_cluster.nemesis(
+            seed=3, faults=["store"], streams=[STREAM], steps=2, hold=0.5, gap=0
+        ) as nem:
+            await nem.wait()
+        assert nem.done == nem.planned and all(step.damage for step in nem.planned)
+        for step in nem.planned:
+            said = f"step {step.number}: {nats_cluster.nodes[step.node].name}: {step.damage} of blocks"
+            assert any(said in line for line in nem.history), nem.history
+        for index, node in enumerate(nats_cluster.nodes):
+            assert starts(node.logs()) == 1 + sum(1 for step in nem.planned if step.node == index)
+    finally:
+        await nc.close()

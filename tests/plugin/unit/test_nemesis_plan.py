@@ -47,3 +47,10 @@ def test_a_step_reads_as_what_happens() -> None:
 def test_bad_settings_name_what_is_wrong(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         plan(1, 3, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_store_step_draws_its_damage_and_the_default_faults_leave_the_store_alone() -> None:
+    schedule = plan(3, 3, faults=["store"], steps=30)
+    assert {step.damage for step in schedule} == {"bitflip", "truncate", "delete"}
+    assert str(schedule[0]).startswith(f"step 1: store ({schedule[0].damage} of blocks) on node")
+    assert all(step.fault != "store" for step in plan(3, 3, steps=50))
