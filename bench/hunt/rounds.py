@@ -16,13 +16,15 @@ import asyncio
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_aegis import NatsCluster, WaitTimeout
+from pytest_aegis import NatsCluster, NatsServer, WaitTimeout
 from pytest_aegis.assertions.jetstream import stored_ids
 from tests.nats_support import write_until
 
@@ -33,20 +35,32 @@ def setting(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def healthz(node: NatsServer) -> str:
+    """What the node's ``/healthz`` says now, its error's text included."""
+    try:
+        with urllib.request.urlopen(f"{node.monitor_url}/healthz", timeout=2) as reply:
+            return str(reply.read().decode())
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code}: {exc.read().decode(errors='replace')}"
+    except OSError as exc:
+        return f"unreachable: {exc}"
+
+
 async def one_round(cluster: NatsCluster, seed: int, faults: list[str], steps: int) -> dict[str, Any]:
     nc = await cluster.connect()
     record: dict[str, Any] = {"seed": seed, "version": cluster.nodes[0].version, "faults": faults}
+    nemesis = cluster.nemesis(
+        seed=seed, faults=faults, streams=[STREAM], steps=steps, hold=2.0, gap=1.0, timeout=60
+    )  # the schedule only: nothing runs before the block
     try:
         js = nc.jetstream()
         await js.add_stream(name=STREAM, subjects=["hunt.>"], num_replicas=3)
         stop, acked = asyncio.Event(), list[str]()
         writer = asyncio.create_task(write_until(js, "hunt.w", stop, acked))
         try:
-            async with cluster.nemesis(
-                seed=seed, faults=faults, streams=[STREAM], steps=steps, hold=2.0, gap=1.0, timeout=60
-            ) as nem:
-                await nem.wait()
-            record["steps"] = [str(step) for step in nem.done]
+            async with nemesis:
+                await nemesis.wait()
+            record["steps"] = [str(step) for step in nemesis.done]
         finally:
             stop.set()
             record["tried"] = await writer
@@ -61,11 +75,13 @@ async def one_round(cluster: NatsCluster, seed: int, faults: list[str], steps: i
         }
         record["outcome"] = "lost" if lost else "duplicated" if duplicated else "ok"
     except WaitTimeout as exc:
-        record |= {"outcome": "stuck", "error": str(exc)[:2000]}
+        nodes = {node.name: healthz(node) if node.is_running else "not running" for node in cluster.nodes}
+        record |= {"outcome": "stuck", "error": str(exc)[:2000], "healthz": nodes}
     except Exception as exc:  # a round's failure is a result to record, not the end of the hunt
         record |= {"outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]}
     finally:
         await nc.close()
+    record["history"] = nemesis.history
     return record
 
 
