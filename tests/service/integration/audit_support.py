@@ -42,7 +42,9 @@ async def publish(js, events: Iterable[tuple[str, bytes]], subject: str = "audit
     futures = []
     for event_id, body in events:
         ids.append(event_id)
-        futures.append(js.publish(subject, body, headers={"Nats-Msg-Id": event_id}))
+        # A deadline for each ack, not nats-py's 5 s: thousands in flight at once on a busy machine
+        # (a replicated stream, a node just killed) may take longer, and none may be lost.
+        futures.append(js.publish(subject, body, timeout=60, headers={"Nats-Msg-Id": event_id}))
     await asyncio.gather(*futures)
     return ids
 
