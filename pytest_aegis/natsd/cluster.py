@@ -437,34 +437,39 @@ class NatsCluster:
     async def step_down(self, stream: str, timeout: float = HEALTHY_TIMEOUT, *, to: int | None = None) -> int:
         """Have ``stream``'s leader hand over (JetStream's leader step-down) and return the index
         of the node that leads it next: puts a leader where a test needs it, for instance off the
-        node a partition will isolate.  ``to``: the node that should lead next (nats-server 2.11
-        or later takes a preferred node); a node already leading is left as it is."""
+        node a partition will isolate.  ``to``: the node that should lead next; it is named as the
+        preferred leader (nats-server 2.11 or later), and the step-down is asked again while
+        another node wins the election, until ``timeout``.  A node already leading is left so."""
+        deadline = time.monotonic() + timeout
         nc = await self.connect()
         try:
-            before = await self._leader_of(nc, stream, timeout)
-            if to is not None and before == to:
-                return before
-            body = (
-                b"" if to is None else json.dumps({"placement": {"preferred": self.nodes[to].name}}).encode()
-            )
-            reply = await nc.request(
-                f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", body, timeout=MONITOR_TIMEOUT
-            )
-            answer = json.loads(reply.data)
-            if "error" in answer:
-                raise AegisError(
-                    f"cluster {self.name}: stream {stream!r} refused to step down"
-                    f"{'' if to is None else f' to node {to}'}: {answer['error']}"
-                )
-            index = await self._leader_of(nc, stream, timeout, other_than=before)
-            if to is not None and index != to:
-                raise AegisError(
-                    f"cluster {self.name}: stream {stream!r} stepped down to node {index}, not node {to} "
-                    "(a preferred leader needs nats-server 2.11 or later, and a current replica there)"
-                )
+            index = await self._leader_of(nc, stream, timeout)
+            if to is None:
+                return await self._hand_over(nc, stream, index, None, timeout)
+            while index != to:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AegisError(
+                        f"cluster {self.name}: stream {stream!r} is led by node {index}, not node {to}, "
+                        f"after step-downs for {timeout:g}s (a preferred leader needs nats-server 2.11 "
+                        "or later, and a current replica there)"
+                    )
+                index = await self._hand_over(nc, stream, index, to, max(left, MONITOR_TIMEOUT))
             return index
         finally:
             await nc.close()
+
+    async def _hand_over(self, nc: Client, stream: str, leader: int, to: int | None, timeout: float) -> int:
+        """One step-down of ``stream``'s leader ``leader`` (to ``to`` if given); the next leader."""
+        body = b"" if to is None else json.dumps({"placement": {"preferred": self.nodes[to].name}}).encode()
+        reply = await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", body, timeout=MONITOR_TIMEOUT)
+        answer = json.loads(reply.data)
+        if "error" in answer:
+            where = "" if to is None else f" to node {to}"
+            raise AegisError(
+                f"cluster {self.name}: stream {stream!r} refused to step down{where}: {answer['error']}"
+            )
+        return await self._leader_of(nc, stream, timeout, other_than=leader)
 
     async def _leader_of(self, nc: Client, stream: str, timeout: float, other_than: int | None = None) -> int:
         import nats.errors
