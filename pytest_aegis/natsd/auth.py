@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # the spec validates its auth keyword against this table; key
 
 #: The default user's name in every mode with named users.
 DEFAULT_USER = "aegis"
+#: The system account's user (``connect(as_user=SYSTEM_USER)``), in the modes that can have one.
+SYSTEM_USER = "aegis-system"
+#: The system account's name in the modes configured by accounts (``jwt`` names it by its key).
+SYSTEM_ACCOUNT = "SYS"
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,14 @@ class Identity:
 @dataclass
 class Credentials:
     """What a mode made for a spec: the default identity, the extra users' identities, the
-    server's authorization config, and the operator (``jwt`` only)."""
+    server's authorization config, the operator (``jwt`` only) and the system account's user
+    (``None`` where the mode cannot have one: see :func:`_system_account`)."""
 
     default: Identity
     users: dict[str, Identity] = field(default_factory=dict)
     server_config: dict[str, Any] = field(default_factory=dict)
     operator: OperatorTrust | None = None
+    system: Identity | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,19 @@ def _named(spec: NatsSpec) -> list[tuple[str, Permissions | None]]:
     return [(DEFAULT_USER, spec.permissions), *((user.name, user.permissions) for user in spec.users)]
 
 
+def _system_account() -> tuple[Identity, dict[str, Any]]:
+    """A user of the system account (what JetStream's server API, e.g. peer removal, needs) and
+    the config that makes it, beside the users of the default account.  Not for ``none`` (with any
+    user configured, nats-server makes every client authenticate) nor ``token`` (nats-server: "Can
+    not have a token and accounts")."""
+    password = secrets.token_urlsafe(18)
+    config = {
+        "accounts": {SYSTEM_ACCOUNT: {"users": [{"user": SYSTEM_USER, "password": password}]}},
+        "system_account": SYSTEM_ACCOUNT,
+    }
+    return Identity(SYSTEM_USER, {"user": SYSTEM_USER, "password": password}), config
+
+
 def _none(spec: NatsSpec, directory: Path) -> Credentials:
     return Credentials(Identity("anonymous", {}))
 
@@ -89,7 +108,8 @@ def _userpass(spec: NatsSpec, directory: Path) -> Credentials:
     ]
     identities = {name: Identity(name, {"user": name, "password": pw}) for name, pw in passwords.items()}
     default = identities.pop(DEFAULT_USER)
-    return Credentials(default, identities, {"authorization": {"users": entries}})
+    system, accounts = _system_account()
+    return Credentials(default, identities, {"authorization": {"users": entries}, **accounts}, system=system)
 
 
 def _token(spec: NatsSpec, directory: Path) -> Credentials:
@@ -108,7 +128,8 @@ def _nkey(spec: NatsSpec, directory: Path) -> Credentials:
         entries.append({"nkey": key.public_key, **_perm_block(permissions)})
         identities[name] = Identity(name, {"nkeys_seed": str(seed_file)})
     default = identities.pop(DEFAULT_USER)
-    return Credentials(default, identities, {"authorization": {"users": entries}})
+    system, accounts = _system_account()
+    return Credentials(default, identities, {"authorization": {"users": entries}, **accounts}, system=system)
 
 
 def _jwt(spec: NatsSpec, directory: Path) -> Credentials:
@@ -120,7 +141,9 @@ def _jwt(spec: NatsSpec, directory: Path) -> Credentials:
         creds = trust.issue_user(name, permissions=permissions.to_config() if permissions else None)
         identities[name] = Identity(name, {"user_credentials": str(creds.write(directory / f"{name}.creds"))})
     default = identities.pop(DEFAULT_USER)
-    return Credentials(default, identities, operator=trust)
+    system_creds = trust.issue_system_user(SYSTEM_USER).write(directory / f"{SYSTEM_USER}.creds")
+    system = Identity(SYSTEM_USER, {"user_credentials": str(system_creds)})
+    return Credentials(default, identities, operator=trust, system=system)
 
 
 AUTH_MODES: Mapping[str, AuthMode] = {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.certs import AegisCA, CertFiles
-from pytest_aegis.natsd.auth import AUTH_MODES, Identity
+from pytest_aegis.natsd.auth import AUTH_MODES, SYSTEM_USER, Identity
 from pytest_aegis.natsd.operator import OperatorTrust
 from pytest_aegis.natsd.spec import NatsSpec
 
@@ -43,15 +43,25 @@ class NatsMaterial:
     #: The session CA that issued the server's certificate (``None`` without TLS): a reload issues
     #: the new one from it.
     ca: AegisCA | None = field(default=None, repr=False)
+    #: The system account's user (``None`` in the ``none`` and ``token`` modes).
+    system: Identity | None = None
 
     def identity(self, name: str | None) -> Identity:
         if name is None or name == self.default.name:
             return self.default
+        if self.system is not None and name == self.system.name:
+            return self.system
         try:
             return self.users[name]
         except KeyError:
-            known = ", ".join([self.default.name, *self.users]) or "none"
-            raise KeyError(f"no user {name!r} on this server; its users: {known}") from None
+            names = [self.default.name, *self.users, *([self.system.name] if self.system else [])]
+            hint = (
+                f" (auth={self.spec.auth!r} has no system-account user: nats-server allows one only "
+                "beside users, so with auth='userpass', 'nkey' or 'jwt')"
+                if name == SYSTEM_USER
+                else ""
+            )
+            raise KeyError(f"no user {name!r} on this server; its users: {', '.join(names)}{hint}") from None
 
 
 def prepare(spec: NatsSpec, directory: Path, ca: AegisCA | None) -> NatsMaterial:
@@ -65,6 +75,7 @@ def prepare(spec: NatsSpec, directory: Path, ca: AegisCA | None) -> NatsMaterial
         credentials.users,
         credentials.server_config,
         operator=credentials.operator,
+        system=credentials.system,
     )
     if spec.tls:
         if ca is None:

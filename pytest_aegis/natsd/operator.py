@@ -288,6 +288,7 @@ class OperatorTrust:
     account: str
     account_jwt: str = field(repr=False)
     _account_key: KeyPair = field(repr=False)
+    _system_key: KeyPair = field(repr=False)
 
     @classmethod
     def create(cls, name: str = "aegis") -> OperatorTrust:
@@ -308,6 +309,7 @@ class OperatorTrust:
             account=app.public_key,
             account_jwt=encode_jwt(_account_claims(app.public_key, "APP", jetstream=True), operator.seed),
             _account_key=app,
+            _system_key=system,
         )
 
     def resolver_preload(self) -> dict[str, str]:
@@ -345,6 +347,11 @@ class OperatorTrust:
         return _issue(
             self._account_key, name, permissions=permissions, expires_at=expires_at, not_before=not_before
         )
+
+    def issue_system_user(self, name: str) -> UserCreds:
+        """Issue a user of the ``SYS`` account: JetStream's server API (peer removal) and the
+        ``$SYS`` requests answer it."""
+        return _issue(self._system_key, name)
 
     def issue_foreign_user(self, name: str) -> UserCreds:
         """Issue a user signed by a brand-new account the operator never signed nor preloaded.

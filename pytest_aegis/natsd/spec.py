@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pytest_aegis.certs import SERVER_CERT_KINDS, ServerCertKind
 from pytest_aegis.errors import SpecError
 from pytest_aegis.markers import MARKER
-from pytest_aegis.natsd.auth import AUTH_MODES, DEFAULT_USER
+from pytest_aegis.natsd.auth import AUTH_MODES, DEFAULT_USER, SYSTEM_USER
 
 if TYPE_CHECKING:
     AuthName = str
@@ -169,9 +169,10 @@ class NatsSpec(_Frozen):
                 f"use auth={_either(name for name, other in AUTH_MODES.items() if other.per_user)}"
             )
         names = [user.name for user in self.users]
-        if DEFAULT_USER in names or len(set(names)) != len(names):
+        if DEFAULT_USER in names or SYSTEM_USER in names or len(set(names)) != len(names):
             raise ValueError(
-                f"user names must be unique and not {DEFAULT_USER!r} (the default user): {names}"
+                f"user names must be unique and not {DEFAULT_USER!r} (the default user) nor "
+                f"{SYSTEM_USER!r} (the system account's): {names}"
             )
         if self.sync_interval is not None and not self.jetstream:
             raise ValueError(f"sync_interval={self.sync_interval!r} needs jetstream=True")
