@@ -48,8 +48,9 @@ from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.errors import WaitTimeout
 from pytest_aegis.faults.targets import NatsFaultProxy
-from pytest_aegis.natsd.cluster import ClusterLayout, NatsCluster, all_healthy, read_health
+from pytest_aegis.natsd.cluster import ClusterLayout, NatsCluster
 from pytest_aegis.natsd.conf import render
+from pytest_aegis.natsd.health import all_healthy, read_health
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.placement import wait_for_placement
 from pytest_aegis.natsd.pool import NatsPool

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.errors import MigrationError as MigrationError
     from pytest_aegis.errors import NatsConnectError as NatsConnectError
     from pytest_aegis.errors import NatsReloadError as NatsReloadError
+    from pytest_aegis.errors import PeerRemovalError as PeerRemovalError
     from pytest_aegis.errors import PlaintextRejected as PlaintextRejected
     from pytest_aegis.errors import PortRangeError as PortRangeError
     from pytest_aegis.errors import ProxyError as ProxyError
@@ -87,6 +88,7 @@ _LAZY = {
     "MigrationError": "pytest_aegis.errors",
     "NatsConnectError": "pytest_aegis.errors",
     "NatsReloadError": "pytest_aegis.errors",
+    "PeerRemovalError": "pytest_aegis.errors",
     "NatsServer": "pytest_aegis.natsd.server",
     "PlaintextRejected": "pytest_aegis.errors",
     "PortRangeError": "pytest_aegis.errors",

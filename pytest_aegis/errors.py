@@ -113,6 +113,12 @@ class LameDuckError(AegisError, RuntimeError):
     or logged nothing in time), or did not exit within its lame-duck duration after it."""
 
 
+class PeerRemovalError(AegisError, RuntimeError):
+    """JetStream refused to remove a node's peer from its cluster (the message has its error:
+    not a member, no meta leader, ...), or the meta group still listed the node after the
+    deadline."""
+
+
 class NatsReloadError(AegisError, RuntimeError):
     """A NATS server did not reload its changed config: it logged why (``server_lines``, its log
     from the signal on), exited, or logged nothing before the deadline.  The handle and the

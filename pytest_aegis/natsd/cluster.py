@@ -15,7 +15,6 @@ import asyncio
 import json
 import secrets
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.errors import AegisError
 from pytest_aegis.faults.proxy import Fault
+from pytest_aegis.natsd.health import MONITOR_TIMEOUT, NodeHealth, all_healthy, monitor_get, read_health
 from pytest_aegis.natsd.material import NatsMaterial
+from pytest_aegis.natsd.membership import remove_peer
 from pytest_aegis.natsd.nemesis import DEFAULT_FAULTS, Nemesis, check_faults, plan
 from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.placement import wait_for_placement
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 
 #: Seconds :meth:`NatsCluster.wait_until_healthy` waits by default.
 HEALTHY_TIMEOUT = 15.0
-#: Seconds a monitoring request may take.
-MONITOR_TIMEOUT = 2.0
 #: Sizes a cluster may have (JetStream needs a majority: 3 or more to lose one node).
 SIZES = range(2, 10)
 
@@ -113,59 +112,6 @@ class ClusterLayout:
         return block
 
 
-def monitor_get(monitor_url: str, path: str) -> dict[str, Any]:
-    """``GET <monitor_url><path>`` as JSON; :class:`OSError` if the node does not answer."""
-    with urllib.request.urlopen(f"{monitor_url}{path}", timeout=MONITOR_TIMEOUT) as reply:
-        document: dict[str, Any] = json.load(reply)
-    return document
-
-
-@dataclass(frozen=True)
-class NodeHealth:
-    """What one live node said: its name, the nodes it routes to, its meta leader, ``/healthz``."""
-
-    name: str
-    routed_to: frozenset[str]
-    meta_leader: str | None
-    healthz: str
-    #: As the meta leader sees them: the other nodes that are current (``0`` on followers).
-    current_peers: frozenset[str] = frozenset()
-
-
-def read_health(name: str, monitor_url: str) -> NodeHealth:
-    """Node ``name``'s health from its monitoring endpoint; :class:`OSError` if it does not answer."""
-    routes = monitor_get(monitor_url, "/routez").get("routes") or []
-    meta = monitor_get(monitor_url, "/jsz").get("meta_cluster") or {}
-    try:
-        healthz = str(monitor_get(monitor_url, "/healthz").get("status"))
-    except OSError as exc:  # 503 while JetStream is not current
-        healthz = f"not ok ({exc})"
-    replicas = meta.get("replicas") or []
-    return NodeHealth(
-        name=name,
-        routed_to=frozenset(str(route.get("remote_name")) for route in routes),
-        meta_leader=meta.get("leader") or None,
-        healthz=healthz,
-        current_peers=frozenset(str(peer.get("name")) for peer in replicas if peer.get("current")),
-    )
-
-
-def all_healthy(seen: list[NodeHealth]) -> bool:
-    """Every node in ``seen`` is healthy, routes to every other, and all name one meta leader
-    among them, which sees every other one current (else placing an R3 stream can still fail
-    with "no suitable peers")."""
-    names = {node.name for node in seen}
-    leaders = {node.meta_leader for node in seen}
-    leader = next((node for node in seen if node.name in leaders), None)
-    return (
-        bool(seen)
-        and all(node.healthz == "ok" and names - {node.name} <= node.routed_to for node in seen)
-        and len(leaders) == 1
-        and leader is not None
-        and names - {leader.name} <= leader.current_peers
-    )
-
-
 def _default_user_places(spec: NatsSpec) -> bool:
     """Whether the harness can probe placement as ``spec``'s default user: JetStream on, a
     certificate the session CA vouches for, and no permissions that may deny the JetStream API."""
@@ -183,6 +129,8 @@ class NatsCluster:
     routes: RouteProxies | None = field(default=None, repr=False)
     #: Starts one more node (the pool that made the cluster); ``None``: it cannot grow.
     grow: Callable[[], NatsServer] | None = field(default=None, repr=False)
+    #: The names of the nodes :meth:`remove_peer` removed: no longer members, whatever they do.
+    removed: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -243,6 +191,17 @@ class NatsCluster:
         if self.size + 1 not in SIZES:
             raise ValueError(f"cluster {self.name} has {self.size} nodes, the most a cluster here has")
         return self.grow()
+
+    async def remove_peer(self, index: int, *, timeout: float = HEALTHY_TIMEOUT) -> None:
+        """JetStream's removal of node ``index`` from the cluster (``$JS.API.SERVER.REMOVE``, as
+        ``nats server raft peer-remove`` sends it, as the system account's user): the meta group
+        drops its peer and JetStream moves its replicas to other nodes where it can.  Returns once
+        the meta leader no longer lists it (``timeout`` seconds).  The node itself is left as it
+        is (stop it first, as an operator removes a server that is gone); it stays in
+        :attr:`nodes`.  Raises :class:`~pytest_aegis.PeerRemovalError` when JetStream refuses, or
+        with ``auth="none"`` or ``"token"`` (no system-account user there)."""
+        await remove_peer(self, index, timeout=timeout)
+        self.removed.add(self.nodes[index].name)
 
     async def rolling_restart(
         self, *, lame_duck: bool = True, order: Iterable[int] | None = None, timeout: float = HEALTHY_TIMEOUT
@@ -370,8 +329,13 @@ class NatsCluster:
     # -- health -------------------------------------------------------------------------
 
     def health(self) -> list[NodeHealth]:
-        """What every live node says now (blocking: monitoring requests)."""
-        live = [node for node in self.nodes if node.is_running and not node.is_paused]
+        """What every live member says now (blocking: monitoring requests); a node whose peer
+        was removed is not a member."""
+        live = [
+            node
+            for node in self.nodes
+            if node.is_running and not node.is_paused and node.name not in self.removed
+        ]
         for node in live:
             if node.monitor_url is None:
                 raise OSError(f"{node.name} has no monitoring endpoint")

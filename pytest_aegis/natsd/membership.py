@@ -1,0 +1,79 @@
+"""JetStream membership of a running cluster: removing a node's peer from the meta group, as an
+operator does for a server that is gone for good (``nats server raft peer-remove``).
+
+The request goes to ``$JS.API.SERVER.REMOVE`` as the system account's user (the auth modes that
+can have one: :func:`~pytest_aegis.natsd.auth._system_account`); JetStream then moves the node's
+stream and consumer replicas to other nodes where it can.  :func:`remove_peer` returns once the
+meta leader no longer lists the node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING
+
+import nats.errors
+
+from pytest_aegis.errors import PeerRemovalError, WaitTimeout
+from pytest_aegis.natsd.auth import SYSTEM_USER
+from pytest_aegis.natsd.health import MONITOR_TIMEOUT, NodeHealth
+from pytest_aegis.waiting import async_wait_until
+
+if TYPE_CHECKING:
+    from pytest_aegis.natsd.cluster import NatsCluster
+
+#: JetStream's API subject for removing a server's peer (system account only).
+REMOVE = "$JS.API.SERVER.REMOVE"
+
+
+def removed(seen: list[NodeHealth], name: str) -> bool:
+    """The meta leader among ``seen`` (the live nodes but ``name``) no longer lists ``name``."""
+    leaders = {node.meta_leader for node in seen}
+    leader = next((node for node in seen if node.name in leaders), None)
+    return len(leaders) == 1 and leader is not None and name not in leader.meta_peers
+
+
+async def remove_peer(cluster: NatsCluster, index: int, *, timeout: float) -> None:
+    """Remove node ``index``'s peer from ``cluster``'s JetStream meta group; until the meta leader
+    no longer lists it (``timeout`` seconds)."""
+    if not 0 <= index < cluster.size:
+        raise ValueError(f"remove_peer: no node {index} in cluster {cluster.name} of {cluster.size}")
+    name = cluster.nodes[index].name
+    spec = cluster.entry.spec
+    if cluster.entry.material.system is None:
+        raise PeerRemovalError(
+            f"cluster {cluster.name}: removing a peer needs the system account's user, which "
+            f"auth={spec.auth!r} cannot have (nats-server allows one only beside named users); "
+            "use auth='userpass', 'nkey' or 'jwt'"
+        )
+    nc = await cluster.connect(as_user=SYSTEM_USER, deadline=timeout)
+    try:
+        reply = await nc.request(REMOVE, json.dumps({"peer": name}).encode(), timeout=MONITOR_TIMEOUT * 2)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+        raise PeerRemovalError(
+            f"cluster {cluster.name}: no answer to {REMOVE} for {name} ({type(exc).__name__}); "
+            "is there a meta leader? (wait_until_healthy() first)"
+        ) from None
+    finally:
+        await nc.close()
+    error = json.loads(reply.data).get("error")
+    if error:
+        raise PeerRemovalError(
+            f"cluster {cluster.name}: JetStream refused to remove node {index} ({name}): "
+            f"{error.get('description')} (err_code {error.get('err_code')})"
+        )
+
+    def health() -> list[NodeHealth]:
+        return [seen for seen in cluster.health() if seen.name != name]
+
+    try:
+        await async_wait_until(
+            lambda: asyncio.to_thread(health),
+            f"the meta leader of cluster {cluster.name} to no longer list {name}",
+            timeout=timeout,
+            ok=lambda seen: removed(seen, name),
+            transient=(OSError,),
+            interval=0.02,
+        )
+    except WaitTimeout as exc:
+        raise PeerRemovalError(str(exc)) from None
