@@ -50,10 +50,17 @@ def enter_lame_duck(server: NatsServer, *, timeout: float = LAME_DUCK_TIMEOUT) -
             max_interval=0.05,
         )
     except WaitTimeout as exc:
+        state = "still running" if server.is_running else "exited"
         raise LameDuckError(
-            f"{server.name} did not enter lame-duck mode within {timeout:g}s of SIGUSR2\n{exc}"
+            f"{server.name} did not log {ENTERING!r} within {timeout:g}s of SIGUSR2 (it is {state})\n"
+            f"{exc}\n{_tail(server)}"
         ) from None
     return lines
+
+
+def _tail(server: NatsServer, count: int = 15) -> str:
+    """The server's last log lines (all its starts), for an error."""
+    return f"its last {count} log lines:\n" + "\n".join(server.logs().splitlines()[-count:])
 
 
 def wait_until_exited(server: NatsServer, *, timeout: float | None = None) -> None:
@@ -69,5 +76,4 @@ def wait_until_exited(server: NatsServer, *, timeout: float | None = None) -> No
             hint="it exits after lame_duck_duration (the spec's keyword; nats-server's default: 2 min)",
         )
     except WaitTimeout as exc:
-        tail = "\n".join(server.logs().splitlines()[-15:])
-        raise LameDuckError(f"{exc}\nits last log lines:\n{tail}") from None
+        raise LameDuckError(f"{exc}\n{_tail(server)}") from None
