@@ -2,15 +2,22 @@
 
 python -m pytest_aegis sweep [--kept]   reclaim what dead (or kept) sessions left
 python -m pytest_aegis certs DIR        write a fresh CA, server and client certs into DIR
+python -m pytest_aegis gate REPORT... --require=CASES
+                                        merge CI shards' security reports, apply the gate
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from pytest_aegis.certs import AegisCA
+from pytest_aegis.config import setting
+from pytest_aegis.errors import ConfigError
+from pytest_aegis.matrix import shards
+from pytest_aegis.matrix.report import write_json
 from pytest_aegis.session import default_root, sweep
 
 
@@ -46,6 +53,30 @@ def _certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate(args: argparse.Namespace) -> int:
+    require = setting("require")
+    if args.require is not None:
+        origin, raw = "gate --require", args.require
+    else:
+        origin, raw = f"env {require.env}", os.environ.get(require.env, "")
+    try:
+        if not raw.strip():
+            raise ConfigError(
+                f"gate: name the cases to require with --require=... (or env {require.env}); "
+                f"valid values (comma-separated): {', '.join(require.choices)}"
+            )
+        required = require.parse(raw, origin)
+        recorder = shards.merge(args.reports)
+    except ConfigError as exc:
+        print(f"python -m pytest_aegis {exc}", file=sys.stderr)
+        return 2
+    passed, lines = shards.apply(recorder, required, len(args.reports))
+    print("\n".join(lines))
+    if args.out is not None:
+        write_json(args.out, recorder, required)
+    return 0 if passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_aegis",
@@ -61,6 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     certs_cmd.add_argument("directory", type=Path)
     certs_cmd.set_defaults(run=_certs)
+    gate_cmd = commands.add_parser(
+        "gate",
+        help="merge the security reports of CI shards (--aegis-security-report) and apply the gate: "
+        "exit 1 if a required case was proved in no shard, 2 for a bad report or option",
+    )
+    gate_cmd.add_argument("reports", nargs="+", type=Path, metavar="REPORT")
+    gate_cmd.add_argument(
+        "--require", help=f"the cases to require, comma-separated (default: env {setting('require').env})"
+    )
+    gate_cmd.add_argument("--out", type=Path, help="also write the merged report (JSON) here")
+    gate_cmd.set_defaults(run=_gate)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -1,10 +1,13 @@
 """The security matrix report and the ``--aegis-require`` gate, seen from a user's session (real
 inner sessions with real servers): what a session proved is listed per spec, written as JSON and
-into a JUnit report, merged from xdist workers, and a required case nobody proved fails the run."""
+into a JUnit report, merged from xdist workers, and a required case nobody proved fails the run;
+the reports of CI shards merge into one gate (``python -m pytest_aegis gate``)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -119,3 +122,31 @@ def test_an_unknown_required_case_is_a_usage_error_listing_the_valid_ones(inner)
     result.stderr.fnmatch_lines(
         ["*--aegis-require*unknown 'kerberos'*valid values*auth, tls, mtls, permissions, app-refusal*"]
     )
+
+
+def _gate(*args: object) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest_aegis", "gate", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_shards_reports_merge_into_one_gate_that_passes_only_with_every_case(inner):
+    inner.makepyfile(test_inner=POSITIVE_ONLY + NEGATIVE)
+    shards = {"auth": "wrong_password", "tls": "untrusting_client or publishes"}
+    reports = []
+    for case, selection in shards.items():
+        reports.append(inner.path / f"report-{case}.json")
+        result = run_inner(inner, "-k", selection, f"--aegis-security-report={reports[-1]}")
+        assert result.ret == pytest.ExitCode.OK
+        assert _matrix(reports[-1])["proved"] == [case], "each shard proves one case alone"
+    alone = _gate(reports[0], "--require=auth,tls")
+    assert alone.returncode == 1, alone.stdout + alone.stderr
+    assert "aegis: --aegis-require: never proved by a passing test:" in alone.stdout
+    assert "  tls: needs a passing assert_connection_rejected(server, reason='tls'" in alone.stdout
+    merged = inner.path / "merged.json"
+    both = _gate(*reports, "--require=auth,tls", f"--out={merged}")
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert "proved across 2 report(s): auth, tls" in both.stdout
+    doc = _matrix(merged)
+    assert doc["proved"] == ["auth", "tls"] and doc["missing"] == []
+    (row,) = doc["specs"]  # one spec in both shards: one row, its counts added up
+    assert row["proved"] == {"rejected:auth": 1, "rejected:tls": 1} and row["connected_tests"] == 1
