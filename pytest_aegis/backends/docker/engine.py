@@ -1,4 +1,12 @@
-"""The Docker engine: connecting to it (or saying why not), its version, its networks.
+"""The Docker engine: finding it as the docker CLI does, connecting to it (or saying why not), its
+version, its networks.
+
+The engine is found as the docker CLI finds it (:func:`find_engine`): ``DOCKER_HOST``, else the
+context ``DOCKER_CONTEXT`` names, else the ``currentContext`` of the CLI's config file
+(``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``; Colima, Docker Desktop and Podman
+machine each set one), read from the CLI's context store by docker-py's ``ContextAPI``; else the
+default socket.  An engine found through a context is exported as ``DOCKER_HOST`` for the session,
+so testcontainers, docker-py and ``docker compose`` all talk to the same one.
 
 docker-py and testcontainers are imported here and in the container modules
 only, so the plugin loads (and the local backend works) without the ``docker``
@@ -10,8 +18,11 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import json
 import os
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +35,7 @@ INSTALL_HINT = "install the extra with `pip install 'pytest-aegis[docker]'` (tes
 START_HINT = (
     "start an engine (e.g. `sudo systemctl start docker`, Docker Desktop, or on this project's dev "
     "machines `../shared/docker-sandbox/up.sh`), or point DOCKER_HOST at one "
-    "(e.g. DOCKER_HOST=unix:///run/user/$UID/docker.sock for rootless Docker)"
+    "(e.g. DOCKER_HOST=unix:///run/user/$UID/docker.sock for rootless Docker), or `docker context use` one"
 )
 
 
@@ -33,14 +44,61 @@ def docker_sdk() -> Any:
     return importlib.import_module("docker")
 
 
+def cli_config_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """The docker CLI's config file: ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
+    directory = environ.get("DOCKER_CONFIG")
+    return Path(directory) / "config.json" if directory else Path.home() / ".docker" / "config.json"
+
+
+def current_context(environ: Mapping[str, str] = os.environ) -> tuple[str | None, str]:
+    """The context the docker CLI would use (``None``: the built-in default) and where that was set."""
+    if environ.get("DOCKER_CONTEXT"):
+        return environ["DOCKER_CONTEXT"], "DOCKER_CONTEXT"
+    config = cli_config_file(environ)
+    try:
+        name = json.loads(config.read_text()).get("currentContext")
+    except (OSError, ValueError, AttributeError):
+        return None, f"{config}: none"
+    return (str(name), f"currentContext in {config}") if name and name != "default" else (None, str(config))
+
+
+@dataclass(frozen=True)
+class EngineAddress:
+    """Where the engine is (``url``), which setting said so, and every place looked at before."""
+
+    url: str
+    source: str
+    looked: tuple[str, ...] = ()
+    tls: Any = field(default=None, repr=False)  # a context's docker.tls.TLSConfig
+
+
+def find_engine(environ: Mapping[str, str] = os.environ) -> EngineAddress:
+    """The engine's address, found as the docker CLI finds it (see the module's docstring)."""
+    if environ.get("DOCKER_HOST"):
+        return EngineAddress(environ["DOCKER_HOST"], "DOCKER_HOST")
+    looked = ["DOCKER_HOST: unset"]
+    name, origin = current_context(environ)
+    if name is None:
+        looked.append(f"DOCKER_CONTEXT: unset; current context: default ({origin})")
+        return EngineAddress(f"unix://{DEFAULT_SOCKET}", "the default socket", tuple(looked))
+    from docker.context import ContextAPI  # the docker extra: only when a context is named
+
+    context = ContextAPI.get_context(name)
+    source = f"context {name!r} ({origin})"
+    if context is None or not context.Host:  # as the docker CLI, no fallback past a named context
+        store = cli_config_file(environ).parent / "contexts" / "meta"
+        return EngineAddress("", source, (*looked, f"{source}: not in the context store {store}"))
+    return EngineAddress(str(context.Host), source, tuple(looked), context.TLSConfig)
+
+
 def engine_address() -> str:
-    """Where docker-py will look for the engine: ``$DOCKER_HOST`` or the default socket."""
-    return os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    """Where the engine is: :func:`find_engine`'s URL."""
+    return find_engine().url
 
 
 def engine_configured() -> bool:
-    """Cheap check (no connection): is there any engine we could talk to?"""
-    return bool(os.environ.get("DOCKER_HOST")) or DEFAULT_SOCKET.exists()
+    """Cheap check (no connection, no docker-py): is there any engine we could talk to?"""
+    return bool(os.environ.get("DOCKER_HOST") or current_context()[0]) or DEFAULT_SOCKET.exists()
 
 
 def disable_ryuk_unless_asked() -> None:
@@ -53,16 +111,20 @@ def disable_ryuk_unless_asked() -> None:
         testcontainers_config.ryuk_disabled = True
 
 
-def open_client(timeout: float) -> Any:
-    """``docker.from_env`` (a ``docker.DockerClient``); raises docker-py's ``DockerException``.
+def open_client(timeout: float, address: EngineAddress | None = None) -> Any:
+    """A ``docker.DockerClient`` for ``address`` (default: ``docker.from_env``, DOCKER_HOST and
+    its TLS variables); raises docker-py's ``DockerException``.
 
     When the client fails inside its constructor (API version detection: a stale socket file, an
     engine that is down) docker-py leaves its socket to the garbage collector, which would warn at
     some later, unrelated moment (an error under ``-W error``, in whichever test runs next).  So the
     socket is collected here, quietly: the failure itself is the caller's to report."""
     docker = docker_sdk()
+    seconds = int(max(timeout, 1))
     try:
-        return docker.from_env(timeout=int(max(timeout, 1)))
+        if address is None or address.source == "DOCKER_HOST":
+            return docker.from_env(timeout=seconds)
+        return docker.DockerClient(base_url=address.url, tls=address.tls or False, timeout=seconds)
     except docker.errors.DockerException as exc:
         # The traceback holds the frames that hold the socket: keep only the message.
         failure = docker.errors.DockerException(str(exc))
@@ -86,28 +148,33 @@ class Engine:
             importlib.import_module("testcontainers.core.container")  # the container class
         except ImportError as exc:
             raise BackendUnavailable(f"the docker backend needs {exc.name}: {INSTALL_HINT}") from None
-        address = engine_address()
+        found = find_engine()
+        address = found.url
         problem: object = None
-        if address.startswith("unix://") and not Path(address.removeprefix("unix://")).exists():
+        if not address:
+            problem = "no such context (`docker context ls` lists them)"
+        elif address.startswith("unix://") and not Path(address.removeprefix("unix://")).exists():
             problem = "the socket does not exist"
         else:
             try:
-                probe = open_client(timeout)  # a dead engine fails fast here
+                probe = open_client(timeout, found)  # a dead engine fails fast here
                 try:
                     probe.ping()
                 finally:
                     probe.close()
                 # Long calls (image builds, stops with their grace period) need more; log streams
                 # have no read timeout at all (docker-py lifts it for them).
-                client = open_client(CALL_TIMEOUT)
+                client = open_client(CALL_TIMEOUT, found)
             except docker.errors.DockerException as exc:
                 problem = exc
         if problem is not None:
+            looked = "".join(f"\n  - {place}" for place in found.looked)
             raise BackendUnavailable(
-                f"no Docker engine answers at {address} (DOCKER_HOST="
-                f"{os.environ.get('DOCKER_HOST') or 'unset'}, default socket {DEFAULT_SOCKET}): {problem}\n"
-                f"Hint: {START_HINT}"
+                f"no Docker engine answers at {address or '?'} (from {found.source}): {problem}\n"
+                f"Looked at:{looked or ' DOCKER_HOST'}\nHint: {START_HINT}"
             )
+        if found.source.startswith("context"):  # testcontainers, docker compose: the same engine
+            os.environ["DOCKER_HOST"] = address
         disable_ryuk_unless_asked()
         return cls(client)
 
