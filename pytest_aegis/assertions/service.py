@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -80,16 +81,44 @@ async def assert_health_check(
 # -- registration ------------------------------------------------------------------
 
 
-async def _instances(nc: Client, service_name: str, timeout: float) -> dict[str, ServiceInstance | str]:
-    """The current entries under ``<service_name>.`` in the registry bucket (invalid ones as text);
-    each JetStream request waits ``timeout`` seconds at most."""
+#: The registry's key of an instance by default: ``{service}`` and ``{instance}`` are replaced.
+INSTANCE_KEY = "{service}.{instance}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Where a service's instances are registered: a KV ``bucket`` and the ``key`` template."""
+
+    bucket: str = INSTANCES_BUCKET
+    key: str = INSTANCE_KEY
+
+    def __post_init__(self) -> None:
+        if "{instance}" not in self.key:
+            raise ValueError(f"key={self.key!r}: the template needs {{instance}} (and may use {{service}})")
+
+    def key_of(self, service: str, instance: str) -> str:
+        return self.key.format(service=service, instance=instance)
+
+    def prefix(self, service: str) -> str:
+        """What every key of ``service``'s instances starts with."""
+        return self.key.split("{instance}")[0].format(service=service)
+
+
+async def _instances(
+    nc: Client, service_name: str, timeout: float, registry: Registry
+) -> dict[str, ServiceInstance | str]:
+    """The current entries of ``service_name``'s instances in the registry bucket (invalid ones as
+    text); each JetStream request waits ``timeout`` seconds at most."""
     js = nc.jetstream(timeout=timeout)
-    kv = await js.key_value(INSTANCES_BUCKET)
+    kv = await js.key_value(registry.bucket)
     # Stream info lists the subjects with live messages; unlike kv.keys() it
-    # creates no consumer, so polling it is cheap.
-    prefix = f"$KV.{INSTANCES_BUCKET}."
-    info = await js.stream_info(f"KV_{INSTANCES_BUCKET}", subjects_filter=f"{prefix}{service_name}.>")
-    keys = sorted(subject.removeprefix(prefix) for subject in (info.state.subjects or {}))
+    # creates no consumer, so polling it is cheap.  It filters whole tokens: the rest of the prefix
+    # is matched here.
+    subjects, prefix = f"$KV.{registry.bucket}.", registry.prefix(service_name)
+    tokens = prefix[: prefix.rfind(".") + 1]
+    info = await js.stream_info(f"KV_{registry.bucket}", subjects_filter=f"{subjects}{tokens}>")
+    listed = (subject.removeprefix(subjects) for subject in (info.state.subjects or {}))
+    keys = sorted(key for key in listed if key.startswith(prefix))
     found: dict[str, ServiceInstance | str] = {}
     for key in keys:
         try:
@@ -115,14 +144,14 @@ READ_TIMEOUT = 1.0
 
 
 async def _instances_or_problem(
-    nc: Client, service_name: str, poll: Poll
+    nc: Client, service_name: str, poll: Poll, registry: Registry
 ) -> dict[str, ServiceInstance | str] | str:
     """The entries, or why they could not be read (the bucket missing, JetStream not answering:
     during a leader election a replicated bucket answers nothing for a few seconds); each
     request of the read waits :data:`READ_TIMEOUT` at most (and at least :data:`MIN_READ`)."""
     timeout = min(READ_TIMEOUT, max(poll.deadline - time.monotonic(), MIN_READ))
     try:
-        return await _instances(nc, service_name, timeout)
+        return await _instances(nc, service_name, timeout, registry)
     except nats.js.errors.BucketNotFoundError:
         return BUCKET_MISSING
     except nats.errors.TimeoutError:
@@ -134,20 +163,28 @@ async def _instances_or_problem(
 
 
 async def assert_instance_registered(
-    nc: Client, service_name: str, instance_id: str | None = None, *, within: float = 1.0
+    nc: Client,
+    service_name: str,
+    instance_id: str | None = None,
+    *,
+    within: float = 1.0,
+    bucket: str = INSTANCES_BUCKET,
+    key: str = INSTANCE_KEY,
 ) -> ServiceInstance:
     """Assert an ACTIVE-or-otherwise valid entry for ``service_name`` (and
-    ``instance_id``, if given) appears in the registry within ``within`` seconds.
+    ``instance_id``, if given) appears in the registry within ``within`` seconds: KV ``bucket``,
+    at the key ``key`` makes of ``{service}`` and ``{instance}``.
 
     Returns the parsed :class:`ServiceInstance`.
     """
-    key = f"{service_name}.{instance_id}" if instance_id else None
+    registry = Registry(bucket, key)
+    wanted = registry.key_of(service_name, instance_id) if instance_id else None
     last: dict[str, ServiceInstance | str] | str = "nothing (no read finished)"
     poll = Poll(within, interval=0.005, max_interval=0.05)
     async for _ in poll.aiter():
-        last = await _instances_or_problem(nc, service_name, poll)
+        last = await _instances_or_problem(nc, service_name, poll, registry)
         for found_key, entry in ({} if isinstance(last, str) else last).items():
-            if isinstance(entry, ServiceInstance) and (key is None or found_key == key):
+            if isinstance(entry, ServiceInstance) and (wanted is None or found_key == wanted):
                 return entry
     what = (
         f"instance {instance_id!r} of {service_name!r}"
@@ -155,30 +192,40 @@ async def assert_instance_registered(
         else f"any instance of {service_name!r}"
     )
     seen = last or "no entries"
-    raise AssertionError(
-        f"registration: expected {what} in KV {INSTANCES_BUCKET!r} within {within:.2f}s; seen: {seen}"
-    )
+    raise AssertionError(f"registration: expected {what} in KV {bucket!r} within {within:.2f}s; seen: {seen}")
 
 
 async def assert_registration_expires(
-    nc: Client, service_name: str, instance_id: str, *, within: float
+    nc: Client,
+    service_name: str,
+    instance_id: str,
+    *,
+    within: float,
+    bucket: str = INSTANCES_BUCKET,
+    key: str = INSTANCE_KEY,
 ) -> None:
-    """Assert the entry of ``instance_id`` is gone from the registry within ``within`` seconds."""
-    key = f"{service_name}.{instance_id}"
+    """Assert the entry of ``instance_id`` is gone from the registry (KV ``bucket``, key ``key``
+    as for :func:`assert_instance_registered`) within ``within`` seconds.  A bucket that is not
+    there fails: it proves nothing about an entry (a service registering elsewhere)."""
+    registry = Registry(bucket, key)
+    wanted = registry.key_of(service_name, instance_id)
     last: Any = None
     unreadable: str | None = None
     poll = Poll(within, interval=0.01, max_interval=0.1)
     async for _ in poll.aiter():
-        found = await _instances_or_problem(nc, service_name, poll)
-        if found == BUCKET_MISSING:
-            return  # no bucket, no entry
-        if isinstance(found, str):  # unreadable now: not proof of expiry
+        found = await _instances_or_problem(nc, service_name, poll, registry)
+        if isinstance(found, str):  # unreadable now (or no bucket): not proof of expiry
             unreadable = found
             continue
-        unreadable, last = None, found.get(key)
+        unreadable, last = None, found.get(wanted)
         if last is None:
             return
-    expected = f"registration: expected {key!r} to expire from KV {INSTANCES_BUCKET!r} within {within:.2f}s"
+    expected = f"registration: expected {wanted!r} to expire from KV {bucket!r} within {within:.2f}s"
+    if unreadable == BUCKET_MISSING:
+        raise AssertionError(
+            f"{expected}, but there is no bucket {bucket!r}: nothing there can expire (does the "
+            "service register in another bucket? pass bucket=... and key=...)"
+        )
     if unreadable is not None:
         raise AssertionError(f"{expected}, but the bucket could not be read (last: {unreadable})")
     raise AssertionError(f"{expected}, but it is still there after {poll.elapsed:.2f}s: {last!r}")

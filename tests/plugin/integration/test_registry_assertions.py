@@ -90,6 +90,38 @@ async def test_a_server_without_jetstream_has_no_responders_and_no_bucket_is_mis
     try:
         with pytest.raises(AssertionError, match=r"seen: bucket missing$"):
             await assert_instance_registered(nc, "svc", within=0.2)
-        await assert_registration_expires(nc, "svc", "i1", within=0.2)  # no bucket, no entry
+        with pytest.raises(AssertionError, match=r"but there is no bucket 'service-instances'"):
+            await assert_registration_expires(nc, "svc", "i1", within=0.2)  # it proves nothing
+    finally:
+        await nc.close()
+
+
+async def test_a_service_registering_elsewhere_is_found_there_and_never_expires_by_default(
+    nats_server_factory: Any,
+) -> None:
+    """A user's service with its own layout (KV ``fleet``, keys ``<service>/<instance>``): the
+    helpers follow ``bucket=`` and ``key=``; with the defaults the expiry check fails, naming the
+    bucket it did not find, instead of passing for a live instance."""
+    nc = await nats_server_factory(auth="none", tls=False).connect()
+    try:
+        kv = await nc.jetstream().create_key_value(KeyValueConfig(bucket="fleet"))
+        entry = b'{"serviceName": "orders", "instanceId": "o-1", "version": "1", "status": "ACTIVE",'
+        await kv.put("orders/o-1", entry + b' "lastHeartbeat": "2026-12-07T12:00:00+00:00"}')
+        elsewhere = {"bucket": "fleet", "key": "{service}/{instance}"}
+        found = await assert_instance_registered(nc, "orders", "o-1", within=5, **elsewhere)
+        assert found.instance_id == "o-1"
+        await assert_instance_registered(nc, "orders", within=5, **elsewhere)
+        with pytest.raises(AssertionError, match=r"'orders/o-1' to expire from KV 'fleet'.*still there"):
+            await assert_registration_expires(nc, "orders", "o-1", within=0.2, **elsewhere)
+        with pytest.raises(
+            AssertionError, match=r"no bucket 'service-instances'.*pass bucket=\.\.\. and key"
+        ):
+            await assert_registration_expires(nc, "orders", "o-1", within=0.2)
+        with pytest.raises(AssertionError, match=r"expected instance 'o-1' of 'ord' in KV 'fleet'"):
+            await assert_instance_registered(nc, "ord", "o-1", within=0.2, **elsewhere)
+        await kv.delete("orders/o-1")
+        await assert_registration_expires(nc, "orders", "o-1", within=5, **elsewhere)
+        with pytest.raises(ValueError, match=r"needs \{instance\}"):
+            await assert_registration_expires(nc, "orders", "o-1", within=0.2, key="{service}")
     finally:
         await nc.close()
