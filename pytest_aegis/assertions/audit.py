@@ -161,7 +161,13 @@ async def assert_no_event_lost(
         dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT
     ) as conn:
         async for _ in poll.aiter():
-            found = await count_events(conn, expected_ids, table=table, column=column)
+            try:
+                found = await count_events(conn, expected_ids, table=table, column=column)
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+                raise AssertionError(
+                    f"events: no {table}.{column} to count them in ({exc.diag.message_primary}): has the "
+                    "service migrated this database? pass table=... and column=... for another layout"
+                ) from None
             message = describe_events(expected_ids, found, table=table, elapsed=poll.elapsed, strict=strict)
             if message is None or any(n > 1 for n in found.counts.values()) or (strict and found.unexpected):
                 break

@@ -94,3 +94,12 @@ async def test_strict_fails_at_once_on_rows_nobody_expected_listing_them(events_
     message = str(failure.value)
     assert "2 stored once, 0 missing, 0 duplicated, 3 unexpected row(s) (5 row(s) in the table)" in message
     assert "stored but not expected" in message and "'Stray-1'" in message and "'c'" in message
+
+
+async def test_a_missing_table_or_column_fails_naming_it(events_table):
+    with pytest.raises(
+        AssertionError, match=r'events: no nowhere\.event_id .*relation "nowhere" does not exist'
+    ):
+        await assert_no_event_lost(events_table.dsn, ["a"], table="nowhere", within=0.1)
+    with pytest.raises(AssertionError, match=r'no received\.id .*column "id" does not exist.*pass table='):
+        await assert_event_persisted(events_table.dsn, "a", table="received", column="id", within=0.1)
