@@ -109,7 +109,8 @@ SOAK_ARGS ?=
 
 ## The soak (on demand, never in CI: it takes hours): the whole suite SOAK_RUNS times, local and
 ## docker in turn, random order, both cores busy; failures per test into bench-results/soak.json.
-soak: $(VENV)/.installed
+## Its runs need what CI's do (an engine, Docker Compose v2): docker-up first.
+soak: $(VENV)/.installed docker-up
 	$(PY) -m bench.soak --runs $(SOAK_RUNS) --out bench-results/soak.json --require=$(REQUIRE) \
 	  --pytest-args="$(PYTEST_ARGS)" $(SOAK_ARGS)
 
