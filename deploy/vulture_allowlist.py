@@ -38,6 +38,7 @@ NatsCluster.step_down
 NatsCluster.rolling_restart
 NatsCluster.nemesis
 NatsCluster.add_node
+NatsCluster.node_of
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.assertions.service import assert_instance_registered as assert_instance_registered
     from pytest_aegis.assertions.service import assert_registration_expires as assert_registration_expires
     from pytest_aegis.assertions.service import assert_registry_roundtrip as assert_registry_roundtrip
+    from pytest_aegis.assertions.streams import assert_consumer_drained as assert_consumer_drained
+    from pytest_aegis.assertions.streams import stream_message_count as stream_message_count
     from pytest_aegis.backends.local.postgres import PostgresServer as PostgresServer
     from pytest_aegis.certs import AegisCA as AegisCA
     from pytest_aegis.errors import AegisError as AegisError
@@ -63,6 +65,8 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.natsd.store import StoreDamage as StoreDamage
     from pytest_aegis.postgres.handle import PostgresDatabase as PostgresDatabase
     from pytest_aegis.postgres.handle import PostgresHandle as PostgresHandle
+    from pytest_aegis.waiting import async_wait_until as async_wait_until
+    from pytest_aegis.waiting import wait_until as wait_until
 
 #: Each public name and the module it lives in.  Importing ``pytest_aegis`` (which loading the
 #: plugin does) imports none of them: the heavy layers (nats-py, pydantic, trustme, psycopg,
@@ -111,6 +115,10 @@ _LAZY = {
     "assert_micro_service": "pytest_aegis.assertions.micro",
     "assert_no_event_lost": "pytest_aegis.assertions.audit",
     "assert_no_acked_write_lost": "pytest_aegis.assertions.jetstream",
+    "assert_consumer_drained": "pytest_aegis.assertions.streams",
+    "stream_message_count": "pytest_aegis.assertions.streams",
+    "wait_until": "pytest_aegis.waiting",
+    "async_wait_until": "pytest_aegis.waiting",
     "assert_migrations_roundtrip": "pytest_aegis.assertions.migrations",
     "assert_permission_denied": "pytest_aegis.assertions.security",
     "assert_permitted": "pytest_aegis.assertions.security",

@@ -371,6 +371,21 @@ class NatsCluster:
             raise LookupError(f"{server_name!r} is not a node of cluster {self.name} ({', '.join(names)})")
         return names.index(server_name)
 
+    def node_of(self, client: Client) -> int:
+        """The index of the node ``client`` is connected to now (by the port it is connected to);
+        :class:`LookupError` when it is not connected, or connected elsewhere (through a proxy)."""
+        url = client.connected_url if client.is_connected else None
+        if url is None:
+            state = "closed" if client.is_closed else "not connected (reconnecting?)"
+            raise LookupError(f"node_of: the client is {state}: it is on no node of cluster {self.name}")
+        ports = {node.port: index for index, node in enumerate(self.nodes)}
+        if url.port not in ports:
+            raise LookupError(
+                f"node_of: the client is connected to {url.hostname}:{url.port}, no node of cluster "
+                f"{self.name} (their ports: {sorted(ports)}); through a proxy?"
+            )
+        return ports[url.port]
+
     async def meta_leader(self) -> int:
         """The index of the node that leads the JetStream meta group now."""
         seen = await self.wait_until_healthy()

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Callable
 
 import pytest
 from nats.aio.client import Client
-from nats.js.api import ConsumerInfo
 
-from pytest_aegis import AppProcess, PostgresDatabase, assert_app_refuses_to_start, assert_no_event_lost
+from pytest_aegis import (
+    AppProcess,
+    PostgresDatabase,
+    assert_app_refuses_to_start,
+    assert_consumer_drained,
+    assert_no_event_lost,
+)
 
 #: The server every test here runs against: TLS, a client certificate required, user/password.
 secured = pytest.mark.nats_secure(auth="userpass", tls=True, mtls=True)
@@ -34,25 +38,6 @@ async def publish(nc: Client, events: list[dict[str, object]]) -> None:
         *(js.publish(f"events.{event['kind']}", json.dumps(event).encode(), timeout=10) for event in events)
     )
     assert all(ack.stream == STREAM for ack in acks)
-
-
-async def consumer_drained(nc: Client, published: int, *, within: float) -> ConsumerInfo:
-    """The app's consumer has been handed every message and acknowledged it: nothing pending,
-    nothing awaiting an ack, within ``within`` seconds."""
-    js = nc.jetstream()
-    deadline = time.monotonic() + within
-    while True:
-        info: ConsumerInfo = await js.consumer_info(STREAM, DURABLE)
-        acked = info.ack_floor.stream_seq if info.ack_floor else 0
-        if acked >= published and info.num_pending == 0 and info.num_ack_pending == 0:
-            return info
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"consumer {DURABLE} not drained within {within} s: ack floor {acked} of {published}, "
-                f"{info.num_pending} pending, {info.num_ack_pending} awaiting an ack, "
-                f"{info.num_redelivered} redelivered"
-            )
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.asyncio
@@ -77,7 +62,7 @@ async def test_an_event_delivered_twice_is_stored_once(
     events = new_events(100)
     await publish(nats_client, events)
     await publish(nats_client, events)  # a producer that retried: the stream holds each event twice
-    info = await consumer_drained(nats_client, 2 * len(events), within=30)
+    info = await assert_consumer_drained(nats_client, STREAM, DURABLE, at_least=2 * len(events), within=30)
     assert info.num_redelivered == 0  # no insert failed
     ids = [str(event["id"]) for event in events]
     await assert_no_event_lost(postgres_db.dsn, ids, table="events", column="event_id", strict=True)

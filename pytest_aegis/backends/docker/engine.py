@@ -91,11 +91,6 @@ def find_engine(environ: Mapping[str, str] = os.environ) -> EngineAddress:
     return EngineAddress(str(context.Host), source, tuple(looked), context.TLSConfig)
 
 
-def engine_address() -> str:
-    """Where the engine is: :func:`find_engine`'s URL."""
-    return find_engine().url
-
-
 def engine_configured() -> bool:
     """Cheap check (no connection, no docker-py): is there any engine we could talk to?"""
     return bool(os.environ.get("DOCKER_HOST") or current_context()[0]) or DEFAULT_SOCKET.exists()
