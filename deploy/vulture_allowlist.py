@@ -39,6 +39,7 @@ NatsCluster.rolling_restart
 NatsCluster.nemesis
 NatsCluster.add_node
 NatsCluster.node_of
+NatsCluster.power_loss
 
 # Attributes read by libraries, not by us: tarfile.TarInfo.mtime (the archive's timestamps) and
 # testcontainers' config (Ryuk off unless asked).
@@ -77,3 +78,15 @@ End.connection_lost
 from bench.hunt.rounds import test_hunt
 
 test_hunt  # a pytest test: bench/hunt/__main__.py runs it with pytest
+
+from pytest_aegis.faults.disk import unusable
+from pytest_aegis.faults.lazyfs import LazyFS
+
+unusable  # the power-loss tests' skip reason (and users' conftests)
+# FUSE callbacks: mfusepy calls each operation by its name
+LazyFS.use_ns
+LazyFS.readdir
+LazyFS.statfs
+LazyFS.utimens
+LazyFS.fallocate
+LazyFS.fsyncdir

@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.errors import SpecError as SpecError
     from pytest_aegis.errors import TLSRejectedByServer as TLSRejectedByServer
     from pytest_aegis.errors import WaitTimeout as WaitTimeout
+    from pytest_aegis.faults.disk import PowerLoss as PowerLoss
     from pytest_aegis.faults.proxy import Fault as Fault
     from pytest_aegis.faults.proxy import FaultProxy as FaultProxy
     from pytest_aegis.faults.targets import NatsFaultProxy as NatsFaultProxy
@@ -79,6 +80,7 @@ _LAZY = {
     "NatsCluster": "pytest_aegis.natsd.cluster",
     "Nemesis": "pytest_aegis.natsd.nemesis",
     "StoreDamage": "pytest_aegis.natsd.store",
+    "PowerLoss": "pytest_aegis.faults.disk",
     "NatsFaultProxy": "pytest_aegis.faults.targets",
     "PostgresFaultProxy": "pytest_aegis.faults.targets",
     "AppProcess": "pytest_aegis.app.process",

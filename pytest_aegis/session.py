@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from pytest_aegis.errors import WaitTimeout
+from pytest_aegis.mounts import unmount_under
 from pytest_aegis.ports import sweep_leases
 from pytest_aegis.waiting import wait_until
 
@@ -127,6 +128,7 @@ class SessionState:
         if self._dir is None:
             return
         if not (self._dir / KEEP_MARKER).exists():
+            unmount_under(self._dir)  # a power-loss disk a failed stop left mounted
             shutil.rmtree(self._dir, ignore_errors=True)
         if self._lock is not None:
             self._lock.close()
@@ -220,6 +222,7 @@ def sweep(root: Path | None = None, *, include_kept: bool = False) -> SweepRepor
                 continue
             _kill_recorded(session_dir / "procs", report)
             report.containers_to_sweep |= (session_dir / CONTAINERS_MARKER).exists()
+            unmount_under(session_dir)  # the dead mounts of its power-loss disks, before the removal
             shutil.rmtree(session_dir, ignore_errors=True)
             report.sessions.append(session_dir)
         finally:

@@ -20,6 +20,7 @@ CI_ENV: Mapping[str, str] = {
     "AEGIS_REQUIRE_DOCKER": "1",  # a docker-marked test that cannot run fails, never skips
     "TESTCONTAINERS_RYUK_DISABLED": "true",  # the sandbox has no Ryuk image
     "TC_HOST": "127.0.0.1",  # host networking only
+    "AEGIS_REQUIRE_FUSE": "1",  # the power-loss tests must not skip
 }
 
 

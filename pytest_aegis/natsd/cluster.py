@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_aegis.certs import CertFiles
 from pytest_aegis.errors import AegisError
+from pytest_aegis.faults.disk import PowerLoss
 from pytest_aegis.faults.proxy import Fault
 from pytest_aegis.natsd.health import MONITOR_TIMEOUT, NodeHealth, all_healthy, monitor_get, read_health
 from pytest_aegis.natsd.material import NatsMaterial
@@ -169,6 +170,10 @@ class NatsCluster:
     def restart(self, index: int) -> None:
         """Start node ``index`` again: same ports, same JetStream store."""
         self.nodes[index].restart()
+
+    def power_loss(self, index: int) -> PowerLoss:
+        """Cut node ``index``'s power (:meth:`NatsServer.power_loss`; the spec's ``power_loss``)."""
+        return self.nodes[index].power_loss()
 
     def pause(self, index: int) -> None:
         self.nodes[index].pause()

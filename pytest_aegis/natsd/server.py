@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from nats.aio.client import Client
 
 from pytest_aegis.config import DEFAULT_START_TIMEOUT
+from pytest_aegis.faults.disk import PowerLoss
 from pytest_aegis.matrix import record
 from pytest_aegis.natsd.auth import CREDENTIAL_ENV
 from pytest_aegis.natsd.connect import open_client
@@ -63,6 +64,7 @@ class NatsRuntime(Protocol):
     def reload_config(self, *, signal: bool = True) -> None: ...
     def signal(self, name: str) -> None: ...
     def stopped_store(self) -> StoreFiles: ...
+    def power_loss(self) -> PowerLoss: ...
     def keep_instructions(self) -> str: ...
 
 
@@ -295,6 +297,15 @@ class NatsServer:
         return corrupt_store(
             store, server=self.name, stream=stream, kind=kind, what=what, seed=seed, group=group
         )
+
+    def power_loss(self) -> PowerLoss:
+        """Cut the power: the server dies at once (SIGKILL) and its JetStream store loses every
+        write not yet fsynced (nats-server syncs every ``sync_interval``: 2 min by default,
+        ``"always"`` for every write).  Needs the spec's ``power_loss=True`` (the store on a FUSE
+        filesystem that keeps unsynced writes apart).  Then :meth:`restart` it and see what it
+        kept.  Returns what was lost, file by file.  :class:`ValueError` without
+        ``power_loss=True``; :class:`~pytest_aegis.ExternalServerError` on the external backend."""
+        return self._runtime.power_loss()
 
     def paused(self) -> AbstractContextManager[None]:
         """``with server.paused(): ...``: paused for the block, resumed however it ends."""

@@ -130,6 +130,14 @@ class NatsSpec(_Frozen):
             'such as `"100ms"`, `"10s"` (nats-server\'s default: `"2m"`)',
         ),
     ] = None
+    power_loss: Annotated[
+        bool,
+        Field(
+            description="the JetStream store on a disk that loses every write not yet fsynced when "
+            "`NatsServer.power_loss()` cuts the power (a FUSE filesystem: the test is skipped where "
+            "FUSE is not usable)",
+        ),
+    ] = False
     lame_duck_duration: Annotated[
         float | None,
         Field(
@@ -176,6 +184,8 @@ class NatsSpec(_Frozen):
             )
         if self.sync_interval is not None and not self.jetstream:
             raise ValueError(f"sync_interval={self.sync_interval!r} needs jetstream=True")
+        if self.power_loss and not self.jetstream:
+            raise ValueError("power_loss=True needs jetstream=True (the JetStream store loses the writes)")
         duration = LAME_DUCK_DEFAULTS[0] if self.lame_duck_duration is None else self.lame_duck_duration
         grace = LAME_DUCK_DEFAULTS[1] if self.lame_duck_grace_period is None else self.lame_duck_grace_period
         if grace >= duration:

@@ -17,7 +17,8 @@ from pytest_aegis.backends.docker.labels import session_labels
 from pytest_aegis.backends.docker.nats import DockerNats
 from pytest_aegis.backends.docker.postgres import DockerPostgres
 from pytest_aegis.config import AegisConfig
-from pytest_aegis.errors import BackendUnavailable
+from pytest_aegis.errors import BackendUnavailable, SpecError
+from pytest_aegis.faults.disk import PowerLossDisk
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.session import SessionState
 
@@ -76,10 +77,22 @@ class DockerBackend(Backend):
             network=self.network,
             labels=self._labels("nats", name),
             start_timeout=self.config.start_timeout,
+            disk=self._power_loss_disk(material, name, directory),
         )
         self._started.append(runtime)
         runtime.start()
         return runtime
+
+    def _power_loss_disk(self, material: NatsMaterial, name: str, directory: Path) -> PowerLossDisk | None:
+        """The host disk a ``power_loss`` server's store is bind-mounted from (``None`` without)."""
+        if not material.spec.power_loss:
+            return None
+        if not self.engine.is_local:
+            raise SpecError(
+                f"power_loss=True on the docker backend needs a local engine (the store is a FUSE "
+                f"mount of this machine, bind-mounted); this one is at {self.engine.address}"
+            )
+        return PowerLossDisk(directory, name=name, session=self.session, keep=self.config.keep)
 
     def start_postgres(self, *, name: str) -> DockerPostgres:
         server = DockerPostgres(

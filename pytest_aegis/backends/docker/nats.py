@@ -27,7 +27,9 @@ from typing import Any
 from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec, Mount
 from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.backends.docker.store import ContainerStore
+from pytest_aegis.backends.local.store import DirectoryStore
 from pytest_aegis.certs import CertFiles
+from pytest_aegis.faults.disk import PowerLoss, PowerLossDisk
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness, ready_line
@@ -79,8 +81,12 @@ class DockerNats(StartingNats, ContainerBacked):
         network: str,
         labels: dict[str, str],
         start_timeout: float,
+        disk: PowerLossDisk | None = None,
     ) -> None:
         super().__init__(name, material, directory, start_timeout=start_timeout)
+        #: The store's disk when the spec asks for power loss: a host FUSE mount, bind-mounted
+        #: over the store (mounted while the container runs).
+        self._disk = disk
         self.image = image
         self._engine = engine
         self._network = network
@@ -139,6 +145,9 @@ class DockerNats(StartingNats, ContainerBacked):
         if self._engine.is_local:  # a read-only bind mount: no copy (a put_archive costs ~70 ms)
             self._write_host_files(files)
             files, mounts = [], [Mount(self._host_etc, ETC)]
+        if self._disk is not None:
+            self._disk.mount()
+            mounts.append(Mount(self._disk.mountpoint, STORE, "rw"))
         self._run = ContainerRun(
             self._engine,
             name=f"nats-server[{self.name}]",
@@ -168,7 +177,9 @@ class DockerNats(StartingNats, ContainerBacked):
     def restart(self) -> None:
         """Stop if running, then start the same container again: same ports, same JetStream store."""
         assert self._run is not None
-        self._run.stop()
+        self.stop()
+        if self._disk is not None:  # the container's bind mount sees the new mount (same path)
+            self._disk.mount()
         if self._network == "host":  # the config as the first start wrote it, on the same ports
             material, _ = self._tls_files()
             config = self._config(material)
@@ -199,7 +210,7 @@ class DockerNats(StartingNats, ContainerBacked):
         assert self._run is not None
         self._run.signal(name)
 
-    def stopped_store(self) -> ContainerStore:
+    def stopped_store(self) -> ContainerStore | DirectoryStore:
         """The JetStream store's files in the stopped container (through the engine)."""
         if self._run is None or self._run.container is None:
             raise RuntimeError(f"nats-server[{self.name}] was never started: it has no store")
@@ -207,15 +218,34 @@ class DockerNats(StartingNats, ContainerBacked):
             raise RuntimeError(
                 f"nats-server[{self.name}] is running: stop() or kill() it before its store is touched"
             )
+        if self._disk is not None:  # the store is the host's disk, not the container's
+            return DirectoryStore(self._disk.live)
         return ContainerStore(self._run.container, STORE)
 
     def stop(self) -> None:
         if self._run is not None:
             self._run.stop()
+        self._unmount()
 
     def kill(self) -> None:
         if self._run is not None:
             self._run.kill()
+        self._unmount()
+
+    def power_loss(self) -> PowerLoss:
+        """Kill the container, and the store loses every write not yet fsynced (the spec's
+        ``power_loss``; the disk is the host's, so the engine must be local)."""
+        if self._disk is None:
+            raise ValueError(
+                f"nats-server[{self.name}] has no power-loss disk: start it with power_loss=True"
+            )
+        if self._run is not None:
+            self._run.kill()
+        return self._disk.power_loss()
+
+    def _unmount(self) -> None:
+        if self._disk is not None:
+            self._disk.unmount()
 
     def keep_instructions(self) -> str:
         name = self.container_name or "?"

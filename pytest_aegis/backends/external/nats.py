@@ -179,6 +179,9 @@ class ExternalNatsRuntime:
     def stopped_store(self) -> NoReturn:
         refuse("corrupt", f"the store of the NATS server at {self._shown}")
 
+    def power_loss(self) -> NoReturn:
+        refuse("power_loss", f"the NATS server at {self._shown}")
+
     def keep_instructions(self) -> str:
         return "external server (not started by the harness)"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from signal import SIGHUP, Signals
 
 from pytest_aegis.backends.local.store import DirectoryStore
+from pytest_aegis.faults.disk import PowerLoss, PowerLossDisk
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness
@@ -47,6 +48,10 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
             fatal_markers=FATAL_MARKERS,
             hint=f"config: {self._config_path}; run `{binary} -c {self._config_path}` to see the error",
         )
+        #: The store's disk when the spec asks for power loss (mounted while the server runs).
+        self._disk: PowerLossDisk | None = None
+        if material.spec.power_loss:
+            self._disk = PowerLossDisk(directory, name=name, session=session, keep=keep)
 
     def start(self) -> None:
         # Leased the first time and kept by every later start; a reload keeps them too, as
@@ -54,15 +59,22 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
         self._lease_ports()
         self._listening = (self.port, self.monitor_port or RANDOM_PORT)
         self._write_config()
+        if self._disk is not None:
+            self._disk.mount()
         self._process.start(self._timeout)
         self._note_startup(self._process.startup_lines)
+
+    @property
+    def _store_dir(self) -> Path:
+        """Where the server keeps its store (the power-loss disk's mount point, with one)."""
+        return self._disk.mountpoint if self._disk is not None else self._directory / "jetstream"
 
     def _write_config(self) -> None:
         port, monitor_port = self._listening
         text = render(
             self._material,
             name=self.name,
-            store_dir=self._directory / "jetstream",
+            store_dir=self._store_dir,
             port=port,
             monitor_port=monitor_port,
             host=self.host,
@@ -86,16 +98,31 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
             raise RuntimeError(
                 f"nats-server[{self.name}] is running: stop() or kill() it before its store is touched"
             )
-        return DirectoryStore(self._directory / "jetstream")
+        return DirectoryStore(self._disk.live if self._disk is not None else self._store_dir)
 
     def stop(self) -> None:
         self._process.stop()
+        self._unmount()
 
     def kill(self) -> None:
         self._process.kill()
+        self._unmount()
+
+    def power_loss(self) -> PowerLoss:
+        """SIGKILL, and the store loses every write not yet fsynced (the spec's ``power_loss``)."""
+        if self._disk is None:
+            raise ValueError(
+                f"nats-server[{self.name}] has no power-loss disk: start it with power_loss=True"
+            )
+        self._process.kill()
+        return self._disk.power_loss()
+
+    def _unmount(self) -> None:
+        if self._disk is not None:
+            self._disk.unmount()
 
     def restart(self) -> None:
-        self._process.stop()
+        self.stop()
         self.start()
 
     @property

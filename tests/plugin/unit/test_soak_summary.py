@@ -214,7 +214,9 @@ def test_the_command_lines_are_make_test_and_make_test_docker_with_a_seed_and_a_
 def test_every_run_has_cis_environment_unless_the_caller_set_it():
     env = run_env({"PATH": "/bin", "AEGIS_REQUIRE_DOCKER": "0"})
     assert env == {**CI_ENV, "PATH": "/bin", "AEGIS_REQUIRE_DOCKER": "0"}
-    assert env_prefix(env) == "AEGIS_REQUIRE_DOCKER=0 TESTCONTAINERS_RYUK_DISABLED=true TC_HOST=127.0.0.1"
+    assert env_prefix(env) == (
+        "AEGIS_REQUIRE_DOCKER=0 TESTCONTAINERS_RYUK_DISABLED=true TC_HOST=127.0.0.1 AEGIS_REQUIRE_FUSE=1"
+    )
 
 
 def test_the_defaults_are_ten_runs_alternating_local_and_docker_on_busy_cores():
