@@ -3,8 +3,8 @@ suite: ``testpaths`` is ``tests``).  Settings come from the environment:
 
 ``HUNT_OUT`` (the JSON-lines file each round is appended to), ``HUNT_SECONDS`` (rounds begin until
 this much time has passed), ``HUNT_SEED`` (round ``n`` uses seed ``HUNT_SEED + n``), ``HUNT_FAULTS``
-(comma-separated nemesis faults), ``HUNT_STEPS``, ``HUNT_SYNC`` (the spec's ``sync_interval``, or
-empty for nats-server's default).
+(comma-separated nemesis faults; ``power`` puts the nodes' stores on power-loss disks),
+``HUNT_STEPS``, ``HUNT_SYNC`` (the spec's ``sync_interval``, or empty for nats-server's default).
 
 A round's ``outcome``: ``ok`` (every acknowledged write there once), ``lost`` or ``duplicated``
 (with the ids), ``stuck`` (the cluster or the stream did not come back within the deadlines),
@@ -101,6 +101,8 @@ async def test_hunt(nats_cluster_factory: Callable[..., NatsCluster]) -> None:
     }
     if sync:
         spec["sync_interval"] = sync
+    if "power" in faults:  # a node's power cut: its store on a power-loss disk
+        spec["power_loss"] = True
     began, number = time.monotonic(), 0
     out.parent.mkdir(parents=True, exist_ok=True)
     while time.monotonic() - began < seconds:

@@ -299,7 +299,8 @@ class NatsCluster:
         """A seeded nemesis (:mod:`~pytest_aegis.natsd.nemesis`) for this cluster:
         ``async with cluster.nemesis(seed=5) as nemesis: ... await nemesis.wait()``.  ``steps``
         faults from ``faults`` (``kill``, ``pause``, ``partition``, ``latency``, ``lame_duck``;
-        ``store``: the message blocks of ``streams`` damaged on a stopped node), one at a time,
+        ``store``: the message blocks of ``streams`` damaged on a stopped node; ``power``: a
+        node's power cut, with the spec's ``power_loss=True``), one at a time,
         each held about ``hold`` s after about ``gap`` s of calm and healed before the next (the
         cluster healthy again within ``timeout`` s).  Without ``seed`` one is drawn; either way it
         is in ``nemesis.seed`` and the first line of ``nemesis.history``."""
@@ -307,6 +308,10 @@ class NatsCluster:
         if self.routes is None and {"partition", "latency"} & set(chosen):
             raise ValueError(
                 f"cluster {self.name} was started without route proxies: no partition or latency faults"
+            )
+        if "power" in chosen and not self.entry.spec.power_loss:
+            raise ValueError(
+                f"nemesis: the power fault needs a cluster started with power_loss=True (cluster {self.name})"
             )
         if "store" in chosen and (isinstance(streams, str) or not streams):
             raise ValueError(f"nemesis: the store fault needs streams=[...] to damage (got {streams!r})")

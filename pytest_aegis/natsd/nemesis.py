@@ -11,8 +11,9 @@ Faults (:data:`FAULTS`): ``kill`` (SIGKILL, started again after the hold), ``pau
 the hold), ``partition`` (the node's routes cut for the hold), ``latency`` (its routes slowed for
 the hold), ``lame_duck`` (lame-duck mode until it exits, then started again), ``store`` (stopped,
 the message blocks of the nemesis's streams damaged: a bit flip, truncation or deletion drawn
-from the seed, started again after the hold).  :data:`DEFAULT_FAULTS`: all but ``store``, which
-needs the streams to damage.
+from the seed, started again after the hold), ``power`` (its power cut: killed, its store back to
+what it had fsynced, started again after the hold; the cluster's spec needs ``power_loss=True``).
+:data:`DEFAULT_FAULTS`: all but ``store``, which needs the streams to damage, and ``power``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from pytest_aegis.natsd.store import KINDS, Kind
 if TYPE_CHECKING:
     from pytest_aegis.natsd.cluster import NatsCluster
 
-NemesisFault = Literal["kill", "pause", "partition", "latency", "lame_duck", "store"]
+NemesisFault = Literal["kill", "pause", "partition", "latency", "lame_duck", "store", "power"]
 FAULTS: tuple[NemesisFault, ...] = get_args(NemesisFault)
-DEFAULT_FAULTS: tuple[NemesisFault, ...] = FAULTS[:-1]
+#: Those that need nothing of the test: ``store`` needs its streams, ``power`` a power-loss cluster.
+DEFAULT_FAULTS: tuple[NemesisFault, ...] = ("kill", "pause", "partition", "latency", "lame_duck")
 #: Route latencies a ``latency`` step picks from, in milliseconds.
 LATENCIES_MS = (50, 100, 250)
 
@@ -178,6 +180,11 @@ class Nemesis:
                     self.note(f"step {step.number}: {stream}: {str(exc).splitlines()[0]}")
                     continue
                 self.note(f"step {step.number}: {str(damage).replace(chr(10), ';')}")
+            await asyncio.sleep(step.hold)
+            await asyncio.to_thread(node.restart)
+        elif step.fault == "power":
+            loss = await asyncio.to_thread(node.power_loss)
+            self.note(f"step {step.number}: {loss}")
             await asyncio.sleep(step.hold)
             await asyncio.to_thread(node.restart)
         else:  # lame_duck: the hold is the server's own (until it exits)

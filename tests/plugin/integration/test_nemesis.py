@@ -91,6 +91,8 @@ async def test_a_store_step_damages_a_stopped_nodes_blocks_and_starts_it_again(
             await js.publish("nemesis.w", b"%d" % i)
         with pytest.raises(ValueError, match=r"the store fault needs streams=\[\.\.\.\] to damage"):
             nats_cluster.nemesis(seed=3, faults=["store"])
+        with pytest.raises(ValueError, match=r"the power fault needs a cluster started with power_loss=True"):
+            nats_cluster.nemesis(seed=3, faults=["power"])
         async with nats_cluster.nemesis(
             seed=3, faults=["store"], streams=[STREAM], steps=2, hold=0.5, gap=0
         ) as nem:

@@ -7,6 +7,7 @@ instead."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import textwrap
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from pytest_aegis import NatsCluster, NatsServer, assert_no_acked_write_lost, wa
 from pytest_aegis.faults.disk import unusable
 from pytest_aegis.mounts import mount_points
 from pytest_aegis.session import sweep
+from pytest_aegis.waiting import async_wait_until
+from tests.nats_support import write_until
 
 WRITES = 50
 
@@ -143,5 +146,31 @@ async def test_a_replica_that_lost_power_catches_up_and_leads_with_every_acknowl
         await nats_cluster.wait_until_healthy()
         assert await nats_cluster.step_down("POWER", to=hit) == hit  # it answers reads now
         await assert_no_acked_write_lost(nc, "POWER", acked)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("fuse_usable")
+@pytest.mark.nats_cluster(size=3, auth="none", tls=False, power_loss=True, sync_interval="always")
+async def test_a_nemesis_of_power_cuts_loses_no_acknowledged_write_when_every_write_is_synced(
+    nats_cluster: NatsCluster,
+) -> None:
+    nc = await nats_cluster.connect()
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="CUTS", subjects=["cuts.>"], num_replicas=3)
+        stop, acked = asyncio.Event(), []
+        writer = asyncio.create_task(write_until(js, "cuts.w", stop, acked))
+        async with nats_cluster.nemesis(seed=7, faults=["power"], steps=2, hold=0.5, gap=0.5) as nemesis:
+            await nemesis.wait()
+        await async_wait_until(
+            lambda: asyncio.sleep(0, len(acked)), "acks after the nemesis", timeout=30, ok=lambda n: n > 0
+        )
+        stop.set()
+        await writer
+        assert nemesis.done == nemesis.planned and {step.fault for step in nemesis.planned} == {"power"}
+        assert sum("back to their last fsync" in line for line in nemesis.history) == 2, nemesis.history
+        await assert_no_acked_write_lost(nc, "CUTS", acked)
     finally:
         await nc.close()
