@@ -104,7 +104,7 @@ def _judge(error: ServerStartError, wanted: tuple[str, ...], expected: str, matc
             f"its log nor the server's lines match {match!r}:\n{error}"
         )
     if isinstance(error.server, NatsServer):
-        record.app_refused(error.server.spec, error.refusal)
+        record.app_refused(error.server.spec, error.refusal, error.server.topology)
     return AppRefusal(error.refusal, error.exit_code, log, list(error.server_lines), error)
 
 

@@ -201,7 +201,8 @@ def denied(client: Any, action: str) -> None:
         recorder.proved_on_client(client, f"denied:{action}")
 
 
-def app_refused(spec: NatsSpec, reason: str) -> None:
-    """A passing ``assert_app_refuses_to_start`` proved the service refused for ``reason``."""
+def app_refused(spec: NatsSpec, reason: str, topology: str = "single") -> None:
+    """A passing ``assert_app_refuses_to_start`` proved the service refused for ``reason`` by a
+    server of ``topology`` (a cluster's refusal on the cluster's row)."""
     if (recorder := active()) is not None:
-        recorder.proved(spec, f"app-refused:{reason}")
+        recorder.proved(spec, f"app-refused:{reason}", topology)

@@ -2,7 +2,8 @@
 properties, and the gate (``--aegis-require``) that fails a session which never proved a case.
 
 The gate's cases (:data:`REQUIRED_CASES`) are coarser than a row's: ``auth`` and ``tls`` are a
-connection rejected for that reason, ``mtls`` a client certificate (or its absence) refused by an
+connection rejected for that reason (a test client's, or the service under test's: its refusal
+was the server's), ``mtls`` a client certificate (or its absence) refused by an
 mTLS server, ``permissions`` a publish or subscribe denied, ``app-refusal`` the service under test
 refused for ``auth`` or ``tls``.
 """
@@ -24,14 +25,15 @@ from pytest_aegis.matrix.record import CASES, Recorder, SpecRow
 #: Each gate case: the row cases that prove it, and the assertion that would.
 REQUIRED_CASES: Mapping[str, tuple[tuple[str, ...], str]] = {
     "auth": (
-        ("rejected:auth",),
+        ("rejected:auth", "app-refused:auth"),
         "a passing assert_connection_rejected(server, reason='auth', password='wrong') "
-        "(or another bad credential)",
+        "(or another bad credential), or assert_app_refuses_to_start(..., reason='auth')",
     ),
     "tls": (
-        ("rejected:tls",),
+        ("rejected:tls", "app-refused:tls"),
         "a passing assert_connection_rejected(server, reason='tls', ...): e.g. tls=None (the system trust "
-        "store) against a TLS server, or any client against a server_cert='untrusted' server",
+        "store) against a TLS server, or any client against a server_cert='untrusted' server; or "
+        "assert_app_refuses_to_start(..., reason='tls')",
     ),
     "mtls": (
         ("rejected:mtls",),

@@ -150,3 +150,31 @@ def test_shards_reports_merge_into_one_gate_that_passes_only_with_every_case(inn
     assert doc["proved"] == ["auth", "tls"] and doc["missing"] == []
     (row,) = doc["specs"]  # one spec in both shards: one row, its counts added up
     assert row["proved"] == {"rejected:auth": 1, "rejected:tls": 1} and row["connected_tests"] == 1
+
+
+APP_REFUSALS = """
+    import pytest
+    from pytest_aegis import assert_app_refuses_to_start
+
+    @pytest.mark.nats_secure(auth="userpass")
+    def test_wrong_password(aegis_app_factory):
+        assert_app_refuses_to_start(aegis_app_factory, reason="auth", env={"AEGIS_NATS_PASSWORD": "wrong"})
+
+    @pytest.mark.nats_cluster(size=2, server_cert="untrusted")
+    def test_untrusted_cluster(aegis_app_factory):
+        assert_app_refuses_to_start(aegis_app_factory, reason="tls")
+"""
+
+
+def test_an_app_refused_for_auth_or_tls_proves_the_gates_case_on_its_servers_row(inner):
+    """The service's refusal was the server's: it proves ``auth`` and ``tls`` as a test client's
+    would, and a refusal by a cluster is counted on the cluster's row."""
+    inner.makepyfile(test_inner=APP_REFUSALS)
+    report = inner.path / "security.json"
+    result = run_inner(inner, "--aegis-require=auth,tls,app-refusal", f"--aegis-security-report={report}")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    doc = _matrix(report)
+    assert doc["proved"] == ["auth", "tls", "app-refusal"] and doc["missing"] == []
+    rows = {row["topology"]: row["proved"] for row in doc["specs"]}
+    assert rows == {"single": {"app-refused:auth": 1}, "cluster": {"app-refused:tls": 1}}
