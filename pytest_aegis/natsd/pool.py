@@ -168,6 +168,20 @@ class NatsPool:
             release_port(first_port)
         return start_on_free_port(start, attempts=PORT_ATTEMPTS - 1)
 
+    def retire(self, server: NatsServer) -> None:
+        """Stop one unshared server for good (its test is over) and give up its ports; with keep,
+        leave it running for :meth:`close` to report."""
+        if self._keep or server not in self.servers:
+            return
+        self.servers.remove(server)
+        if server.is_paused:
+            with contextlib.suppress(Exception):
+                server.resume()
+        with contextlib.suppress(Exception):
+            server.stop()
+        for port in server.ports:
+            release_port(port)
+
     def close(self) -> list[NatsServer]:
         """Stop every server (or, with keep, leave them running, resumed if a test left them
         paused); return those left running."""
