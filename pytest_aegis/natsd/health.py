@@ -52,17 +52,24 @@ def read_health(name: str, monitor_url: str) -> NodeHealth:
     )
 
 
+def agreed_leader(seen: list[NodeHealth]) -> NodeHealth | None:
+    """The meta leader every node in ``seen`` names, when it is one of them (``None`` otherwise:
+    no leader, nodes that disagree, or a leader outside ``seen``)."""
+    leaders = {node.meta_leader for node in seen}
+    if len(leaders) != 1:
+        return None
+    return next((node for node in seen if node.name in leaders), None)
+
+
 def all_healthy(seen: list[NodeHealth]) -> bool:
     """Every node in ``seen`` is healthy, routes to every other, and all name one meta leader
     among them, which sees every other one current (else placing an R3 stream can still fail
     with "no suitable peers")."""
     names = {node.name for node in seen}
-    leaders = {node.meta_leader for node in seen}
-    leader = next((node for node in seen if node.name in leaders), None)
+    leader = agreed_leader(seen)
     return (
         bool(seen)
         and all(node.healthz == "ok" and names - {node.name} <= node.routed_to for node in seen)
-        and len(leaders) == 1
         and leader is not None
         and names - {leader.name} <= leader.current_peers
     )

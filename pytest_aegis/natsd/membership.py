@@ -16,7 +16,7 @@ import nats.errors
 
 from pytest_aegis.errors import PeerRemovalError, WaitTimeout
 from pytest_aegis.natsd.auth import SYSTEM_USER
-from pytest_aegis.natsd.health import MONITOR_TIMEOUT, NodeHealth
+from pytest_aegis.natsd.health import MONITOR_TIMEOUT, NodeHealth, agreed_leader
 from pytest_aegis.waiting import async_wait_until
 
 if TYPE_CHECKING:
@@ -28,9 +28,8 @@ REMOVE = "$JS.API.SERVER.REMOVE"
 
 def removed(seen: list[NodeHealth], name: str) -> bool:
     """The meta leader among ``seen`` (the live nodes but ``name``) no longer lists ``name``."""
-    leaders = {node.meta_leader for node in seen}
-    leader = next((node for node in seen if node.name in leaders), None)
-    return len(leaders) == 1 and leader is not None and name not in leader.meta_peers
+    leader = agreed_leader(seen)
+    return leader is not None and name not in leader.meta_peers
 
 
 async def remove_peer(cluster: NatsCluster, index: int, *, timeout: float) -> None:
