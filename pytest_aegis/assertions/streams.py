@@ -24,10 +24,14 @@ async def stream_message_count(nc: Client, stream: str, *, within: float = 30) -
     return int(info.state.messages)
 
 
+def _ack_floor(info: ConsumerInfo) -> int:
+    """The stream sequence up to which the consumer has acknowledged everything."""
+    return info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+
+
 def _progress(info: ConsumerInfo) -> str:
-    acked = info.ack_floor.stream_seq if info.ack_floor else 0
     return (
-        f"ack floor at stream sequence {acked}, {info.num_pending} not yet delivered, "
+        f"ack floor at stream sequence {_ack_floor(info)}, {info.num_pending} not yet delivered, "
         f"{info.num_ack_pending} awaiting an ack, {info.num_redelivered} redelivered"
     )
 
@@ -56,8 +60,7 @@ async def assert_consumer_drained(
                 f"consumer {consumer!r} of stream {stream!r}: not there (its consumers: {names})"
             ) from None
         seen = _progress(info)
-        acked = info.ack_floor.stream_seq if info.ack_floor else 0
-        if info.num_pending == 0 and info.num_ack_pending == 0 and acked >= at_least:
+        if info.num_pending == 0 and info.num_ack_pending == 0 and _ack_floor(info) >= at_least:
             return info
     floor = f" and an ack floor of at least {at_least}" if at_least else ""
     raise AssertionError(
