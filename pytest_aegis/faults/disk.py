@@ -15,19 +15,23 @@ import ctypes
 import ctypes.util
 import functools
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_aegis.faults.lazyfs import MOUNTED
 from pytest_aegis.mounts import mounted, unmount
 from pytest_aegis.process import ManagedProcess
 from pytest_aegis.session import SessionState
 
 #: Seconds the filesystem may take to mount.
 MOUNT_TIMEOUT = 10.0
+#: What the filesystem's process prints once mounted (its readiness line).  Here, not in lazyfs:
+#: importing that module imports mfusepy, which loads a libfuse, in whichever process imports it.
+MOUNTED = "lazyfs: mounted"
 
 
 @functools.cache
@@ -57,12 +61,10 @@ def unusable() -> str | None:
         return f"power loss needs FUSE: /dev/fuse cannot be opened ({exc.strerror})"
     if os.geteuid() != 0:
         return "power loss mounts its filesystem as root (FUSE without fusermount); this is not root"
-    try:
-        import mfusepy  # noqa: F401  # the binding: the only check of it before a mount
-    except ImportError:
+    # Not imported here: mfusepy loads a libfuse as it is imported, the system's only, while the
+    # filesystem's process is told which one to load (fuse_library: the bundled one too).
+    if importlib.util.find_spec("mfusepy") is None:
         return "power loss needs mfusepy: pip install 'pytest-aegis[powerloss]'"
-    except OSError as exc:  # mfusepy raises when it finds no libfuse
-        return f"power loss needs libfuse (apt install fuse3, or pip install fuse-python): {exc}"
     if fuse_library() is None:
         return "power loss needs libfuse: apt install fuse3 (or pip install fuse-python, which bundles one)"
     return None
@@ -130,10 +132,19 @@ class PowerLossDisk:
                 continue
             relative = path.relative_to(self.live)
             kept = self.durable / relative
-            size = kept.stat().st_size if kept.exists() else 0
-            if not kept.exists() or path.read_bytes() != kept.read_bytes():
+            written, synced = path.read_bytes(), kept.read_bytes() if kept.exists() else b""
+            if not kept.exists() or written != synced:
                 changed.append(str(relative))
-                lost += max(path.stat().st_size - size, 0)
+                lost += max(len(written) - len(synced), 0)
         shutil.rmtree(self.live)
         shutil.copytree(self.durable, self.live, symlinks=True)
         return PowerLoss(tuple(changed), lost)
+
+
+def cut_power(disk: PowerLossDisk | None, server: str, kill: Callable[[], object]) -> PowerLoss:
+    """A server's power cut: ``kill`` it, then its ``disk`` loses what was not synced;
+    :class:`ValueError` when it has no power-loss disk (the spec's ``power_loss``)."""
+    if disk is None:
+        raise ValueError(f"{server} has no power-loss disk: start it with power_loss=True")
+    kill()
+    return disk.power_loss()

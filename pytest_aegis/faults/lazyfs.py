@@ -23,12 +23,15 @@ from typing import Any
 
 import mfusepy as fuse
 
-#: What the process prints once mounted (its readiness line).
-MOUNTED = "lazyfs: mounted"
+from pytest_aegis.faults.disk import MOUNTED
+
 #: Open flags this filesystem handles itself (the kernel's page cache is not the disk here).
 _SYNC_FLAGS = os.O_SYNC | os.O_DSYNC
 _STAT = ("st_mode", "st_nlink", "st_uid", "st_gid", "st_size", "st_ino")
-_STATVFS = ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree", "f_files", "f_flag")
+_STATVFS = (
+    "f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree", "f_files", "f_flag", "f_frsize",
+    "f_namemax",
+)  # fmt: skip
 
 
 class LazyFS(fuse.Operations):  # type: ignore[misc]  # mfusepy is untyped
@@ -36,8 +39,8 @@ class LazyFS(fuse.Operations):  # type: ignore[misc]  # mfusepy is untyped
 
     use_ns = True
 
-    def __init__(self, live: str, durable: str) -> None:
-        self.live, self.durable = live, durable
+    def __init__(self, live: str, durable: str, mountpoint: str) -> None:
+        self.live, self.durable, self.mountpoint = live, durable, mountpoint
         self._guard = threading.Lock()
         self.unsynced: dict[str, list[tuple[int, int]]] = {}  # path -> written [start, end) ranges
         self.write_through: set[int] = set()  # handles opened O_SYNC / O_DSYNC
@@ -49,7 +52,7 @@ class LazyFS(fuse.Operations):  # type: ignore[misc]  # mfusepy is untyped
         return os.path.join(self.durable, path.lstrip("/"))
 
     def init(self, path: str) -> None:
-        print(f"{MOUNTED} {sys.argv[3] if len(sys.argv) > 3 else ''}", flush=True)
+        print(f"{MOUNTED} {self.mountpoint}", flush=True)
 
     # -- reads: the live tree ----------------------------------------------------------------
 
@@ -70,7 +73,7 @@ class LazyFS(fuse.Operations):  # type: ignore[misc]  # mfusepy is untyped
 
     def statfs(self, path: str) -> dict[str, int]:
         st = os.statvfs(self._live(path))
-        return {key: getattr(st, key) for key in (*_STATVFS, "f_frsize", "f_namemax")}
+        return {key: getattr(st, key) for key in _STATVFS}
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         return os.pread(fh, size, offset)
@@ -202,7 +205,7 @@ def _quietly(action: Any, *args: Any) -> None:
 def main(argv: list[str]) -> None:
     live, durable, mountpoint = argv
     options: dict[str, Any] = {"big_writes": True} if fuse.fuse_version_major == 2 else {}
-    fuse.FUSE(LazyFS(live, durable), mountpoint, foreground=True, allow_other=True, **options)
+    fuse.FUSE(LazyFS(live, durable, mountpoint), mountpoint, foreground=True, allow_other=True, **options)
 
 
 if __name__ == "__main__":

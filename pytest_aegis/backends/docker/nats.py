@@ -29,7 +29,7 @@ from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.backends.docker.store import ContainerStore
 from pytest_aegis.backends.local.store import DirectoryStore
 from pytest_aegis.certs import CertFiles
-from pytest_aegis.faults.disk import PowerLoss, PowerLossDisk
+from pytest_aegis.faults.disk import PowerLoss, PowerLossDisk, cut_power
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness, ready_line
@@ -228,20 +228,17 @@ class DockerNats(StartingNats, ContainerBacked):
         self._unmount()
 
     def kill(self) -> None:
-        if self._run is not None:
-            self._run.kill()
+        self._kill_container()
         self._unmount()
 
     def power_loss(self) -> PowerLoss:
         """Kill the container, and the store loses every write not yet fsynced (the spec's
         ``power_loss``; the disk is the host's, so the engine must be local)."""
-        if self._disk is None:
-            raise ValueError(
-                f"nats-server[{self.name}] has no power-loss disk: start it with power_loss=True"
-            )
+        return cut_power(self._disk, f"nats-server[{self.name}]", self._kill_container)
+
+    def _kill_container(self) -> None:
         if self._run is not None:
             self._run.kill()
-        return self._disk.power_loss()
 
     def _unmount(self) -> None:
         if self._disk is not None:

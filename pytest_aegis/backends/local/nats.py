@@ -12,7 +12,7 @@ from pathlib import Path
 from signal import SIGHUP, Signals
 
 from pytest_aegis.backends.local.store import DirectoryStore
-from pytest_aegis.faults.disk import PowerLoss, PowerLossDisk
+from pytest_aegis.faults.disk import PowerLoss, PowerLossDisk, cut_power
 from pytest_aegis.natsd.conf import render
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.startup import FATAL_MARKERS, StartingNats, readiness
@@ -110,12 +110,7 @@ class LocalNatsProcess(StartingNats, ProcessBacked[ManagedProcess]):
 
     def power_loss(self) -> PowerLoss:
         """SIGKILL, and the store loses every write not yet fsynced (the spec's ``power_loss``)."""
-        if self._disk is None:
-            raise ValueError(
-                f"nats-server[{self.name}] has no power-loss disk: start it with power_loss=True"
-            )
-        self._process.kill()
-        return self._disk.power_loss()
+        return cut_power(self._disk, f"nats-server[{self.name}]", self._process.kill)
 
     def _unmount(self) -> None:
         if self._disk is not None:
