@@ -69,6 +69,8 @@ class EngineAddress:
     url: str
     source: str
     looked: tuple[str, ...] = ()
+    #: The docker CLI context it came from (``None``: DOCKER_HOST or the default socket).
+    context: str | None = None
     tls: Any = field(default=None, repr=False)  # a context's docker.tls.TLSConfig
 
 
@@ -87,8 +89,8 @@ def find_engine(environ: Mapping[str, str] = os.environ) -> EngineAddress:
     source = f"context {name!r} ({origin})"
     if context is None or not context.Host:  # as the docker CLI, no fallback past a named context
         store = cli_config_file(environ).parent / "contexts" / "meta"
-        return EngineAddress("", source, (*looked, f"{source}: not in the context store {store}"))
-    return EngineAddress(str(context.Host), source, tuple(looked), context.TLSConfig)
+        return EngineAddress("", source, (*looked, f"{source}: not in the context store {store}"), name)
+    return EngineAddress(str(context.Host), source, tuple(looked), name, context.TLSConfig)
 
 
 def engine_configured() -> bool:
@@ -117,7 +119,7 @@ def open_client(timeout: float, address: EngineAddress | None = None) -> Any:
     docker = docker_sdk()
     seconds = int(max(timeout, 1))
     try:
-        if address is None or address.source == "DOCKER_HOST":
+        if address is None or address.context is None:  # DOCKER_HOST (and its TLS variables) or none
             return docker.from_env(timeout=seconds)
         return docker.DockerClient(base_url=address.url, tls=address.tls or False, timeout=seconds)
     except docker.errors.DockerException as exc:
@@ -168,7 +170,7 @@ class Engine:
                 f"no Docker engine answers at {address or '?'} (from {found.source}): {problem}\n"
                 f"Looked at:{looked or ' DOCKER_HOST'}\nHint: {START_HINT}"
             )
-        if found.source.startswith("context"):  # testcontainers, docker compose: the same engine
+        if found.context is not None:  # testcontainers, docker compose: the same engine
             os.environ["DOCKER_HOST"] = address
         disable_ryuk_unless_asked()
         return cls(client)
