@@ -38,12 +38,12 @@ def fuse_usable() -> None:
         pytest.skip(reason)
 
 
-async def write(server: NatsServer, stream: str) -> list[str]:
-    """``WRITES`` acknowledged writes to a new ``stream``; their ids."""
-    nc = await server.connect()
+async def write(target: NatsServer | NatsCluster, stream: str, *, replicas: int = 1) -> list[str]:
+    """``WRITES`` acknowledged writes to a new ``stream`` of ``replicas``; their ids."""
+    nc = await target.connect()
     try:
         js = nc.jetstream()
-        await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
+        await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"], num_replicas=replicas)
         acked = []
         for i in range(WRITES):
             await js.publish(f"{stream.lower()}.w", b"x", headers={"Nats-Msg-Id": f"w{i}"})
@@ -130,14 +130,9 @@ def test_kill_9_leaves_a_dead_mount_that_the_next_sweep_detaches(tmp_path: Path)
 async def test_a_replica_that_lost_power_catches_up_and_leads_with_every_acknowledged_write(
     nats_cluster: NatsCluster,
 ) -> None:
+    acked = await write(nats_cluster, "POWER", replicas=3)
     nc = await nats_cluster.connect()
     try:
-        js = nc.jetstream()
-        await js.add_stream(name="POWER", subjects=["power.>"], num_replicas=3)
-        acked = []
-        for i in range(WRITES):
-            await js.publish("power.w", b"x", headers={"Nats-Msg-Id": f"w{i}"})
-            acked.append(f"w{i}")
         leader = await nats_cluster.stream_leader("POWER")
         hit = next(index for index in range(nats_cluster.size) if index != leader)
         loss = nats_cluster.power_loss(hit)
