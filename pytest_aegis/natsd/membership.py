@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import nats.errors
@@ -34,7 +36,10 @@ def removed(seen: list[NodeHealth], name: str) -> bool:
 
 async def remove_peer(cluster: NatsCluster, index: int, *, timeout: float) -> None:
     """Remove node ``index``'s peer from ``cluster``'s JetStream meta group; until the meta leader
-    no longer lists it (``timeout`` seconds)."""
+    no longer lists it (``timeout`` seconds for all of it).
+
+    Only the meta leader answers the request, so it is sent once the other live nodes agree on
+    one: right after the node that led the meta group stops, they elect another first (seconds)."""
     if not 0 <= index < cluster.size:
         raise ValueError(f"remove_peer: no node {index} in cluster {cluster.name} of {cluster.size}")
     name = cluster.nodes[index].name
@@ -45,13 +50,39 @@ async def remove_peer(cluster: NatsCluster, index: int, *, timeout: float) -> No
             f"auth={spec.auth!r} cannot have (nats-server allows one only beside named users); "
             "use auth='userpass', 'nkey' or 'jwt'"
         )
-    nc = await cluster.connect(as_user=SYSTEM_USER, deadline=timeout)
+    deadline = time.monotonic() + timeout
+
+    async def others_until(ok: Callable[[list[NodeHealth]], bool], what: str) -> None:
+        def health() -> list[NodeHealth]:
+            return [seen for seen in cluster.health() if seen.name != name]
+
+        try:
+            await async_wait_until(
+                lambda: asyncio.to_thread(health),
+                what,
+                timeout=max(deadline - time.monotonic(), 0),
+                ok=ok,
+                transient=(OSError,),
+                interval=0.02,
+            )
+        except WaitTimeout as exc:
+            raise PeerRemovalError(str(exc)) from None
+
+    await others_until(
+        lambda seen: agreed_leader(seen) is not None,
+        f"the live nodes of cluster {cluster.name} but {name} to agree on a meta leader among them",
+    )
+
+    def left() -> float:
+        return max(deadline - time.monotonic(), MONITOR_TIMEOUT)
+
+    nc = await cluster.connect(as_user=SYSTEM_USER, deadline=left())
     try:
-        reply = await nc.request(REMOVE, json.dumps({"peer": name}).encode(), timeout=MONITOR_TIMEOUT * 2)
+        reply = await nc.request(REMOVE, json.dumps({"peer": name}).encode(), timeout=left())
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
         raise PeerRemovalError(
-            f"cluster {cluster.name}: no answer to {REMOVE} for {name} ({type(exc).__name__}); "
-            "is there a meta leader? (wait_until_healthy() first)"
+            f"cluster {cluster.name}: no answer to {REMOVE} for {name} ({type(exc).__name__}) although "
+            "the live nodes agreed on a meta leader; see the nodes' logs for a new election"
         ) from None
     finally:
         await nc.close()
@@ -61,18 +92,7 @@ async def remove_peer(cluster: NatsCluster, index: int, *, timeout: float) -> No
             f"cluster {cluster.name}: JetStream refused to remove node {index} ({name}): "
             f"{error.get('description')} (err_code {error.get('err_code')})"
         )
-
-    def health() -> list[NodeHealth]:
-        return [seen for seen in cluster.health() if seen.name != name]
-
-    try:
-        await async_wait_until(
-            lambda: asyncio.to_thread(health),
-            f"the meta leader of cluster {cluster.name} to no longer list {name}",
-            timeout=timeout,
-            ok=lambda seen: removed(seen, name),
-            transient=(OSError,),
-            interval=0.02,
-        )
-    except WaitTimeout as exc:
-        raise PeerRemovalError(str(exc)) from None
+    await others_until(
+        lambda seen: removed(seen, name),
+        f"the meta leader of cluster {cluster.name} to no longer list {name}",
+    )

@@ -14,6 +14,7 @@ from nats.js.api import StreamInfo
 
 from pytest_aegis import NatsCluster, NatsServer, PeerRemovalError, assert_connection_rejected
 from pytest_aegis.natsd.auth import SYSTEM_USER
+from pytest_aegis.natsd.health import agreed_leader
 from pytest_aegis.waiting import async_wait_until
 
 STREAM = "GROWN"
@@ -93,6 +94,20 @@ async def test_a_removed_peer_leaves_the_meta_group_and_its_replica_moves_to_a_s
         assert all(name not in health.meta_peers for health in seen)
     finally:
         await nc.close()
+
+
+@pytest.mark.nats_cluster(size=3)
+@pytest.mark.asyncio
+async def test_removing_the_meta_leaders_node_right_after_it_stops_waits_for_the_next_leader(
+    nats_cluster: NatsCluster,
+) -> None:
+    leader = agreed_leader(await nats_cluster.wait_until_healthy())
+    assert leader is not None
+    gone = [node.name for node in nats_cluster.nodes].index(leader.name)
+    nats_cluster.stop(gone)  # the one node that answers $JS.API.SERVER.REMOVE is gone, no election yet
+    await nats_cluster.remove_peer(gone)
+    seen = await nats_cluster.wait_until_healthy()
+    assert all(leader.name not in health.meta_peers for health in seen), seen
 
 
 @pytest.mark.parametrize("auth", ["userpass", "nkey", "jwt"])
