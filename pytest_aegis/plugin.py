@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_aegis import markers, reporting
+from pytest_aegis import clients, markers, reporting
 from pytest_aegis.app import coverage
 from pytest_aegis.config import SETTINGS, AegisConfig, Setting
 from pytest_aegis.errors import BackendMisconfigured, BackendUnavailable, ConfigError
@@ -188,6 +188,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
     finally:
         outcomes = item.stash.get(_OUTCOMES, [])
         recorder.end(passed=len(outcomes) == 3 and all(outcome == "passed" for outcome in outcomes))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Clients the test got from the harness and left open are closed when its call ends."""
+    with clients.closed_after():
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from nats.aio.client import Client
 
+from pytest_aegis.clients import hand_out_nats
 from pytest_aegis.config import DEFAULT_START_TIMEOUT
 from pytest_aegis.faults.disk import PowerLoss
 from pytest_aegis.matrix import record
@@ -174,7 +175,8 @@ class NatsServer:
     async def connect(
         self, *, as_user: str | None = None, deadline: float | None = None, **overrides: Any
     ) -> Client:
-        """A connected nats-py client (see :meth:`connect_kwargs`); close it yourself.
+        """A connected nats-py client (see :meth:`connect_kwargs`).  Made during a test's call
+        and not closed by the test, it is closed when the call ends (:mod:`pytest_aegis.clients`).
 
         Never waits forever: raises :class:`~pytest_aegis.errors.NatsConnectError` with the
         reason (``tls``, ``auth``, ``timeout``, ...) and the server's log lines from the attempt
@@ -187,6 +189,7 @@ class NatsServer:
             server=self,
         )
         record.connected(self.spec, client, self.topology)
+        hand_out_nats(client)
         return client
 
     def env(self, prefix: str = "AEGIS_NATS_", *, as_user: str | None = None) -> dict[str, str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Self
 from urllib.parse import quote
 
+from pytest_aegis.clients import hand_out
 from pytest_aegis.pausing import hold_paused
 
 if TYPE_CHECKING:
@@ -173,8 +174,15 @@ class PostgresDatabase:
         return self.server.dsn_for(self.name)
 
     def connect(self, **kwargs: object) -> Connection:
-        """A new psycopg connection to this database (close it, or use ``with``); it gives up
-        after ``connect_timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
+        """A new psycopg connection to this database (close it, or use ``with``; made during a
+        test's call and left open, it is closed when the call ends: :mod:`pytest_aegis.clients`);
+        it gives up after ``connect_timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
+        conn = self.open(**kwargs)
+        hand_out(conn)
+        return conn
+
+    def open(self, **kwargs: object) -> Connection:
+        """:meth:`connect` for the harness's own connections, which outlive a test's call."""
         import psycopg
 
         timeout = kwargs.pop("connect_timeout", CONNECT_TIMEOUT)

@@ -125,7 +125,7 @@ class PostgresPool:
         key = id(server)
         conn = self._tx_connections.get(key)
         if conn is None or conn.closed or conn.broken:
-            conn = self._tx_connections[key] = self.tx_database(server).connect()
+            conn = self._tx_connections[key] = self.tx_database(server).open()
         return conn
 
     def reset_tx_connection(self, server: PostgresHandle) -> None:
