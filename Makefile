@@ -79,7 +79,7 @@ compose-v2: $(VENV)/.installed
 	  && $(PY) -c "import importlib.util as u, pathlib as p, subprocess as s; \
 	  s.run([str(p.Path(u.find_spec('compose').origin).parent / 'docker-compose'), 'version'], check=True)"; fi
 
-SOURCES := pytest_aegis service/aegis_service bench tests docs/conf.py docs/_ext examples
+SOURCES := pytest_aegis service/aegis_service bench tests docs/conf.py docs/_ext examples conftest.py
 
 ## Lint: ruff (rules and format), mypy --strict on the plugin, the service, the benchmarks and the
 ## examples (one run each: every example has its own app.py), dead code (vulture), and the docs
