@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # The docker sandbox (a Docker engine and stand-in images for machines without one; CI has it).
 DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
-.PHONY: venv integration test unit test-plugin test-service test-docker examples examples-docker lint docs \
+.PHONY: venv integration test unit test-plugin test-service test-docker examples examples-docker lint docs docs-tables \
 	bench soak hunt clean docker-sandbox compose-v2 docker-up
 
 # The plugin (with its dev extra) and the reference service (service/), both editable.
@@ -79,7 +79,7 @@ compose-v2: $(VENV)/.installed
 	  && $(PY) -c "import importlib.util as u, pathlib as p, subprocess as s; \
 	  s.run([str(p.Path(u.find_spec('compose').origin).parent / 'docker-compose'), 'version'], check=True)"; fi
 
-SOURCES := pytest_aegis service/aegis_service bench tests docs/conf.py docs/_ext examples conftest.py
+SOURCES := pytest_aegis service/aegis_service bench tests docs/conf.py docs/tables.py examples conftest.py
 
 ## Lint: ruff (rules and format), mypy --strict on the plugin, the service, the benchmarks and the
 ## examples (one run each: every example has its own app.py), dead code (vulture), and the docs
@@ -94,6 +94,10 @@ lint: $(VENV)/.installed docs
 ## The docs (Sphinx + MyST) into docs/_build/html; any warning fails.
 docs: $(VENV)/.installed
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+## Rewrite the docs' generated tables (settings, marker keywords, auth modes) from the code.
+docs-tables: $(VENV)/.installed
+	$(PY) docs/tables.py
 
 ## Full benchmarks (on demand; CI runs only a quick smoke of them).
 bench: $(VENV)/.installed

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "_ext"))  # aegis_tables: the tables generated from the code
 sys.path.insert(0, str(HERE.parent))  # the plugin from this checkout (also installed editable)
 
 project = "pytest-aegis"
@@ -20,7 +19,6 @@ copyright = "the pytest-aegis authors"
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
-    "aegis_tables",
 ]
 
 source_suffix = {".md": "markdown"}
