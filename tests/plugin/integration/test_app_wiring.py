@@ -248,3 +248,12 @@ def test_a_factory_override_of_a_harness_variable_reaches_its_renamed_copy(inner
     result.assert_outcomes(passed=1)
     doc = answer(result)
     assert doc["db"] == doc["db_aegis"] == "postgresql://given@127.0.0.1:1/x"
+
+
+def test_an_instance_pointed_elsewhere_starts_no_session_server(
+    aegis_app_factory: Any, nats_server_factory: Any, request: pytest.FixtureRequest
+) -> None:
+    aegis_app_factory(nats=nats_server_factory(auth="token"))
+    assert "aegis_nats" not in request.fixturenames and "nats_server" not in request.fixturenames
+    aegis_app_factory()  # one without `nats` is wired to the test's server: the plain one here
+    assert "nats_server" in request.fixturenames
