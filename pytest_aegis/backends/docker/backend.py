@@ -50,12 +50,12 @@ class DockerBackend(Backend):
 
     def describe(self) -> str:
         return (
-            f"docker (engine {self.engine.version} at {self.engine.address}, network {self.network}; "
+            f"docker (engine {self.engine.version} at {self.engine.endpoint}, network {self.network}; "
             f"nats image {self.config.docker_nats_image})"
         )
 
     def describe_postgres(self) -> str:
-        return f"postgres image {self.config.docker_pg_image} on docker engine {self.engine.version}"
+        return f"postgres image {self.config.docker_pg_image} on engine {self.engine.version}"
 
     def _labels(self, role: str, name: str) -> dict[str, str]:
         return session_labels(self.session, role=role, name=name)

@@ -134,8 +134,10 @@ def open_client(timeout: float, address: EngineAddress | None = None) -> Any:
 class Engine:
     """A connected Docker engine (one docker-py client per pytest process)."""
 
-    def __init__(self, client: Any) -> None:  # a docker.DockerClient
+    def __init__(self, client: Any, found: EngineAddress | None = None) -> None:  # a docker.DockerClient
         self.client = client
+        #: Where it was found (``None``: made from a client, docker-py's defaults).
+        self.found = found
 
     @classmethod
     def connect(cls, timeout: float = PING_TIMEOUT) -> Engine:
@@ -173,12 +175,24 @@ class Engine:
         if found.context is not None:  # testcontainers, docker compose: the same engine
             os.environ["DOCKER_HOST"] = address
         disable_ryuk_unless_asked()
-        return cls(client)
+        return cls(client, found)
 
     @functools.cached_property
     def version(self) -> str:
+        """The engine's product and version: ``Docker 27.3.1``, ``Podman 4.3.1`` (Podman's
+        Docker-compatible API names its components "Podman Engine")."""
         info: dict[str, Any] = self.client.version()
-        return str(info.get("Version", "?"))
+        names = " ".join(str(part.get("Name", "")) for part in info.get("Components") or [])
+        product = "Podman" if "Podman" in names else "Docker"
+        return f"{product} {info.get('Version', '?')}"
+
+    @property
+    def endpoint(self) -> str:
+        """The address it was reached at and the setting that said so (``unix:///run/podman.sock
+        from DOCKER_HOST``)."""
+        if self.found is None or not self.found.url:
+            return self.address
+        return f"{self.found.url} from {self.found.source}"
 
     @property
     def address(self) -> str:

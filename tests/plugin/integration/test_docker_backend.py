@@ -137,8 +137,10 @@ def test_header_names_images_and_engine_and_a_failing_test_gets_the_container_lo
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            f"aegis: backend docker (engine {engine.version} at *, network host; nats image nats:2.11)*",
-            f"aegis: postgres image postgres:16 on docker engine {engine.version}",
+            # the engine's product (Docker or Podman), version, address and where that came from
+            f"aegis: backend docker (engine {engine.version} at {engine.endpoint}, network host; "
+            "nats image nats:2.11)*",
+            f"aegis: postgres image postgres:16 on engine {engine.version}",
             "*aegis: plain-js-1 log*",
             "*Server is ready*",
         ]
