@@ -1,17 +1,22 @@
 # Quick start: `make integration` (the main job) and `make test` (the whole suite).
 # Both build the virtualenv from scratch on a fresh machine.
-VENV ?= .venv
+# PY_VERSION=3.13: the venv .venv-3.13, built with that Python wherever deploy/find-python.sh finds
+# it (PATH, pyenv, uv, /usr); otherwise PYTHON (default python3) builds .venv.
+PY_VERSION ?=
+PYTHON ?= python3
+VENV ?= $(if $(PY_VERSION),.venv-$(PY_VERSION),.venv)
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # The docker sandbox (a Docker engine and stand-in images for machines without one; CI has it).
 DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
 .PHONY: venv integration test unit test-plugin test-service test-docker examples examples-docker lint docs docs-tables \
-	bench soak hunt clean docker-sandbox compose-v2 docker-up
+	bench soak hunt clean docker-sandbox compose-v2 docker-up test-podman podman-sandbox
 
 # The plugin (with its dev extra) and the reference service (service/), both editable.
 $(VENV)/.installed: pyproject.toml service/pyproject.toml
-	python3 -m venv $(VENV)
+	@python=$(if $(PY_VERSION),$$(deploy/find-python.sh $(PY_VERSION)),$(PYTHON)) \
+	  && echo "venv $(VENV): $$($$python -VV | head -1) ($$python)" && $$python -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]' -e ./service
 	touch $@
@@ -62,6 +67,26 @@ examples: $(VENV)/.installed
 ## The examples on the docker backend (NATS and PostgreSQL in containers, the apps as local processes).
 examples-docker: $(VENV)/.installed
 	$(call run_examples,--aegis-backend=docker)
+
+# The docker backend against Podman's Docker-compatible API: a named, representative part of the
+# suite (security matrix, PostgreSQL, the service's container and its refused starts, clusters, the
+# fault proxy, pause; then the container lifecycle with the kill -9 sweep). DOCKER_HOST must point
+# at Podman's socket.
+PODMAN_SUITE := tests/plugin/integration/test_security_matrix.py tests/plugin/integration/test_postgres.py \
+	tests/service/integration/test_health_and_registration.py tests/plugin/integration/test_app_refusal.py \
+	tests/plugin/integration/test_nats_cluster.py tests/plugin/integration/test_fault_proxy.py \
+	tests/plugin/integration/test_pause.py
+
+## The PODMAN_SUITE on the docker backend, then the container lifecycle tests, against Podman.
+test-podman: $(VENV)/.installed
+	@case "$$DOCKER_HOST" in "") echo "make test-podman: set DOCKER_HOST to Podman's socket" \
+	  "(on this machine's sandbox: DOCKER_HOST=\$$(make -s podman-sandbox))" >&2; exit 1;; esac
+	$(PY) -m pytest -n 2 --aegis-backend=docker --aegis-require=$(REQUIRE) $(PODMAN_SUITE) $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 tests/plugin/integration/test_docker_backend.py $(PYTEST_ARGS)
+
+## Podman serving the sandbox's images (../shared/docker-sandbox/podman-up.sh); prints its DOCKER_HOST.
+podman-sandbox:
+	@out=$$($(DOCKER_SANDBOX)/podman-up.sh) && echo "$$out" >&2 && echo "$$out" | tail -1 | sed 's/^DOCKER_HOST=//'
 
 ## A Docker engine and a Docker Compose v2 for the docker-marked tests (CI runs this).
 docker-up: docker-sandbox compose-v2
