@@ -33,6 +33,7 @@ SUITES: dict[str, str] = {
     "containers": "bench.containers",  # needs the docker extra and a Docker engine
     "startup": "bench.startup",
     "cluster": "bench.cluster",
+    "per_test": "bench.per_test",
 }
 #: Options only some suites take, passed to their ``run`` as keyword arguments when given.
 SUITE_OPTIONS: dict[str, tuple[str, ...]] = {"audit": ("events",)}

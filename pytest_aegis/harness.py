@@ -100,6 +100,9 @@ class Harness:
     def close(self) -> None:
         """Stop what is running (unless kept) and remove the session directory."""
         if "nats" in self.__dict__:
+            from pytest_aegis.natsd.jetstream import close_monitors  # loaded with the NATS layer
+
+            close_monitors()
             self.kept += self.nats.close()
         if "postgres" in self.__dict__:
             self.kept += self.postgres.close()

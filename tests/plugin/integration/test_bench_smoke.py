@@ -224,3 +224,15 @@ def test_bench_cluster_quick_prints_json():
     _assert_summary(rtt["proxy"], 100)
     assert set(suite["target_checks"]) == set(suite["targets"])
     assert isinstance(suite["meets_targets"], bool)
+
+
+def test_bench_per_test_quick_prints_json():
+    document = _run_bench("--only", "per_test", "--quick")
+    suite = document["suites"]["per_test"]
+    assert "error" not in suite, suite.get("error")
+    assert set(suite["results"]) == {"plugin", "hand_written"}
+    for name in ("plugin", "hand_written"):
+        _assert_summary(suite["results"][name], 2)
+    assert suite["tests"] == 20 and suite["targets"] == {"ratio_at_most": 1.1}
+    assert suite["ratio"]["of_medians"] > 0 and isinstance(suite["extra_ms_per_test"], numbers.Real)
+    assert isinstance(suite["meets_targets"], bool)

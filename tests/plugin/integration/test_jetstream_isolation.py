@@ -89,3 +89,20 @@ def test_what_a_test_makes_on_a_shared_server_is_gone_for_the_next(inner: Any) -
     inner.makepyfile(test_order=INNER)
     result = run_inner(inner, "-p", "no:randomly", "-v", "-W", "error")
     result.assert_outcomes(passed=6)
+
+
+def test_the_state_is_read_again_after_the_server_restarts_and_not_while_it_is_down(
+    nats_server_factory: Any,
+) -> None:
+    import pytest
+
+    from pytest_aegis.natsd.jetstream import read_state
+
+    server = nats_server_factory()
+    url = str(server.monitor_url)
+    assert read_state(url).streams == {}  # the kept connection is made
+    server.restart()  # and closed by the server: read again on a new one
+    assert read_state(url).streams == {}
+    server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        read_state(url)
