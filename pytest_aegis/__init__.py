@@ -13,6 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/unit/test_public_api.py)
     from pytest_aegis import nats_auth as nats_auth
+    from pytest_aegis.app.health import HttpGet as HttpGet
+    from pytest_aegis.app.health import NatsRequest as NatsRequest
+    from pytest_aegis.app.health import ReadyLine as ReadyLine
+    from pytest_aegis.app.health import ServicePing as ServicePing
+    from pytest_aegis.app.health import TcpConnect as TcpConnect
     from pytest_aegis.app.process import AppProcess as AppProcess
     from pytest_aegis.app.spec import AppSpec as AppSpec
     from pytest_aegis.assertions.audit import assert_event_persisted as assert_event_persisted
@@ -58,6 +63,7 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.faults.proxy import FaultProxy as FaultProxy
     from pytest_aegis.faults.targets import NatsFaultProxy as NatsFaultProxy
     from pytest_aegis.faults.targets import PostgresFaultProxy as PostgresFaultProxy
+    from pytest_aegis.fixtures.app import app_fixture as app_fixture
     from pytest_aegis.fixtures.nats import nats_server_fixture as nats_server_fixture
     from pytest_aegis.natsd.cluster import NatsCluster as NatsCluster
     from pytest_aegis.natsd.nemesis import Nemesis as Nemesis
@@ -128,6 +134,12 @@ _LAZY = {
     "assert_registry_roundtrip": "pytest_aegis.assertions.service",
     "micro_stats": "pytest_aegis.assertions.micro",
     "nats_server_fixture": "pytest_aegis.fixtures.nats",
+    "app_fixture": "pytest_aegis.fixtures.app",
+    "NatsRequest": "pytest_aegis.app.health",
+    "ServicePing": "pytest_aegis.app.health",
+    "HttpGet": "pytest_aegis.app.health",
+    "TcpConnect": "pytest_aegis.app.health",
+    "ReadyLine": "pytest_aegis.app.health",
 }
 
 

@@ -50,6 +50,7 @@ class AegisConfig:
     app_health_subject: str = "health.check"
     app_env: str | None = None
     app_start_timeout: float = DEFAULT_APP_START_TIMEOUT
+    apps: str | None = None
     pg_bin_dir: Path | None = None
     pg_migrations: str | None = None
     pg_spare_databases: int = 2
@@ -243,6 +244,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "app_env",
         "rename the harness's env vars for your app: 'APP_NATS_URL=AEGIS_NATS_URL APP_CA=AEGIS_NATS_TLS_CA'",
+    ),
+    Setting(
+        "apps",
+        "other programs a test starts by name (aegis_app_factory(app=NAME)), one line each: "
+        "'NAME command=... [health=nats:SUBJECT|srv|http:/PATH|tcp|ready] [ready=REGEX] "
+        "[env=...] [env_map=...] [start_timeout=S] [cwd=DIR]'",
     ),
     Setting(
         "pg_bin_dir",

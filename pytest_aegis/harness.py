@@ -7,6 +7,7 @@ heavy is made on first use, so a session that uses no fixture starts nothing.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
@@ -17,6 +18,7 @@ from pytest_aegis.reporting import LogSource
 from pytest_aegis.session import SessionState, SweepReport
 
 if TYPE_CHECKING:  # made on first use: loading the plugin imports none of them
+    from pytest_aegis.app.spec import AppSpec
     from pytest_aegis.backends.base import Backend
     from pytest_aegis.certs import AegisCA
     from pytest_aegis.natsd.pool import NatsPool
@@ -45,6 +47,8 @@ class Harness:
         self.swept: SweepReport | None = None
         #: The security matrix: what this process's tests proved (merged from workers under xdist).
         self.matrix = Recorder()
+        #: The apps ``aegis_apps`` declares, by name (read once, when the session is configured).
+        self.apps: Mapping[str, AppSpec] = {}
 
     @functools.cached_property
     def backend(self) -> Backend:

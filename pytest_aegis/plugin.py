@@ -80,6 +80,13 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(f"{exc} (set by {settings.origin('app_env')})") from None
     harness = config.stash[HARNESS] = Harness(settings)
+    if settings.apps:  # every declared app checked once, here, not by the test that starts it
+        from pytest_aegis.app.declared import parse_apps
+
+        try:
+            harness.apps = parse_apps(settings.apps, settings.origin("apps"), config.rootpath)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     matrix.activate(harness.matrix)
 
 

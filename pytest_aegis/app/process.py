@@ -11,20 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aegis.aio import run_sync
+from pytest_aegis.app.health import ServicePing
 from pytest_aegis.app.readiness import (
     Exited,
     HealthRefused,
-    health_check,
     refusal,
     wait_healthy,
     without_ports,
 )
 from pytest_aegis.app.runtime import AppLaunch, AppLauncher, AppRuntime
 from pytest_aegis.app.spec import AppSpec
-from pytest_aegis.assertions.micro import micro_name
 from pytest_aegis.config import setting
 from pytest_aegis.errors import NatsConnectError, ServerStartError
 from pytest_aegis.natsd.server import NatsServer
+from pytest_aegis.ports import LOOPBACK, lease_port, release_port
 from pytest_aegis.process import ProcessBacked
 from pytest_aegis.session import SessionState
 from pytest_aegis.waiting import wait_until
@@ -57,7 +57,12 @@ class AppProcess(ProcessBacked[AppRuntime]):
         self.nats = nats
         self.service_name = service_name
         self.instance_id = instance_id or secrets.token_hex(8)
-        self.http_url: str | None = None
+        #: Its port (``AEGIS_HTTP_BIND`` / ``AEGIS_HTTP_PORT``) when its health contract probes one:
+        #: leased for the instance's lifetime, so that a restart binds it again; released by
+        #: :meth:`close`.  ``None``: the app is told ``127.0.0.1:0``.
+        self.port = lease_port() if spec.contract.needs_port else None
+        #: Where it serves HTTP: its ready line's ``httpUrl``, else its port's address, if any.
+        self.http_url: str | None = f"http://{LOOPBACK}:{self.port}" if self.port else None
         self.ready_info: dict[str, Any] = {}
         #: The reply that showed it healthy: the health document, or the services protocol's ping.
         self.health_reply: dict[str, Any] = {}
@@ -66,7 +71,7 @@ class AppProcess(ProcessBacked[AppRuntime]):
         #: The test's other instances (set by ``aegis_app_factory``): a ping reply from one of
         #: them does not make this one ready.
         self.peers: Callable[[], Iterable[AppProcess]] = tuple
-        self.name = f"app[{service_name}/{self.instance_id[:8]}]"
+        self.name = f"{spec.name}[{service_name}/{self.instance_id[:8]}]"
         self._database_url = database_url
         self.env = self._environment(env or {})
         self._directory = session.new_dir(f"app-{service_name}")
@@ -92,10 +97,13 @@ class AppProcess(ProcessBacked[AppRuntime]):
         ours = self.nats.env() | {
             "AEGIS_SERVICE_NAME": self.service_name,
             "AEGIS_INSTANCE_ID": self.instance_id,
-            "AEGIS_HEALTH_SUBJECT": self.spec.health_subject,
-            "AEGIS_HTTP_BIND": "127.0.0.1:0",
+            "AEGIS_HTTP_BIND": f"{LOOPBACK}:{self.port or 0}",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.port is not None:
+            ours["AEGIS_HTTP_PORT"] = str(self.port)
+        if self.spec.contract.subject is not None:
+            ours["AEGIS_HEALTH_SUBJECT"] = self.spec.contract.subject
         if self._database_url is not None:
             ours["AEGIS_DATABASE_URL"] = self._database_url
         given = {**self.spec.env, **extra}
@@ -137,15 +145,14 @@ class AppProcess(ProcessBacked[AppRuntime]):
             tail = self._process.tail(40)
             return ServerStartError(self.name, reason, tail, exit_code=code, probe_error=probe)
 
-        subject = self.spec.health_subject
-        check = health_check(subject, self.service_name, exclude_ids=self._peer_ids)
+        contract = self.spec.contract
         try:
             reply = run_sync(
                 lambda: wait_healthy(
                     self.nats,
                     self._process,
-                    subject=subject,
-                    check=check,
+                    health=contract,
+                    target=self,
                     timeout=timeout,
                     server_lines=lambda: self._server_lines(offset),
                 )
@@ -167,10 +174,11 @@ class AppProcess(ProcessBacked[AppRuntime]):
                 code,
             ) from None
         self.health_reply = reply if isinstance(reply, dict) else {}
-        if micro_name(subject)[0]:
+        if isinstance(contract, ServicePing):
             self.micro_id = str(self.health_reply.get("id") or "") or None
 
-    def _peer_ids(self) -> set[str]:
+    def peer_ids(self) -> set[str]:
+        """The services-protocol ids of the test's other running instances."""
         return {p.micro_id for p in self.peers() if p is not self and p.micro_id and p.is_running}
 
     def _exit_within(self, seconds: float) -> int | None:
@@ -215,6 +223,11 @@ class AppProcess(ProcessBacked[AppRuntime]):
     def kill(self) -> int | None:
         """SIGKILL: a crash, no cleanup."""
         return self._process.kill()
+
+    def close(self) -> None:
+        """Stop it (if running) and give its port back: the end of the instance."""
+        self._process.stop()
+        release_port(self.port)
 
     def restart(self, timeout: float | None = None) -> AppProcess:
         """Stop if running, start again with the same instance id and environment."""

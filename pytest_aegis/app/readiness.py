@@ -1,21 +1,20 @@
 """Whether an instance of the service under test became healthy, and if not, why.
 
-:func:`wait_healthy` probes the health subject until a healthy reply from the instance (or the
-deadline), and stops at once when the process exits or when the logs show that the server
-refused the service's health subscription (a service that never answers need not be waited
+:func:`wait_healthy` probes the app's health contract (:mod:`pytest_aegis.app.health`) until it
+passes (or the deadline), and stops at once when the process exits or when the logs show that the
+server refused the service's health subscription (a service that never answers need not be waited
 out).  :func:`refusal` reads a refusal (``tls``, ``auth``, ``permissions``) from the service's log
 and the NATS server's lines about the service's connections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from nats.aio.client import Client
 
-from pytest_aegis.assertions.micro import assert_micro_ping, micro_name
-from pytest_aegis.assertions.service import assert_health_check
+from pytest_aegis.app.health import Health, ProbeTarget
 from pytest_aegis.natsd.connect import PERMISSIONS_LINE, classify_lines
 from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.waiting import async_wait_until
@@ -58,52 +57,41 @@ def health_denial(lines: Iterable[str], subject: str) -> str | None:
     )
 
 
-#: ``check(client)``: one health probe; ``AssertionError`` (listing the replies seen) when not healthy.
-Check = Callable[[Client], Awaitable[object]]
-
-
-def health_check(subject: str, service: str, *, exclude_ids: Callable[[], Collection[str]]) -> Check:
-    """The probe for ``subject``: the services protocol's ping when it is ``$SRV.PING`` (of the
-    service ``service``) or ``$SRV.PING.<name>``, from an instance not in ``exclude_ids()`` (the
-    test's other instances); otherwise the harness's health request for ``service``."""
-    is_micro, name = micro_name(subject)
-
-    async def micro(nc: Client) -> object:
-        return await assert_micro_ping(nc, name or service, within=0.5, exclude_ids=exclude_ids())
-
-    async def aegis(nc: Client) -> object:
-        return await assert_health_check(nc, subject, service=service, within=0.5)
-
-    return micro if is_micro else aegis
-
-
 async def wait_healthy(
     server: NatsServer,
     process: Running,
     *,
-    subject: str,
-    check: Check,
+    health: Health,
+    target: ProbeTarget,
     timeout: float,
     server_lines: Callable[[], list[str]],
 ) -> object:
-    """Probe with ``check`` until it passes (return what it returned); raise :class:`Exited` if
-    the process ends, :class:`HealthRefused` if its subscription to ``subject`` was denied,
-    ``AssertionError`` (a :class:`~pytest_aegis.errors.WaitTimeout`) after ``timeout``, and
-    :class:`~pytest_aegis.errors.NatsConnectError` if the harness's own probe cannot connect."""
-    nc = await server.connect()
-    try:
+    """Probe with ``health`` until it passes (return what it returned); raise :class:`Exited` if
+    the process ends, :class:`HealthRefused` if its subscription to the contract's subject was
+    denied, ``AssertionError`` (a :class:`~pytest_aegis.errors.WaitTimeout`) after ``timeout``, and
+    :class:`~pytest_aegis.errors.NatsConnectError` if the harness's own probe connection to
+    ``server`` (opened only for a contract over NATS) cannot connect."""
+    client: Client | None = None
 
-        async def probe() -> object:
-            if not process.is_running:
-                raise Exited  # not transient: stop waiting at once
-            denied = health_denial([*process.tail(200), *server_lines()], subject)
+    async def nats() -> Client:
+        nonlocal client
+        if client is None:
+            client = await server.connect()
+        return client
+
+    async def probe() -> object:
+        if not process.is_running:
+            raise Exited  # not transient: stop waiting at once
+        if health.subject is not None:
+            denied = health_denial([*process.tail(200), *server_lines()], health.subject)
             if denied is not None:
                 raise HealthRefused(denied)
-            return await check(nc)
+        return await health.probe(target, nats)
 
+    try:
         return await async_wait_until(
             probe,
-            f"an answer on {subject}",
+            health.describe(),
             ok=lambda _: True,  # a probe that returns passed
             timeout=timeout,
             transient=(AssertionError,),
@@ -111,4 +99,5 @@ async def wait_healthy(
             max_interval=0.2,
         )
     finally:
-        await nc.close()
+        if client is not None:
+            await client.close()

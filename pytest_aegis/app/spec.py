@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pytest_aegis.app.health import Health, ReadyLine, health_for_subject
 from pytest_aegis.config import DEFAULT_APP_START_TIMEOUT
+from pytest_aegis.errors import SpecError
 from pytest_aegis.natsd.server import ENV_NAMES
 
 #: The reference service (``aegis-service``, in this repo's ``service/``), run from this interpreter.
@@ -36,10 +38,15 @@ APP_VARIABLES = (
     "AEGIS_INSTANCE_ID",
     "AEGIS_HEALTH_SUBJECT",
     "AEGIS_HTTP_BIND",
+    "AEGIS_HTTP_PORT",
     "AEGIS_DATABASE_URL",
 )
 #: Every variable the harness can give a service: what ``aegis_app_env`` may rename.
 HARNESS_VARIABLES = (*(f"AEGIS_NATS_{name}" for name in ENV_NAMES), *APP_VARIABLES)
+#: The name of the app ``aegis_app`` runs (``aegis_app_spec``); declared apps have their own.
+DEFAULT_APP = "app"
+#: What an app's name may be: it names fixtures' arguments, logs and directories.
+APP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 #: A command line's first word that means "the interpreter running pytest".
 PYTHONS = ("{python}", "python", "python3")
 
@@ -59,7 +66,10 @@ class AppSpec:
     health check alone; ``env``: extra variables; ``env_map``: rename the
     harness's variables for your app, e.g. ``{"MYAPP_NATS_URL": "AEGIS_NATS_URL"}``;
     ``start_timeout``: seconds it may take to answer healthy; ``cwd``: where it runs (``None``:
-    pytest's working directory).
+    pytest's working directory); ``name``: which app this is when a test runs several
+    (``aegis_app_factory(app=name)``), also its instances' log label; ``health``: its health
+    contract (:mod:`pytest_aegis.app.health`: ``NatsRequest``, ``ServicePing``, ``HttpGet``,
+    ``TcpConnect``, ``ReadyLine``), default the one ``health_subject`` means.
     """
 
     command: tuple[str, ...] = REFERENCE_COMMAND
@@ -69,6 +79,30 @@ class AppSpec:
     env_map: Mapping[str, str] = field(default_factory=dict)
     start_timeout: float = DEFAULT_APP_START_TIMEOUT
     cwd: Path | None = None
+    name: str = DEFAULT_APP
+    health: Health | None = None
+
+    def __post_init__(self) -> None:
+        if not APP_NAME.match(self.name):
+            raise SpecError(
+                f"AppSpec(name={self.name!r}): an app's name starts with a letter and has only "
+                "letters, digits, '-' and '_'"
+            )
+        if isinstance(self.health, ReadyLine) and not self.ready_pattern:
+            raise SpecError(
+                f"app {self.name!r}: health=ready (the ready line alone) needs a ready_pattern; "
+                "give one, or another health contract"
+            )
+        if self.ready_pattern:
+            try:
+                re.compile(self.ready_pattern)
+            except re.error as exc:
+                raise SpecError(f"app {self.name!r}: ready pattern {self.ready_pattern!r}: {exc}") from None
+
+    @property
+    def contract(self) -> Health:
+        """Its health contract: ``health``, else the one ``health_subject`` means."""
+        return self.health or health_for_subject(self.health_subject)
 
     @classmethod
     def from_settings(

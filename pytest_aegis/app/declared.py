@@ -1,0 +1,113 @@
+"""Apps declared by name in the ``aegis_apps`` setting: one line per app, ``NAME key=value ...``.
+
+::
+
+    aegis_apps =
+        orders command="{python} -m orders" health=http:/healthz env_map="ORDERS_NATS=AEGIS_NATS_URL"
+        audit  command="{python} -m audit" health=srv ready="^AUDIT READY$" start_timeout=20
+
+Values are quoted as in a shell (``shlex``).  Keys: see :data:`KEYS`.  A bad line is a
+:class:`~pytest_aegis.errors.ConfigError` naming the setting, the line and the key, at the
+session's start.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_aegis.app.health import HEALTH_FORMS, parse_health
+from pytest_aegis.app.spec import DEFAULT_APP, AppSpec, command_line, parse_env_map
+from pytest_aegis.errors import ConfigError, SpecError
+
+#: What each key sets, and how its text is read (``rootdir`` for paths and commands).
+_Reader = Callable[[str, Path | None], tuple[str, Any]]
+
+
+def _seconds(text: str) -> float:
+    number = float(text)
+    if number <= 0:
+        raise ValueError("not a positive number of seconds")
+    return number
+
+
+def _pairs(text: str) -> dict[str, str]:
+    pairs = {}
+    for item in shlex.split(text):
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"expected NAME=VALUE pairs, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+KEYS: Mapping[str, tuple[str, _Reader]] = {
+    "command": (
+        "its command line (required; {python}, {rootdir} as in aegis_app_command)",
+        lambda text, root: ("command", command_line(text, root)),
+    ),
+    "health": (
+        f"its health contract: {' | '.join(HEALTH_FORMS)} (default nats:health.check)",
+        lambda text, root: ("health", parse_health(text)),
+    ),
+    "ready": ("a regex for its ready line", lambda text, root: ("ready_pattern", text)),
+    "env": ("extra variables: 'NAME=value NAME2=value'", lambda text, root: ("env", _pairs(text))),
+    "env_map": (
+        "rename the harness's variables: 'APP_NATS_URL=AEGIS_NATS_URL ...'",
+        lambda text, root: ("env_map", parse_env_map(text)),
+    ),
+    "start_timeout": (
+        "seconds it may take to become healthy",
+        lambda text, root: ("start_timeout", _seconds(text)),
+    ),
+    "cwd": (
+        "where it runs, relative to the rootdir (default: the rootdir)",
+        lambda text, root: ("cwd", (root or Path.cwd()) / text),
+    ),
+}
+
+
+def parse_apps(text: str, origin: str, rootdir: Path | None) -> dict[str, AppSpec]:
+    """The apps ``text`` declares (from ``origin``, e.g. ``ini aegis_apps``), by name."""
+    apps: dict[str, AppSpec] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        where = f"{origin}, line {number} ({line.strip()!r})"
+        try:
+            name, spec = _parse_line(line, rootdir)
+        except (ValueError, SpecError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if name in apps:
+            raise ConfigError(f"{where}: the app {name!r} is declared twice; give each app one line")
+        apps[name] = spec
+    return apps
+
+
+def _parse_line(line: str, rootdir: Path | None) -> tuple[str, AppSpec]:
+    name, *items = shlex.split(line)
+    name = name.removesuffix(":")
+    if name == DEFAULT_APP:
+        raise ValueError(
+            f"{DEFAULT_APP!r} is the default app's name (aegis_app); set aegis_app_command for it, "
+            "or give this app another name"
+        )
+    values: dict[str, Any] = {"cwd": rootdir}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in KEYS:
+            raise ValueError(
+                f"{item!r}: expected key=value with one of the keys: "
+                + "; ".join(f"{k} ({what})" for k, (what, _) in KEYS.items())
+            )
+        try:
+            field, value = KEYS[key][1](text, rootdir)
+        except ValueError as exc:
+            raise ValueError(f"{key}={text!r}: {exc}") from None
+        values[field] = value
+    if "command" not in values:
+        raise ValueError(f"the app {name!r} has no command=...; every declared app needs its command line")
+    values.setdefault("ready_pattern", None)  # a declared app has no ready line unless told
+    return name, AppSpec(name=name, **values)
