@@ -90,3 +90,7 @@ LazyFS.statfs
 LazyFS.utimens
 LazyFS.fallocate
 LazyFS.fsyncdir
+
+from pytest_aegis.app.factory import AppFactory
+
+AppFactory.start_set  # public API: aegis_app_factory.start_set(...) in users' tests

@@ -6,6 +6,7 @@ heavy is made on first use, so a session that uses no fixture starts nothing.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +27,8 @@ if TYPE_CHECKING:  # made on first use: loading the plugin imports none of them
     from pytest_aegis.postgres.pool import PostgresPool  # needs psycopg (the postgres extra)
 
 HARNESS = pytest.StashKey["Harness"]()
+#: How many of a test's apps start at once (the independent ones of a dependency wave).
+APP_STARTERS = 4
 
 
 class KeptServer(Protocol):
@@ -101,8 +104,17 @@ class Harness:
             sources += [server for server in self.postgres.servers if server.is_running]
         return sources
 
+    @functools.cached_property
+    def app_starter(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The threads that start a test's apps in parallel.  They live until :meth:`close` (after
+        every test's apps were stopped): a child's PR_SET_PDEATHSIG fires when the *thread* that
+        spawned it ends, not only the process."""
+        return concurrent.futures.ThreadPoolExecutor(APP_STARTERS, thread_name_prefix="aegis-app-start")
+
     def close(self) -> None:
         """Stop what is running (unless kept) and remove the session directory."""
+        if "app_starter" in self.__dict__:  # the apps it spawned were stopped by their tests
+            self.app_starter.shutdown(wait=False)
         if "nats" in self.__dict__:
             from pytest_aegis.natsd.jetstream import close_monitors  # loaded with the NATS layer
 

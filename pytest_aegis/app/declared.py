@@ -14,7 +14,7 @@ session's start.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,10 @@ KEYS: Mapping[str, tuple[str, _Reader]] = {
         "seconds it may take to become healthy",
         lambda text, root: ("start_timeout", _seconds(text)),
     ),
+    "depends_on": (
+        "apps that must run before it: 'orders,cache' (its env may name them: {orders.http_url})",
+        lambda text, root: ("depends_on", tuple(n for n in text.replace(",", " ").split() if n)),
+    ),
     "cwd": (
         "where it runs, relative to the rootdir (default: the rootdir)",
         lambda text, root: ("cwd", (root or Path.cwd()) / text),
@@ -83,6 +87,10 @@ def parse_apps(text: str, origin: str, rootdir: Path | None) -> dict[str, AppSpe
         if name in apps:
             raise ConfigError(f"{where}: the app {name!r} is declared twice; give each app one line")
         apps[name] = spec
+    try:
+        start_order(apps, apps)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
     return apps
 
 
@@ -111,3 +119,28 @@ def _parse_line(line: str, rootdir: Path | None) -> tuple[str, AppSpec]:
         raise ValueError(f"the app {name!r} has no command=...; every declared app needs its command line")
     values.setdefault("ready_pattern", None)  # a declared app has no ready line unless told
     return name, AppSpec(name=name, **values)
+
+
+def start_order(names: Iterable[str], specs: Mapping[str, AppSpec]) -> list[list[str]]:
+    """``names`` and everything they depend on, in waves: each wave's apps depend only on earlier
+    waves' (so a wave may start in parallel).  :class:`ConfigError` on an unknown dependency or a
+    cycle, naming the path."""
+    depth: dict[str, int] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> int:
+        if name in path:
+            raise ConfigError(f"apps depend on each other in a cycle: {' -> '.join((*path, name))}")
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none"
+            where = f"{path[-1]}'s depends_on names" if path else "no app named"
+            raise ConfigError(f"{where} {name!r}, which is not declared; declared apps: {known}")
+        if name not in depth:
+            depth[name] = 1 + max((visit(dep, (*path, name)) for dep in specs[name].depends_on), default=-1)
+        return depth[name]
+
+    for name in names:
+        visit(name, ())
+    waves: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for name, level in depth.items():
+        waves[level].append(name)
+    return waves

@@ -69,7 +69,9 @@ class AppSpec:
     pytest's working directory); ``name``: which app this is when a test runs several
     (``aegis_app_factory(app=name)``), also its instances' log label; ``health``: its health
     contract (:mod:`pytest_aegis.app.health`: ``NatsRequest``, ``ServicePing``, ``HttpGet``,
-    ``TcpConnect``, ``ReadyLine``), default the one ``health_subject`` means.
+    ``TcpConnect``, ``ReadyLine``), default the one ``health_subject`` means; ``depends_on``: the
+    names of apps (in ``aegis_apps``) that must be running before it starts; its ``env`` values may
+    name their handles, ``{orders.http_url}``.
     """
 
     command: tuple[str, ...] = REFERENCE_COMMAND
@@ -81,6 +83,7 @@ class AppSpec:
     cwd: Path | None = None
     name: str = DEFAULT_APP
     health: Health | None = None
+    depends_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not APP_NAME.match(self.name):

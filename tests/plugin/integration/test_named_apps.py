@@ -129,3 +129,47 @@ def test_a_bad_app_line_is_a_usage_error_naming_the_line_and_the_key(inner: Any)
     result.stderr.fnmatch_lines(
         ["*ini aegis_apps, line 2 ('echo command=y health=udp'): health='udp': 'udp' is not a health*"]
     )
+
+
+def test_an_app_starts_after_its_dependencies_and_its_env_names_their_handles(inner: Any) -> None:
+    http_app = f"{{python}} {PROGRAMS / 'http_app.py'}"
+    named_apps_project(
+        inner,
+        f'    web command="{http_app}" health=http:/healthz\n'
+        f'    echo command="{{python}} {PROGRAMS / "tcp_app.py"}" health=tcp\n'
+        f'    front command="{http_app}" health=http:/healthz depends_on=web,echo'
+        ' env="HTTP_APP_EXTRA={web.http_url}+{echo.port}"\n'
+        f'    sick command="{http_app} 503" health=http:/healthz start_timeout=1 depends_on=web\n',
+    )
+    inner.makepyfile("""
+        import pytest
+        from pytest_aegis import ServerStartError
+
+        def test_dependencies_first(aegis_app_factory):
+            front = aegis_app_factory(app="front")  # web and echo start first, in parallel
+            web, echo = (i for i in aegis_app_factory.started if i.spec.name in ("web", "echo"))
+            assert [i.spec.name for i in aegis_app_factory.started][-1] == "front"
+            assert web.is_running and echo.is_running  # started on threads, alive after them
+            assert front.health_reply["extra"] == f"{web.http_url}+{echo.port}"
+            again = aegis_app_factory.start_set("front")  # all running: nothing new starts
+            assert again["front"] is front, again
+            assert [i.name for i in aegis_app_factory.started] == [web.name, echo.name, front.name]
+
+        def test_a_failed_start_names_what_was_started(aegis_app_factory):
+            with pytest.raises(ServerStartError) as caught:
+                aegis_app_factory.start_set("sick")
+            assert "/healthz answered 503" in str(caught.value)
+            web = aegis_app_factory.started[0]
+            assert caught.value.__notes__ == [
+                f"apps started in this test so far: {web.name} (their logs are in the test's report)"
+            ]
+    """)
+    run_inner(inner).assert_outcomes(passed=2)
+
+
+def test_a_cycle_of_dependencies_is_a_usage_error_naming_it(inner: Any) -> None:
+    named_apps_project(inner, "    a command=x depends_on=b\n    b command=y depends_on=a\n")
+    inner.makepyfile("def test_never(): pass")
+    result = run_inner(inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini aegis_apps: apps depend on each other in a cycle: a -> b -> a*"])
