@@ -116,7 +116,7 @@ class Harness:
         if "app_starter" in self.__dict__:  # the apps it spawned were stopped by their tests
             self.app_starter.shutdown(wait=False)
         if "nats" in self.__dict__:
-            from pytest_aegis.natsd.jetstream import close_monitors  # loaded with the NATS layer
+            from pytest_aegis.natsd.monitor import close_monitors  # loaded with the NATS layer
 
             close_monitors()
             self.kept += self.nats.close()

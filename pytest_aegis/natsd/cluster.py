@@ -24,9 +24,10 @@ from pytest_aegis.certs import CertFiles
 from pytest_aegis.errors import AegisError
 from pytest_aegis.faults.disk import PowerLoss
 from pytest_aegis.faults.proxy import Fault
-from pytest_aegis.natsd.health import MONITOR_TIMEOUT, NodeHealth, all_healthy, monitor_get, read_health
+from pytest_aegis.natsd.health import NodeHealth, all_healthy, read_health
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.natsd.membership import remove_peer
+from pytest_aegis.natsd.monitor import MONITOR_TIMEOUT, monitor_get
 from pytest_aegis.natsd.nemesis import DEFAULT_FAULTS, Nemesis, check_faults, plan
 from pytest_aegis.natsd.partition import RouteProxies, partition_groups
 from pytest_aegis.natsd.placement import wait_for_placement

@@ -3,20 +3,9 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from dataclasses import dataclass
-from typing import Any
 
-#: Seconds a monitoring request may take.
-MONITOR_TIMEOUT = 2.0
-
-
-def monitor_get(monitor_url: str, path: str) -> dict[str, Any]:
-    """``GET <monitor_url><path>`` as JSON; :class:`OSError` if the node does not answer."""
-    with urllib.request.urlopen(f"{monitor_url}{path}", timeout=MONITOR_TIMEOUT) as reply:
-        document: dict[str, Any] = json.load(reply)
-    return document
+from pytest_aegis.natsd.monitor import monitor_get
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,11 @@ creation time).  A test marked ``nats_keep_jetstream`` keeps what it made.
 from __future__ import annotations
 
 import functools
-import http.client
-import json
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from pytest_aegis.natsd.monitor import monitor_get
 
 if TYPE_CHECKING:
     from pytest_aegis.natsd.server import NatsServer
@@ -69,51 +68,12 @@ def parse_jsz(doc: Mapping[str, Any]) -> JetStreamState:
     return JetStreamState(streams, consumers)
 
 
-#: A kept-alive connection to each shared server's monitoring endpoint: the isolation reads twice a
-#: test, and a new TCP connection and urllib's opener were half of each read's ~0.85 ms.  Used from
-#: the main thread only (the fixture's); closed by :func:`close_monitors` when the session ends.
-_MONITORS: dict[str, http.client.HTTPConnection] = {}
 _JSZ = "/jsz?accounts=true&streams=true&consumers=true"
 
 
 def read_state(monitor_url: str, *, timeout: float = TIMEOUT) -> JetStreamState:
     """What the server at ``monitor_url`` holds now; :class:`OSError` if it does not answer."""
-    try:
-        body = _get(monitor_url, timeout)
-    except ConnectionResetError:  # RemoteDisconnected too: the kept connection outlived a restart
-        body = _get(monitor_url, timeout)  # so once more, on a new one
-    return parse_jsz(json.loads(body))
-
-
-def _get(monitor_url: str, timeout: float) -> bytes:
-    """``GET /jsz...`` on the kept connection to ``monitor_url`` (made if there is none); on any
-    failure the connection is dropped and the error raised as an :class:`OSError`."""
-    conn = _MONITORS.get(monitor_url)
-    if conn is None:
-        url = urllib.parse.urlsplit(monitor_url)
-        conn = _MONITORS[monitor_url] = http.client.HTTPConnection(str(url.hostname), url.port)
-    conn.timeout = timeout
-    if conn.sock is not None:
-        conn.sock.settimeout(timeout)
-    try:
-        conn.request("GET", _JSZ)
-        reply = conn.getresponse()
-        body = reply.read()
-    except (OSError, http.client.HTTPException) as exc:
-        del _MONITORS[monitor_url]
-        conn.close()
-        if isinstance(exc, OSError):
-            raise
-        raise OSError(f"GET {monitor_url}{_JSZ}: {type(exc).__name__}: {exc}") from None
-    if reply.status != 200:
-        raise OSError(f"GET {monitor_url}{_JSZ}: HTTP {reply.status} {reply.reason}")
-    return body
-
-
-def close_monitors() -> None:
-    """Close the kept monitoring connections (the session's end)."""
-    while _MONITORS:
-        _MONITORS.popitem()[1].close()
+    return parse_jsz(monitor_get(monitor_url, _JSZ, timeout=timeout))
 
 
 def added(before: JetStreamState, after: JetStreamState) -> Added:

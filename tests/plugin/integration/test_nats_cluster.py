@@ -24,7 +24,7 @@ from pytest_aegis import (
     assert_instance_registered,
 )
 from pytest_aegis.assertions.service import INSTANCES_BUCKET
-from pytest_aegis.natsd.health import monitor_get
+from pytest_aegis.natsd.monitor import monitor_get
 from pytest_aegis.natsd.startup import ROUTES_READY
 from pytest_aegis.waiting import async_wait_until, wait_until
 from tests.nats_support import connected_node

@@ -14,7 +14,7 @@ from audit_support import FAST_AUDIT, consumer_info, count_rows, event, publish
 
 from pytest_aegis import NatsCluster, assert_health_check, assert_instance_registered, assert_no_event_lost
 from pytest_aegis.assertions.service import INSTANCES_BUCKET
-from pytest_aegis.natsd.health import monitor_get
+from pytest_aegis.natsd.monitor import monitor_get
 from pytest_aegis.waiting import async_wait_until
 from tests.nats_support import UNACKED, connected_node
 
