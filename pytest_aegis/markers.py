@@ -52,6 +52,12 @@ def marker_lines(*, full: bool) -> tuple[str, ...]:
     )
 
 
+def nats_marker(item: pytest.Item) -> str | None:
+    """The marker that gives the test its own NATS (``nats_cluster`` before ``nats_secure``), if any:
+    without one, the test's NATS is the session's plain ``nats_server``."""
+    return next((name for name in (CLUSTER_MARKER, MARKER) if item.get_closest_marker(name)), None)
+
+
 def spec_for(item: pytest.Item) -> NatsSpec | None:
     """The validated spec of ``item``'s ``nats_secure`` marker (``None`` without one)."""
     if _SPEC in item.stash:
