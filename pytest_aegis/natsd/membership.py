@@ -18,7 +18,8 @@ import nats.errors
 
 from pytest_aegis.errors import PeerRemovalError, WaitTimeout
 from pytest_aegis.natsd.auth import SYSTEM_USER
-from pytest_aegis.natsd.health import MONITOR_TIMEOUT, NodeHealth, agreed_leader
+from pytest_aegis.natsd.health import NodeHealth, agreed_leader
+from pytest_aegis.natsd.monitor import MONITOR_TIMEOUT
 from pytest_aegis.waiting import async_wait_until
 
 if TYPE_CHECKING:
@@ -40,38 +41,61 @@ async def remove_peer(cluster: NatsCluster, index: int, *, timeout: float) -> No
 
     Only the meta leader answers the request, so it is sent once the other live nodes agree on
     one: right after the node that led the meta group stops, they elect another first (seconds)."""
-    if not 0 <= index < cluster.size:
-        raise ValueError(f"remove_peer: no node {index} in cluster {cluster.name} of {cluster.size}")
-    name = cluster.nodes[index].name
-    spec = cluster.entry.spec
-    if cluster.entry.material.system is None:
-        raise PeerRemovalError(
-            f"cluster {cluster.name}: removing a peer needs the system account's user, which "
-            f"auth={spec.auth!r} cannot have (nats-server allows one only beside named users); "
-            "use auth='userpass', 'nkey' or 'jwt'"
-        )
+    name = _removable(cluster, index)
     deadline = time.monotonic() + timeout
-
-    async def others_until(ok: Callable[[list[NodeHealth]], bool], what: str) -> None:
-        def health() -> list[NodeHealth]:
-            return [seen for seen in cluster.health() if seen.name != name]
-
-        try:
-            await async_wait_until(
-                lambda: asyncio.to_thread(health),
-                what,
-                timeout=max(deadline - time.monotonic(), 0),
-                ok=ok,
-                transient=(OSError,),
-                interval=0.02,
-            )
-        except WaitTimeout as exc:
-            raise PeerRemovalError(str(exc)) from None
-
-    await others_until(
+    await _others_until(
+        cluster,
+        name,
+        deadline,
         lambda seen: agreed_leader(seen) is not None,
         f"the live nodes of cluster {cluster.name} but {name} to agree on a meta leader among them",
     )
+    await _request_removal(cluster, index, name, deadline)
+    await _others_until(
+        cluster,
+        name,
+        deadline,
+        lambda seen: removed(seen, name),
+        f"the meta leader of cluster {cluster.name} to no longer list {name}",
+    )
+
+
+def _removable(cluster: NatsCluster, index: int) -> str:
+    """Node ``index``'s name, when the harness can ask for its removal."""
+    if not 0 <= index < cluster.size:
+        raise ValueError(f"remove_peer: no node {index} in cluster {cluster.name} of {cluster.size}")
+    if cluster.entry.material.system is None:
+        raise PeerRemovalError(
+            f"cluster {cluster.name}: removing a peer needs the system account's user, which "
+            f"auth={cluster.entry.spec.auth!r} cannot have (nats-server allows one only beside named "
+            "users); use auth='userpass', 'nkey' or 'jwt'"
+        )
+    return cluster.nodes[index].name
+
+
+async def _others_until(
+    cluster: NatsCluster, name: str, deadline: float, ok: Callable[[list[NodeHealth]], bool], what: str
+) -> None:
+    """Wait until the health of every live node but ``name`` is ``ok``, by ``deadline``."""
+
+    def health() -> list[NodeHealth]:
+        return [seen for seen in cluster.health() if seen.name != name]
+
+    try:
+        await async_wait_until(
+            lambda: asyncio.to_thread(health),
+            what,
+            timeout=max(deadline - time.monotonic(), 0),
+            ok=ok,
+            transient=(OSError,),
+            interval=0.02,
+        )
+    except WaitTimeout as exc:
+        raise PeerRemovalError(str(exc)) from None
+
+
+async def _request_removal(cluster: NatsCluster, index: int, name: str, deadline: float) -> None:
+    """Send ``$JS.API.SERVER.REMOVE`` for ``name`` as the system user; JetStream's refusal raised."""
 
     def left() -> float:
         return max(deadline - time.monotonic(), MONITOR_TIMEOUT)
@@ -92,7 +116,3 @@ async def remove_peer(cluster: NatsCluster, index: int, *, timeout: float) -> No
             f"cluster {cluster.name}: JetStream refused to remove node {index} ({name}): "
             f"{error.get('description')} (err_code {error.get('err_code')})"
         )
-    await others_until(
-        lambda seen: removed(seen, name),
-        f"the meta leader of cluster {cluster.name} to no longer list {name}",
-    )

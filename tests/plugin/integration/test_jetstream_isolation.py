@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from support import run_inner
+
+from pytest_aegis.natsd.jetstream import read_state
 
 INNER = """
 import asyncio
@@ -94,10 +97,6 @@ def test_what_a_test_makes_on_a_shared_server_is_gone_for_the_next(inner: Any) -
 def test_the_state_is_read_again_after_the_server_restarts_and_not_while_it_is_down(
     nats_server_factory: Any,
 ) -> None:
-    import pytest
-
-    from pytest_aegis.natsd.jetstream import read_state
-
     server = nats_server_factory()
     url = str(server.monitor_url)
     assert read_state(url).streams == {}  # the kept connection is made
