@@ -13,13 +13,22 @@ session's start.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pytest_aegis.app.health import HEALTH_FORMS, parse_health
-from pytest_aegis.app.spec import DEFAULT_APP, AppSpec, command_line, parse_env_map
+from pytest_aegis.app.spec import (
+    DEFAULT_APP,
+    DOCKERFILE,
+    ENTRY_POINTS,
+    AppSpec,
+    command_line,
+    parse_env_map,
+)
 from pytest_aegis.errors import ConfigError, SpecError
 
 #: What each key sets, and how its text is read (``rootdir`` for paths and commands).
@@ -70,6 +79,11 @@ KEYS: Mapping[str, tuple[str, _Reader]] = {
         "where it runs, relative to the rootdir (default: the rootdir)",
         lambda text, root: ("cwd", (root or Path.cwd()) / text),
     ),
+    "image": (
+        f"on the docker backend, the image it runs in (its own command; {DOCKERFILE}: "
+        "--aegis-docker-app-image, else built from the rootdir's Dockerfile)",
+        lambda text, root: ("image", text),
+    ),
 }
 
 
@@ -102,14 +116,26 @@ def _parse_line(line: str, rootdir: Path | None) -> tuple[str, AppSpec]:
             f"{DEFAULT_APP!r} is the default app's name (aegis_app); set aegis_app_command for it, "
             "or give this app another name"
         )
-    values: dict[str, Any] = {"cwd": rootdir}
+    fields = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or key not in KEYS:
-            raise ValueError(
-                f"{item!r}: expected key=value with one of the keys: "
-                + "; ".join(f"{k} ({what})" for k, (what, _) in KEYS.items())
-            )
+        if not sep:
+            raise ValueError(f"{item!r}: expected key=value; {_known_keys()}")
+        fields[key] = text
+    return name, spec_from_fields(name, fields, rootdir)
+
+
+def _known_keys() -> str:
+    return "the keys: " + "; ".join(f"{k} ({what})" for k, (what, _) in KEYS.items())
+
+
+def spec_from_fields(name: str, fields: Mapping[str, str], rootdir: Path | None) -> AppSpec:
+    """The app ``name`` that ``fields`` (:data:`KEYS` to their text) declare; :class:`ValueError`
+    or :class:`SpecError` naming the key when one is bad."""
+    values: dict[str, Any] = {"cwd": rootdir}
+    for key, text in fields.items():
+        if key not in KEYS:
+            raise ValueError(f"{key}={text!r}: {key!r} is not a key an app has; {_known_keys()}")
         try:
             field, value = KEYS[key][1](text, rootdir)
         except ValueError as exc:
@@ -117,8 +143,31 @@ def _parse_line(line: str, rootdir: Path | None) -> tuple[str, AppSpec]:
         values[field] = value
     if "command" not in values:
         raise ValueError(f"the app {name!r} has no command=...; every declared app needs its command line")
-    values.setdefault("ready_pattern", None)  # a declared app has no ready line unless told
-    return name, AppSpec(name=name, **values)
+    return AppSpec(name=name, **values)
+
+
+@functools.cache  # read once per process: installed packages do not change during a session
+def installed_apps(rootdir: Path | None) -> Mapping[str, AppSpec]:
+    """The apps installed packages declare: each entry point of the group :data:`ENTRY_POINTS` is a
+    function returning the fields of one app (:data:`KEYS`, as text), named by the entry point
+    (``app``: the default app, ``aegis_app``).  :class:`ConfigError` naming the entry point and its
+    package when one is bad."""
+    apps = {}
+    for entry in metadata.entry_points(group=ENTRY_POINTS):
+        where = f"entry point {entry.name} = {entry.value} (group {ENTRY_POINTS}"
+        where += f", package {entry.dist.name})" if entry.dist is not None else ")"
+        try:
+            declare = entry.load()
+        except ModuleNotFoundError:  # metadata left behind by a package no longer importable
+            continue
+        except ImportError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        try:
+            fields = declare()
+            apps[entry.name] = spec_from_fields(entry.name, {k: str(v) for k, v in fields.items()}, rootdir)
+        except (ValueError, SpecError, AttributeError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return apps
 
 
 def start_order(names: Iterable[str], specs: Mapping[str, AppSpec]) -> list[list[str]]:

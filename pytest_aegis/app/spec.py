@@ -8,7 +8,6 @@ then for it to answer its health check.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import sys
@@ -21,13 +20,16 @@ from pytest_aegis.config import DEFAULT_APP_START_TIMEOUT
 from pytest_aegis.errors import SpecError
 from pytest_aegis.natsd.server import ENV_NAMES
 
-#: The reference service (``aegis-service``, in this repo's ``service/``), run from this interpreter.
-REFERENCE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "aegis_service")
-REFERENCE_READY = r"^AEGIS-SERVICE READY (?P<json>\{.*\})$"
+#: An app's ``image`` meaning: the one ``--aegis-docker-app-image`` names, else built from the
+#: rootdir's Dockerfile.
+DOCKERFILE = "Dockerfile"
+#: The entry point group where an installed package declares apps (``app``: the default one).
+ENTRY_POINTS = "pytest_aegis.apps"
 NO_APP_CONFIGURED = (
-    "aegis_app: no service under test is configured, and the reference service (aegis-service) "
-    "is not installed. Set aegis_app_command (ini), --aegis-app-command or AEGIS_APP_COMMAND to "
-    "your service's command line (with aegis_app_health_subject and aegis_app_env as needed), or "
+    "aegis_app: no service under test is configured, and no installed package declares one (an "
+    f"entry point named 'app' in the group {ENTRY_POINTS}, as the reference service aegis-service "
+    "does). Set aegis_app_command (ini), --aegis-app-command or AEGIS_APP_COMMAND to your "
+    "service's command line (with aegis_app_health_subject and aegis_app_env as needed), or "
     "override the aegis_app_spec fixture with an AppSpec; see the docs' 'The service under test'."
 )
 
@@ -51,11 +53,6 @@ APP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 PYTHONS = ("{python}", "python", "python3")
 
 
-def reference_installed() -> bool:
-    """Whether the reference service (``aegis_service``) can be run by this interpreter."""
-    return importlib.util.find_spec("aegis_service") is not None
-
-
 @dataclass(frozen=True)
 class AppSpec:
     """How to run a service under test.
@@ -74,9 +71,9 @@ class AppSpec:
     name their handles, ``{orders.http_url}``.
     """
 
-    command: tuple[str, ...] = REFERENCE_COMMAND
+    command: tuple[str, ...] = ()
     health_subject: str = "health.check"
-    ready_pattern: str | None = REFERENCE_READY
+    ready_pattern: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     env_map: Mapping[str, str] = field(default_factory=dict)
     start_timeout: float = DEFAULT_APP_START_TIMEOUT
@@ -84,6 +81,7 @@ class AppSpec:
     name: str = DEFAULT_APP
     health: Health | None = None
     depends_on: tuple[str, ...] = ()
+    image: str | None = None
 
     def __post_init__(self) -> None:
         if not APP_NAME.match(self.name):
@@ -116,21 +114,26 @@ class AppSpec:
         *,
         start_timeout: float | None = None,
         rootdir: Path | None = None,
+        installed: AppSpec | None = None,
     ) -> AppSpec:
-        """Build from the ``aegis_app_*`` settings (strings as in ini files).  A command runs in
-        ``rootdir`` (so relative paths in it are the project's), with ``{python}`` (or a bare
-        ``python``) the interpreter running pytest and ``{rootdir}`` the rootdir.  Without a command
-        the reference service runs, if it is installed; otherwise :class:`ValueError` says how to
-        configure a service."""
-        spec = cls()
-        if not command and not reference_installed():
+        """Build from the ``aegis_app_*`` settings (strings as in ini files), over ``installed``
+        (the default app an installed package declares, if any).  A command runs in ``rootdir``
+        (so relative paths in it are the project's), with ``{python}`` (or a bare ``python``) the
+        interpreter running pytest and ``{rootdir}`` the rootdir, as a local process on every
+        backend.  Without a command the installed app runs; without either, :class:`ValueError`
+        says how to configure a service."""
+        renamed = parse_env_map(env_map) if env_map else None  # a bad value first: it was given
+        if not command and installed is None:
             raise ValueError(NO_APP_CONFIGURED)
+        spec = installed or cls()
         if command:
-            spec = replace(spec, command=command_line(command, rootdir), ready_pattern=None, cwd=rootdir)
+            spec = replace(
+                spec, command=command_line(command, rootdir), ready_pattern=None, cwd=rootdir, image=None
+            )
         if health_subject:
             spec = replace(spec, health_subject=health_subject)
-        if env_map:
-            spec = replace(spec, env_map=parse_env_map(env_map))
+        if renamed is not None:
+            spec = replace(spec, env_map=renamed)
         if start_timeout is not None:
             spec = replace(spec, start_timeout=start_timeout)
         return spec

@@ -7,8 +7,7 @@ Three forms, told apart by :func:`parse_migrations`:
   in its own transaction;
 * ``package.module:function``: your own migration runner, called once per
   server as ``function(dsn)`` with the template database's DSN (e.g. Alembic's
-  ``command.upgrade`` wrapped in a function, or the reference service's
-  ``aegis_service.migrations:upgrade``);
+  ``command.upgrade`` wrapped in a function, as the reference service's ``upgrade`` is);
 * ``alembic:path/to/alembic.ini`` (relative to the rootdir): ``alembic upgrade head``, with the
   database given to Alembic as its ``sqlalchemy.url`` (see
   :mod:`~pytest_aegis.postgres.alembic_runner`), so a stock ``env.py`` works unchanged.

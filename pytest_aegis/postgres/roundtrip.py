@@ -6,7 +6,7 @@
 * a directory: ``NNN_name.sql`` (or ``NNN_name.up.sql``) up, ``NNN_name.down.sql`` down;
 * ``module:function``: ``function(dsn, target=N)`` upgrades to version ``N``; the module also
   defines ``downgrade(dsn, steps=1)`` and ``head() -> int`` (versions ``1..head()``), as the
-  reference service's ``aegis_service.migrations`` does;
+  reference service's migrations module does;
 * ``alembic:path/to/alembic.ini``: Alembic's revisions from base to head (run by
   :mod:`pytest_aegis.postgres.alembic_runner`, which drives this module in a subprocess).
 """

@@ -50,6 +50,7 @@ from aegis_service.backoff import full_jitter
 from aegis_service.breaker import CircuitBreaker
 from aegis_service.definitions import DefinitionService
 from aegis_service.domain.errors import Unavailable, describe_error
+from aegis_service.harness import READY_PREFIX
 from aegis_service.health import HealthMonitor, Probes
 from aegis_service.metrics import Metrics, MetricsSampler
 from aegis_service.registration import Registrar
@@ -57,7 +58,6 @@ from aegis_service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-READY_PREFIX = "AEGIS-SERVICE READY "
 SHUTDOWN_STEP_TIMEOUT = 1.0
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from pytest_aegis.app.runtime import AppLaunch, AppRuntime
-from pytest_aegis.app.spec import REFERENCE_COMMAND
+from pytest_aegis.app.spec import DOCKERFILE
 from pytest_aegis.backends.base import Backend
 from pytest_aegis.backends.docker.app import DockerApp, build_app_image
 from pytest_aegis.backends.docker.engine import Engine
@@ -114,13 +114,15 @@ class DockerBackend(Backend):
         return build_app_image(self.engine, rootdir or Path.cwd(), network=self.network)
 
     def app_launcher(self, launch: AppLaunch) -> AppRuntime:
-        """The service in a container of :meth:`app_image`, running the image's own command.
+        """An app whose spec names an ``image`` in a container of it, running the image's own
+        command (``"Dockerfile"``: :meth:`app_image`).
 
-        A custom command (``aegis_app_command``, or an ``AppSpec`` fixture with another command) is a
+        An app without one (``aegis_app_command``, an ``aegis_apps`` line without ``image=``) is a
         command line of *this* machine: it runs as a local process, reaching the containers on
-        127.0.0.1.  To run your own service in a container, leave the command unset and name its
-        image with ``--aegis-docker-app-image`` (or let the rootdir's Dockerfile build it)."""
-        if launch.spec.command != REFERENCE_COMMAND:
+        127.0.0.1.  To run your own service in a container, give its spec an image, or
+        ``image=Dockerfile`` and ``--aegis-docker-app-image`` (or let the rootdir's Dockerfile
+        build it)."""
+        if launch.spec.image is None:
             return super().app_launcher(launch)
         if self.network != "host":
             raise BackendUnavailable(
@@ -131,7 +133,7 @@ class DockerBackend(Backend):
         app = DockerApp(
             self.engine,
             launch,
-            image=self.app_image(launch.rootdir),
+            image=self.app_image(launch.rootdir) if launch.spec.image == DOCKERFILE else launch.spec.image,
             network=self.network,
             labels=self._labels("app", launch.name),
         )

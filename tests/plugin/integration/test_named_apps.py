@@ -173,3 +173,43 @@ def test_a_cycle_of_dependencies_is_a_usage_error_naming_it(inner: Any) -> None:
     result = run_inner(inner)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini aegis_apps: apps depend on each other in a cycle: a -> b -> a*"])
+
+
+def installed_package(inner: Any, apps: dict[str, str], module: str) -> None:
+    """A package "installed" in the inner session's directory (on its sys.path): its dist-info
+    declares ``apps`` (entry point name -> function) in the group pytest_aegis.apps."""
+    info = inner.path / "their_apps-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: their-apps\nVersion: 1.0\n")
+    lines = "".join(f"{name} = their_apps:{function}\n" for name, function in apps.items())
+    (info / "entry_points.txt").write_text(f"[pytest_aegis.apps]\n{lines}")
+    (inner.path / "their_apps.py").write_text(module)
+
+
+def test_an_installed_package_declares_its_apps_by_entry_point(inner: Any) -> None:
+    installed_package(
+        inner,
+        {"orders": "orders"},
+        f"def orders():\n"
+        f"    return {{'command': '{{python}} {PROGRAMS / 'http_app.py'}', 'health': 'http:/healthz'}}\n",
+    )
+    inner.makepyfile("""
+        def test_orders(aegis_app_factory, aegis_apps):
+            assert "orders" in aegis_apps
+            orders = aegis_app_factory(app="orders")
+            assert orders.health_reply["path"] == "/healthz"
+    """)
+    run_inner(inner).assert_outcomes(passed=1)
+
+
+def test_a_bad_entry_point_is_an_error_naming_it_and_its_package(inner: Any) -> None:
+    installed_package(
+        inner, {"orders": "orders"}, "def orders():\n    return {'command': 'x', 'health': 'udp'}\n"
+    )
+    inner.makepyfile("def test_orders(aegis_apps): pass")
+    result = run_inner(inner)
+    result.stdout.fnmatch_lines(
+        ["*entry point orders = their_apps:orders (group pytest_aegis.apps, package their-apps): "
+         "health='udp': 'udp' is not a health contract*"]
+    )  # fmt: skip
+    assert result.ret != 0
