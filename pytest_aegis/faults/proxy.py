@@ -41,6 +41,7 @@ from pytest_aegis.faults.flows import (
     whole,
 )
 from pytest_aegis.faults.link import CONNECT_TIMEOUT, End, Faults, Link
+from pytest_aegis.faults.listener import Listener
 from pytest_aegis.faults.loop import CALL_TIMEOUT, LoopThread
 from pytest_aegis.ports import LOOPBACK, release_port, start_on_free_port
 
@@ -91,7 +92,7 @@ class FaultProxy:
         self._own_loop = loop is None
         self._thread = loop or LoopThread(f"aegis-{name}")
         self._faults: Faults
-        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._cutting: tuple[Side, ...] = ()
         self._refusals = 0  # refuse() faults in effect: a client whose socket is made is reset
         self._listen_refusals = 0  # those of them that stopped listening
@@ -245,7 +246,7 @@ class FaultProxy:
             self._refusals = max(0, self._refusals - 1)
             if listening:
                 self._listen_refusals = max(0, self._listen_refusals - 1)
-            return self._server is None and self._listen_refusals == 0
+            return self._listener is None and self._listen_refusals == 0
 
         def undo() -> None:
             if self._thread.call(end):
@@ -264,7 +265,7 @@ class FaultProxy:
             self._refusals = self._listen_refusals = 0
 
         self._thread.call(clear)
-        if self._server is None:
+        if self._listener is None:
             self._listen_again()
 
     def _apply(self, description: str, direction: Direction, effect: Callable[[float], Effect]) -> Fault:
@@ -276,10 +277,8 @@ class FaultProxy:
     # -- on the loop -------------------------------------------------------------
 
     async def _listen(self, port: int) -> int:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._accept, self.host, port, reuse_address=True)
-        bound: int = self._server.sockets[0].getsockname()[1]
-        return bound
+        self._listener = Listener(self.host, port, self._accept)
+        return self._listener.port
 
     def _listen_again(self) -> None:
         try:
@@ -293,9 +292,9 @@ class FaultProxy:
             ) from exc
 
     async def _stop_listening(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.close()  # the listening socket closes now; open connections go on
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            listener.stop()  # open connections go on
 
     def _accept(self) -> End:
         self.accepted += 1
