@@ -121,13 +121,20 @@ def test_apps_declared_in_ini_start_by_name_and_through_a_fixture_factory(inner:
     run_inner(inner).assert_outcomes(passed=2)
 
 
-def test_a_bad_app_line_is_a_usage_error_naming_the_line_and_the_key(inner: Any) -> None:
-    named_apps_project(inner, '    web command="x" health=http:/healthz\n    echo command=y health=udp\n')
+def assert_usage_error(inner: Any, apps: str, message: str) -> None:
+    """A session whose ``aegis_apps`` are ``apps`` stops at its start with ``message``."""
+    named_apps_project(inner, apps)
     inner.makepyfile("def test_never(): pass")
     result = run_inner(inner)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*ini aegis_apps, line 2 ('echo command=y health=udp'): health='udp': 'udp' is not a health*"]
+    result.stderr.fnmatch_lines([message])
+
+
+def test_a_bad_app_line_is_a_usage_error_naming_the_line_and_the_key(inner: Any) -> None:
+    assert_usage_error(
+        inner,
+        '    web command="x" health=http:/healthz\n    echo command=y health=udp\n',
+        "*ini aegis_apps, line 2 ('echo command=y health=udp'): health='udp': 'udp' is not a health*",
     )
 
 
@@ -168,11 +175,11 @@ def test_an_app_starts_after_its_dependencies_and_its_env_names_their_handles(in
 
 
 def test_a_cycle_of_dependencies_is_a_usage_error_naming_it(inner: Any) -> None:
-    named_apps_project(inner, "    a command=x depends_on=b\n    b command=y depends_on=a\n")
-    inner.makepyfile("def test_never(): pass")
-    result = run_inner(inner)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini aegis_apps: apps depend on each other in a cycle: a -> b -> a*"])
+    assert_usage_error(
+        inner,
+        "    a command=x depends_on=b\n    b command=y depends_on=a\n",
+        "*ini aegis_apps: apps depend on each other in a cycle: a -> b -> a*",
+    )
 
 
 def installed_package(inner: Any, apps: dict[str, str], module: str) -> None:
