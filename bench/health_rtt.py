@@ -42,8 +42,9 @@ from nats.aio.client import Client
 from bench import stats
 from bench.nats_ready import _DropSslEofNoise
 from bench.procs import read_until, terminate
+from pytest_aegis.app.declared import installed_apps
 from pytest_aegis.app.process import AppProcess
-from pytest_aegis.app.spec import AppSpec
+from pytest_aegis.app.spec import DEFAULT_APP
 from pytest_aegis.backends.local.backend import LocalBackend
 from pytest_aegis.certs import AegisCA
 from pytest_aegis.config import AegisConfig
@@ -153,7 +154,8 @@ def service_stack(
         server_ms = stats.to_ms(time.perf_counter() - started)
         env = dict(prepare(backend)) if prepare is not None else None
         started = time.perf_counter()
-        app = AppProcess(AppSpec(), server, session=session, service_name=service_name, env=env).start()
+        spec = installed_apps(None)[DEFAULT_APP]  # the reference service, as it declares itself
+        app = AppProcess(spec, server, session=session, service_name=service_name, env=env).start()
         cleanup.callback(app.stop)
         app_ms = stats.to_ms(time.perf_counter() - started)
         yield ServiceStack(
@@ -319,7 +321,7 @@ def run(reps: int, quick: bool) -> dict[str, Any]:
             "order": "after the warm-up, blocks alternate service, bare / bare, service, ...",
             "subjects": {name: c.subject for name, c in contenders.items()},
             "contenders": {
-                "service": "python -m aegis_service via AppProcess(AppSpec(), server, service_name="
+                "service": "python -m aegis_service via AppProcess(<its declared spec>, server, service_name="
                 f"{SERVICE_NAME!r}), addressed on <healthSubject>.<instanceId>",
                 "bare": "sys.executable -c <minimal nats-py responder>: same TLS (session CA) and "
                 "user/password from server.env(), json.dumps of a health-like document per request",
