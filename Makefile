@@ -85,8 +85,10 @@ test-podman: $(VENV)/.installed
 	$(PY) -m pytest -n 2 tests/plugin/integration/test_docker_backend.py $(PYTEST_ARGS)
 
 ## Podman serving the sandbox's images (../shared/docker-sandbox/podman-up.sh); prints its DOCKER_HOST.
+## Started from /: the service outlives this checkout, and its containers' conmon needs the
+## service's working directory to exist (a CI clone removed under it: "Failed to get working directory").
 podman-sandbox:
-	@out=$$($(DOCKER_SANDBOX)/podman-up.sh) && echo "$$out" >&2 && echo "$$out" | tail -1 | sed 's/^DOCKER_HOST=//'
+	@out=$$(cd / && $(abspath $(DOCKER_SANDBOX))/podman-up.sh) && echo "$$out" >&2 && echo "$$out" | tail -1 | sed 's/^DOCKER_HOST=//'
 
 ## A Docker engine and a Docker Compose v2 for the docker-marked tests (CI runs this).
 docker-up: docker-sandbox compose-v2
