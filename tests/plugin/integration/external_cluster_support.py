@@ -18,12 +18,15 @@ from nats.aio.client import Client
 from nats.js.api import StreamConfig, StreamInfo
 
 from pytest_aegis.aio import run_sync
+from pytest_aegis.natsd.auth import SYSTEM_USER
 from pytest_aegis.natsd.cluster import NatsCluster
 from pytest_aegis.waiting import async_wait_until, wait_until
 
 PRE_EXISTING = "KEEP_ME"
 #: A stream made before the session with its only replica on the node killed first.
 ON_ONE_NODE = "KEEP_ME_TOO"
+#: Seconds a JetStream request of these helpers may take (both cores busy, three containers).
+JS_TIMEOUT = 20.0
 #: Seconds the outer session waits for the inner test's request (the inner session starts first).
 REQUEST_TIMEOUT = 90.0
 
@@ -77,7 +80,7 @@ def add_pre_existing(cluster: NatsCluster, name: str = PRE_EXISTING, *, replicas
     async def add() -> None:
         nc = await cluster.connect()
         try:
-            await nc.jetstream().add_stream(
+            await nc.jetstream(timeout=JS_TIMEOUT).add_stream(
                 StreamConfig(
                     name=name,
                     subjects=[f"{name.lower()}.>"],
@@ -89,6 +92,35 @@ def add_pre_existing(cluster: NatsCluster, name: str = PRE_EXISTING, *, replicas
             await nc.close()
 
     run_sync(add)
+
+
+def meta_leader_off(cluster: NatsCluster, node: int) -> int:
+    """Have the JetStream meta group led by another node than ``node`` and return its leader:
+    when ``node`` leads, the leader steps down naming the next node as the one preferred
+    (``$JS.API.META.LEADER.STEPDOWN``, nats-server 2.11 or later) - the condition is made, not
+    waited for from placement or an election."""
+
+    async def move() -> int:
+        meta = await cluster.meta_leader()
+        if meta != node:
+            return meta
+        preferred = (node + 1) % cluster.size
+        nc = await cluster.connect(as_user=SYSTEM_USER)
+        try:
+            body = json.dumps({"placement": {"preferred": cluster.nodes[preferred].name}}).encode()
+            reply = await nc.request("$JS.API.META.LEADER.STEPDOWN", body, timeout=JS_TIMEOUT)
+        finally:
+            await nc.close()
+        answer = json.loads(reply.data)
+        assert answer.get("success"), f"meta leader step-down refused: {answer}"
+        return await async_wait_until(
+            cluster.meta_leader,
+            f"the meta group of {cluster.name} to be led by another node than {node}",
+            timeout=JS_TIMEOUT,
+            ok=lambda leader: leader != node,
+        )
+
+    return run_sync(move)
 
 
 class OnRequest:

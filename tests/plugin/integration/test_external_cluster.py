@@ -23,6 +23,7 @@ from external_cluster_support import (
     OnRequest,
     add_pre_existing,
     aegis_lines,
+    meta_leader_off,
     stream_names,
     streams,
 )
@@ -327,27 +328,6 @@ def test_every_url_reaches_the_clients_and_the_service_and_the_session_cleans_up
     assert stream_names(cluster) == {PRE_EXISTING}
 
 
-def _one_replica_off(cluster: NatsCluster, name: str, meta: int) -> int:
-    """Make stream ``name`` with one replica (as made before the session) on a node other than
-    ``meta`` and return that node.  The meta leader places it: one placed on ``meta`` is deleted
-    and made again (each node is as likely)."""
-
-    async def delete() -> None:
-        nc = await cluster.connect()
-        try:
-            await nc.jetstream().delete_stream(name)
-        finally:
-            await nc.close()
-
-    for _ in range(30):
-        add_pre_existing(cluster, name, replicas=1)
-        node = run_sync(lambda: cluster.stream_leader(name))
-        if node != meta:
-            return node
-        run_sync(delete)
-    raise AssertionError(f"stream {name} placed on node {meta}, the meta leader, 30 times out of 30")
-
-
 @pytest.mark.parametrize("when", ["before-the-session", "during-the-session"])
 def test_the_first_node_lost_the_session_cleans_up_through_another(
     inner: Any,
@@ -360,12 +340,14 @@ def test_the_first_node_lost_the_session_cleans_up_through_another(
     # The node lost never leads the meta group: the test is about a session that loses its first
     # URL's node, not about the two left electing a meta leader (a round of 4 to 9 s in
     # nats-server, another after a split vote), which could outlast the waits here.
-    meta = run_sync(cluster.meta_leader)
     if when == "before-the-session":
         # The session starts (and notes the streams that exist) through the second URL, while
         # the first URL's node, dead, holds the only replica of a stream: it has no leader, and
-        # the session must still know it existed before (and keep it).
-        lost = _one_replica_off(cluster, ON_ONE_NODE, meta)
+        # the session must still know it existed before (and keep it).  The meta leader placed
+        # that replica; if on its own node, it hands the meta group over.
+        add_pre_existing(cluster, ON_ONE_NODE, replicas=1)
+        lost = run_sync(lambda: cluster.stream_leader(ON_ONE_NODE))
+        meta_leader_off(cluster, lost)
         order = [lost, *(index for index in range(cluster.size) if index != lost)]
         external_env(monkeypatch, cluster.nodes[0], urls=[cluster.urls[i] for i in order])
         cluster.kill(lost)
@@ -373,6 +355,7 @@ def test_the_first_node_lost_the_session_cleans_up_through_another(
         inner.makepyfile(test_inner=INNER_FIRST_NODE_DEAD)
         served, kept = None, {PRE_EXISTING, ON_ONE_NODE}
     else:  # the session starts through the first URL's node; its test has it killed under its client
+        meta = run_sync(cluster.meta_leader)
         lost = next(index for index in range(cluster.size) if index != meta)
         order = [lost, *(index for index in range(cluster.size) if index != lost)]
         external_env(monkeypatch, cluster.nodes[0], urls=[cluster.urls[i] for i in order])
