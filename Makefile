@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 DOCKER_SANDBOX ?= ../shared/docker-sandbox
 
 .PHONY: venv integration test unit test-plugin test-service test-docker examples examples-docker lint docs docs-tables \
-	bench soak hunt clean docker-sandbox compose-v2 docker-up test-podman podman-sandbox
+	bench soak hunt clean redis-server docker-sandbox compose-v2 docker-up test-podman podman-sandbox
 
 # The plugin (with its dev extra) and the reference service (service/), both editable.
 $(VENV)/.installed: pyproject.toml service/pyproject.toml
@@ -23,6 +23,11 @@ $(VENV)/.installed: pyproject.toml service/pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Redis's server for the third-party server tests on the local backend: Debian's, installed when
+# missing and this machine can (deploy/install-redis.sh); without it those tests skip, saying why.
+redis-server:
+	@deploy/install-redis.sh
+
 # The security cases a run must prove by passing tests, or fail (--aegis-require; docs/helpers.md).
 REQUIRE ?= auth,tls,mtls,permissions,app-refusal
 
@@ -31,7 +36,7 @@ integration: $(VENV)/.installed
 	$(PY) -m pytest tests/service/integration -n 2 --aegis-require=$(REQUIRE) $(PYTEST_ARGS)
 
 ## Every test (unit + integration of the plugin and the service), in parallel as CI runs it.
-test: $(VENV)/.installed
+test: $(VENV)/.installed redis-server
 	$(PY) -m pytest -n 2 --aegis-require=$(REQUIRE) $(PYTEST_ARGS)
 
 ## Unit tests only (plugin and service): no server is started.

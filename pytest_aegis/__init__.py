@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/unit/test_public_api.py)
     from pytest_aegis import nats_auth as nats_auth
+    from pytest_aegis.app.health import CustomProbe as CustomProbe
     from pytest_aegis.app.health import HttpGet as HttpGet
     from pytest_aegis.app.health import NatsRequest as NatsRequest
     from pytest_aegis.app.health import ReadyLine as ReadyLine
@@ -63,8 +64,10 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.faults.proxy import FaultProxy as FaultProxy
     from pytest_aegis.faults.targets import NatsFaultProxy as NatsFaultProxy
     from pytest_aegis.faults.targets import PostgresFaultProxy as PostgresFaultProxy
+    from pytest_aegis.faults.targets import ServerFaultProxy as ServerFaultProxy
     from pytest_aegis.fixtures.app import app_fixture as app_fixture
     from pytest_aegis.fixtures.nats import nats_server_fixture as nats_server_fixture
+    from pytest_aegis.fixtures.servers import server_fixture as server_fixture
     from pytest_aegis.natsd.cluster import NatsCluster as NatsCluster
     from pytest_aegis.natsd.nemesis import Nemesis as Nemesis
     from pytest_aegis.natsd.server import NatsServer as NatsServer
@@ -72,6 +75,8 @@ if TYPE_CHECKING:  # what the names are (checked against _LAZY by tests/plugin/u
     from pytest_aegis.natsd.store import StoreDamage as StoreDamage
     from pytest_aegis.postgres.handle import PostgresDatabase as PostgresDatabase
     from pytest_aegis.postgres.handle import PostgresHandle as PostgresHandle
+    from pytest_aegis.thirdparty.server import ThirdPartyServer as ThirdPartyServer
+    from pytest_aegis.thirdparty.spec import ServerSpec as ServerSpec
     from pytest_aegis.waiting import async_wait_until as async_wait_until
     from pytest_aegis.waiting import wait_until as wait_until
 
@@ -140,6 +145,11 @@ _LAZY = {
     "HttpGet": "pytest_aegis.app.health",
     "TcpConnect": "pytest_aegis.app.health",
     "ReadyLine": "pytest_aegis.app.health",
+    "CustomProbe": "pytest_aegis.app.health",
+    "ServerSpec": "pytest_aegis.thirdparty.spec",
+    "ThirdPartyServer": "pytest_aegis.thirdparty.server",
+    "ServerFaultProxy": "pytest_aegis.faults.targets",
+    "server_fixture": "pytest_aegis.fixtures.servers",
 }
 
 
@@ -163,6 +173,7 @@ pytest_plugins = (
     "pytest_aegis.fixtures.app",
     "pytest_aegis.fixtures.faults",
     "pytest_aegis.fixtures.cluster",
+    "pytest_aegis.fixtures.servers",
 )
 
 __all__ = sorted([*_LAZY, "nats_auth"])

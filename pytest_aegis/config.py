@@ -51,6 +51,7 @@ class AegisConfig:
     app_env: str | None = None
     app_start_timeout: float = DEFAULT_APP_START_TIMEOUT
     apps: str | None = None
+    servers: str | None = None
     pg_bin_dir: Path | None = None
     pg_migrations: str | None = None
     pg_spare_databases: int = 2
@@ -250,6 +251,13 @@ SETTINGS: tuple[Setting, ...] = (
         "other programs a test starts by name (aegis_app_factory(app=NAME)), one line each: "
         "'NAME command=... [health=nats:SUBJECT|srv|http:/PATH|tcp|ready] [ready=REGEX] "
         "[env=...] [env_map=...] [start_timeout=S] [cwd=DIR]'",
+    ),
+    Setting(
+        "servers",
+        "third-party servers a test starts by name (aegis_server_factory(NAME)), one line each: "
+        "'NAME [preset=redis] [binary=...] [args=...] [image=...] [image_args=...] "
+        "[health=tcp|http:/PATH|ready] [ready=REGEX] [url=...] [env=...] [start_timeout=S]'; "
+        "redis is known without a line",
     ),
     Setting(
         "pg_bin_dir",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # made on first use: loading the plugin imports none of them
     from pytest_aegis.natsd.pool import NatsPool
     from pytest_aegis.natsd.server import NatsServer
     from pytest_aegis.postgres.pool import PostgresPool  # needs psycopg (the postgres extra)
+    from pytest_aegis.thirdparty.spec import ServerSpec
 
 HARNESS = pytest.StashKey["Harness"]()
 #: How many of a test's apps start at once (the independent ones of a dependency wave).
@@ -52,6 +53,8 @@ class Harness:
         self.matrix = Recorder()
         #: The apps ``aegis_apps`` declares, by name (read once, when the session is configured).
         self.apps: Mapping[str, AppSpec] = {}
+        #: The third-party servers ``aegis_servers`` declares, by name (read once, likewise).
+        self.servers: Mapping[str, ServerSpec] = {}
 
     @functools.cached_property
     def backend(self) -> Backend:

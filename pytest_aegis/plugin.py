@@ -80,11 +80,24 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(f"{exc} (set by {settings.origin('app_env')})") from None
     harness = config.stash[HARNESS] = Harness(settings)
-    if settings.apps:  # every declared app checked once, here, not by the test that starts it
-        from pytest_aegis.app.declared import parse_apps
+    if settings.servers:  # every declared third-party server checked once, here
+        from pytest_aegis.thirdparty.declared import parse_servers
 
         try:
-            harness.apps = parse_apps(settings.apps, settings.origin("apps"), config.rootpath)
+            harness.servers = parse_servers(settings.servers, settings.origin("servers"))
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if settings.apps:  # likewise every declared app (its depends_on may name those servers)
+        from pytest_aegis.app.declared import parse_apps
+        from pytest_aegis.thirdparty.presets import PRESETS
+
+        try:
+            harness.apps = parse_apps(
+                settings.apps,
+                settings.origin("apps"),
+                config.rootpath,
+                servers={*PRESETS, *harness.servers},
+            )
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     matrix.activate(harness.matrix)

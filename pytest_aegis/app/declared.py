@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,14 +35,14 @@ from pytest_aegis.errors import ConfigError, SpecError
 _Reader = Callable[[str, Path | None], tuple[str, Any]]
 
 
-def _seconds(text: str) -> float:
+def read_seconds(text: str) -> float:
     number = float(text)
     if number <= 0:
         raise ValueError("not a positive number of seconds")
     return number
 
 
-def _pairs(text: str) -> dict[str, str]:
+def read_pairs(text: str) -> dict[str, str]:
     pairs = {}
     for item in shlex.split(text):
         name, sep, value = item.partition("=")
@@ -62,14 +62,14 @@ KEYS: Mapping[str, tuple[str, _Reader]] = {
         lambda text, root: ("health", parse_health(text)),
     ),
     "ready": ("a regex for its ready line", lambda text, root: ("ready_pattern", text)),
-    "env": ("extra variables: 'NAME=value NAME2=value'", lambda text, root: ("env", _pairs(text))),
+    "env": ("extra variables: 'NAME=value NAME2=value'", lambda text, root: ("env", read_pairs(text))),
     "env_map": (
         "rename the harness's variables: 'APP_NATS_URL=AEGIS_NATS_URL ...'",
         lambda text, root: ("env_map", parse_env_map(text)),
     ),
     "start_timeout": (
         "seconds it may take to become healthy",
-        lambda text, root: ("start_timeout", _seconds(text)),
+        lambda text, root: ("start_timeout", read_seconds(text)),
     ),
     "depends_on": (
         "apps that must run before it: 'orders,cache' (its env may name them: {orders.http_url})",
@@ -87,8 +87,11 @@ KEYS: Mapping[str, tuple[str, _Reader]] = {
 }
 
 
-def parse_apps(text: str, origin: str, rootdir: Path | None) -> dict[str, AppSpec]:
-    """The apps ``text`` declares (from ``origin``, e.g. ``ini aegis_apps``), by name."""
+def parse_apps(
+    text: str, origin: str, rootdir: Path | None, *, servers: Collection[str] = ()
+) -> dict[str, AppSpec]:
+    """The apps ``text`` declares (from ``origin``, e.g. ``ini aegis_apps``), by name; their
+    ``depends_on`` may also name the third-party ``servers``."""
     apps: dict[str, AppSpec] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.strip().startswith("#"):
@@ -102,7 +105,7 @@ def parse_apps(text: str, origin: str, rootdir: Path | None) -> dict[str, AppSpe
             raise ConfigError(f"{where}: the app {name!r} is declared twice; give each app one line")
         apps[name] = spec
     try:
-        start_order(apps, apps)
+        start_order(apps, apps, servers=servers)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
     return apps
@@ -170,19 +173,26 @@ def installed_apps(rootdir: Path | None) -> Mapping[str, AppSpec]:
     return apps
 
 
-def start_order(names: Iterable[str], specs: Mapping[str, AppSpec]) -> list[list[str]]:
+def start_order(
+    names: Iterable[str], specs: Mapping[str, AppSpec], *, servers: Collection[str] = ()
+) -> list[list[str]]:
     """``names`` and everything they depend on, in waves: each wave's apps depend only on earlier
-    waves' (so a wave may start in parallel).  :class:`ConfigError` on an unknown dependency or a
-    cycle, naming the path."""
+    waves' (so a wave may start in parallel).  A dependency that is not an app but one of the
+    third-party ``servers`` depends on nothing: it is in the first wave.  :class:`ConfigError` on an
+    unknown dependency or a cycle, naming the path."""
     depth: dict[str, int] = {}
 
     def visit(name: str, path: tuple[str, ...]) -> int:
         if name in path:
             raise ConfigError(f"apps depend on each other in a cycle: {' -> '.join((*path, name))}")
+        if name not in specs and name in servers:
+            depth[name] = 0
+            return 0
         if name not in specs:
             known = ", ".join(sorted(specs)) or "none"
             where = f"{path[-1]}'s depends_on names" if path else "no app named"
-            raise ConfigError(f"{where} {name!r}, which is not declared; declared apps: {known}")
+            others = f"; servers: {', '.join(sorted(servers))}" if servers else ""
+            raise ConfigError(f"{where} {name!r}, which is not declared; declared apps: {known}{others}")
         if name not in depth:
             depth[name] = 1 + max((visit(dep, (*path, name)) for dep in specs[name].depends_on), default=-1)
         return depth[name]

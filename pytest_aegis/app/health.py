@@ -3,7 +3,8 @@
 One of :class:`NatsRequest` (a request on a subject answered with a health document: the
 reference service's contract), :class:`ServicePing` (the NATS services protocol's ``$SRV.PING``,
 ADR-32), :class:`HttpGet` (a GET that answers 2xx), :class:`TcpConnect` (its port accepts a
-connection) or :class:`ReadyLine` (the ready line alone).  Each ``probe`` returns what showed the
+connection), :class:`ReadyLine` (the ready line alone) or :class:`CustomProbe` (a check of
+your own).  Each ``probe`` returns what showed the
 app healthy, or raises ``AssertionError`` saying what it saw while the app is not healthy yet; the
 harness calls it until it passes or the start's deadline ends.  In ini files a contract is written
 as text (:func:`parse_health`): ``nats:health.check``, ``srv``, ``srv:NAME``, ``http:/healthz``,
@@ -13,12 +14,13 @@ as text (:func:`parse_health`): ``nats:health.check``, ``srv``, ``srv:NAME``, ``
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_aegis.assertions.micro import PING_SUBJECT, assert_micro_ping, micro_name
 from pytest_aegis.errors import SpecError
@@ -179,6 +181,27 @@ class ReadyLine:
 
     async def probe(self, target: ProbeTarget, nats: NatsProbe) -> object:
         return {}
+
+
+@dataclass(frozen=True)
+class CustomProbe:
+    """Healthy once ``check(target)`` returns (a coroutine function is awaited): it raises
+    ``AssertionError`` saying what it saw while the instance is not ready.  ``target`` is the
+    instance (``port``, ``url`` of a third-party server; ``port``, ``http_url`` of an app).
+    ``description`` names what it waits for in the timeout's message.  The instance gets a leased
+    port unless ``needs_port=False``."""
+
+    check: Callable[[Any], object]
+    description: str = "a custom probe"
+    needs_port: bool = True
+    subject = None
+
+    def describe(self) -> str:
+        return self.description
+
+    async def probe(self, target: ProbeTarget, nats: NatsProbe) -> object:
+        seen = self.check(target)
+        return await seen if inspect.isawaitable(seen) else seen
 
 
 def health_for_subject(subject: str) -> Health:

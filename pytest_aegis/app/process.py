@@ -149,8 +149,8 @@ class AppProcess(ProcessBacked[AppRuntime]):
         try:
             reply = run_sync(
                 lambda: wait_healthy(
-                    self.nats,
                     self._process,
+                    server=self.nats,
                     health=contract,
                     target=self,
                     timeout=timeout,

@@ -58,23 +58,28 @@ def health_denial(lines: Iterable[str], subject: str) -> str | None:
 
 
 async def wait_healthy(
-    server: NatsServer,
     process: Running,
     *,
     health: Health,
     target: ProbeTarget,
     timeout: float,
-    server_lines: Callable[[], list[str]],
+    server: NatsServer | None = None,
+    server_lines: Callable[[], list[str]] = list,
 ) -> object:
     """Probe with ``health`` until it passes (return what it returned); raise :class:`Exited` if
     the process ends, :class:`HealthRefused` if its subscription to the contract's subject was
     denied, ``AssertionError`` (a :class:`~pytest_aegis.errors.WaitTimeout`) after ``timeout``, and
     :class:`~pytest_aegis.errors.NatsConnectError` if the harness's own probe connection to
-    ``server`` (opened only for a contract over NATS) cannot connect."""
+    ``server`` (opened only for a contract over NATS) cannot connect.  ``server``: the NATS server
+    an app is wired to (``None`` for a third-party server, whose contracts never use NATS)."""
     client: Client | None = None
 
     async def nats() -> Client:
         nonlocal client
+        if server is None:
+            raise TypeError(
+                f"{health.describe()}: a contract over NATS, for an instance without a NATS server"
+            )
         if client is None:
             client = await server.connect()
         return client

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pytest_aegis.natsd.server import NatsRuntime
     from pytest_aegis.natsd.spec import NatsSpec
     from pytest_aegis.postgres.handle import PostgresHandle
+    from pytest_aegis.thirdparty.runtime import ServerLaunch, ServerRuntime
 
 __all__ = ["Backend", "BackendUnavailable"]
 
@@ -91,6 +92,13 @@ class Backend(ABC):
         from pytest_aegis.backends.local.app import local_launcher
 
         return local_launcher(launch)
+
+    def server_runtime(self, launch: ServerLaunch) -> ServerRuntime:
+        """Where a third-party server runs.  Default: a child process of pytest running the spec's
+        binary (:class:`~pytest_aegis.errors.BackendUnavailable` when it is not installed)."""
+        from pytest_aegis.backends.local.thirdparty import local_server
+
+        return local_server(launch)
 
     def own_session(self) -> None:  # noqa: B027 (a hook: most backends need nothing)
         """Called once when the session starts, by the process that owns the session (not an xdist

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_aegis.faults.proxy import FaultProxy
 from pytest_aegis.natsd.server import NatsServer
 from pytest_aegis.postgres.handle import PostgresDatabase, PostgresHandle
+from pytest_aegis.thirdparty.server import ThirdPartyServer, server_env
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -74,6 +75,26 @@ class PostgresFaultProxy(FaultProxy):
         return self.database.connect(**kwargs)
 
 
+class ServerFaultProxy(FaultProxy):
+    """A :class:`FaultProxy` in front of a third-party server: :attr:`url` and :meth:`env` as the
+    server's, pointing at the proxy."""
+
+    def __init__(self, target: ThirdPartyServer, *, name: str | None = None) -> None:
+        super().__init__(target.host, target.port, name=name or f"proxy-{target.name}")
+        self.target = target
+
+    @property
+    def url(self) -> str:
+        """The server's URL with the proxy's address."""
+        return self.target.url.replace(
+            f"{self.target.host}:{self.target.port}", f"{self.host}:{self.port}", 1
+        )
+
+    def env(self, prefix: str | None = None) -> dict[str, str]:
+        """As :meth:`ThirdPartyServer.env`, pointing at the proxy."""
+        return server_env(self.target.spec.name, self.url, self.host, self.port, prefix)
+
+
 def proxy_for(target: object, *, name: str | None = None) -> FaultProxy:
     """The proxy that mirrors ``target``: a :class:`NatsServer`, a PostgreSQL server or database,
     or a ``(host, port)`` pair (a bare :class:`FaultProxy`)."""
@@ -81,9 +102,12 @@ def proxy_for(target: object, *, name: str | None = None) -> FaultProxy:
         return NatsFaultProxy(target, name=name)
     if isinstance(target, PostgresHandle | PostgresDatabase):
         return PostgresFaultProxy(target, name=name)
+    if isinstance(target, ThirdPartyServer):
+        return ServerFaultProxy(target, name=name)
     if isinstance(target, tuple) and len(target) == 2 and isinstance(target[1], int):
         return FaultProxy(str(target[0]), target[1], name=name or "proxy")
     raise TypeError(
         f"aegis_proxy({target!r}): expected a NatsServer (nats_server, nats_secure, a cluster node), "
-        "a PostgreSQL server or database (postgres_server, postgres_db), or a (host, port) pair"
+        "a PostgreSQL server or database (postgres_server, postgres_db), a third-party server "
+        "(aegis_server_factory), or a (host, port) pair"
     )

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_aegis.app import coverage
 from pytest_aegis.app.runtime import AppLaunch
-from pytest_aegis.backends.docker.container import ContainerBacked, ContainerRun, FileSpec, Mount
+from pytest_aegis.backends.docker.container import ContainerRun, FileSpec, Mount
 from pytest_aegis.backends.docker.engine import Engine
+from pytest_aegis.backends.docker.program import ContainerProgram
 from pytest_aegis.errors import BackendUnavailable
 
 
@@ -61,20 +61,15 @@ def build_app_image(engine: Engine, rootdir: Path, *, network: str) -> str:
     return tag
 
 
-class DockerApp(ContainerBacked):
+class DockerApp(ContainerProgram):
     """One instance of the service in a container (restarts reuse the container)."""
-
-    _run: ContainerRun  # made with the handle, launched by the first start()
 
     def __init__(
         self, engine: Engine, launch: AppLaunch, *, image: str, network: str, labels: dict[str, str]
     ) -> None:
-        self.startup_lines: list[str] = []
-        self.log_path = launch.log_path
         self.image = image
         #: Coverage data files this container's runs added to the session (``None``: not measured).
         self.coverage_files: int | None = None
-        self._launch = launch
         env, mounts = dict(launch.env), []
         self._coverage_dir: Path | None = None
         if coverage.measuring():  # the service measures itself if the image has coverage.py
@@ -84,7 +79,7 @@ class DockerApp(ContainerBacked):
             mounts.append(Mount(self._coverage_dir, coverage.CONTAINER_DIR, "rw"))
             env |= coverage.container_env()
             self.coverage_files = 0
-        self._run = ContainerRun(
+        run = ContainerRun(
             engine,
             name=launch.name,
             docker_name=f"aegis-app-{secrets.token_hex(4)}",
@@ -99,22 +94,10 @@ class DockerApp(ContainerBacked):
             log_path=launch.log_path,
             hint="the app's environment is in AppProcess.env",
         )
-
-    def start(self, timeout: float = 10.0) -> None:
-        if self._run.container is None:
-            self._run.launch()
-        else:
-            self._run.start_again()
-        self.startup_lines = []
-        if self._launch.ready is not None:
-            self._run.wait_line(self._launch.ready, 0, time.monotonic() + timeout, "its ready line")
-            self.startup_lines = self._run.startup_lines
+        super().__init__(run, launch.ready)
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        code = self._run.stop(timeout)
+        code = super().stop(timeout)
         if self._coverage_dir is not None and self.coverage_files is not None:
             self.coverage_files += coverage.adopt(self._coverage_dir)
         return code
-
-    def kill(self) -> int | None:
-        return self._run.kill()

@@ -16,11 +16,13 @@ from pytest_aegis.backends.docker.engine import Engine
 from pytest_aegis.backends.docker.labels import session_labels
 from pytest_aegis.backends.docker.nats import DockerNats
 from pytest_aegis.backends.docker.postgres import DockerPostgres
+from pytest_aegis.backends.docker.thirdparty import DockerServer
 from pytest_aegis.config import AegisConfig
 from pytest_aegis.errors import BackendUnavailable, SpecError
 from pytest_aegis.faults.disk import PowerLossDisk
 from pytest_aegis.natsd.material import NatsMaterial
 from pytest_aegis.session import SessionState
+from pytest_aegis.thirdparty.runtime import ServerLaunch, ServerRuntime
 
 __all__ = ["DockerApp", "DockerBackend", "DockerNats", "DockerPostgres", "Engine"]
 
@@ -140,6 +142,23 @@ class DockerBackend(Backend):
         self._started.append(app)
         self._apps.append(app)
         return app
+
+    def server_runtime(self, launch: ServerLaunch) -> ServerRuntime:
+        """A third-party server in a container of its spec's ``image``; a spec without one runs its
+        binary as a local process."""
+        if launch.spec.image is None:
+            return super().server_runtime(launch)
+        if self.network != "host":
+            raise BackendUnavailable(
+                f"the server {launch.spec.name!r} runs in a container only with "
+                "--aegis-docker-network=host in this version (it listens on the port the harness "
+                "leased, on 127.0.0.1)"
+            )
+        server = DockerServer(
+            self.engine, launch, image=launch.spec.image, labels=self._labels("server", launch.name)
+        )
+        self._started.append(server)
+        return server
 
     def notices(self) -> list[str]:
         """Images whose containers were to be measured but wrote no coverage data."""

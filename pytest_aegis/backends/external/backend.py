@@ -32,8 +32,10 @@ from pytest_aegis.session import SessionState
 
 if TYPE_CHECKING:
     from pytest_aegis.backends.external.postgres import ExternalPostgres
+    from pytest_aegis.backends.external.thirdparty import ExternalServer
     from pytest_aegis.certs import AegisCA
     from pytest_aegis.natsd.pool import NatsPool
+    from pytest_aegis.thirdparty.runtime import ServerLaunch
 
 #: Seconds each node may take to answer the end-of-session cleanup's connect (a dead node refuses
 #: at once; a frozen one is passed over after this, for the next).
@@ -232,6 +234,12 @@ class ExternalBackend(Backend):
         from pytest_aegis.backends.external.postgres import ExternalPostgres
 
         return ExternalPostgres(self._dsn(), name=name, version=self.pg_version)
+
+    def server_runtime(self, launch: ServerLaunch) -> ExternalServer:
+        """An existing third-party server, at the URL ``AEGIS_EXTERNAL_<NAME>_URL`` gives."""
+        from pytest_aegis.backends.external.thirdparty import ExternalServer
+
+        return ExternalServer(launch)
 
     def close(self) -> None:
         """The session's owner removes the streams the session made, once (:meth:`notices` says what

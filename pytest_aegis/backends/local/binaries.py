@@ -181,3 +181,31 @@ def nats_version(binary: Path) -> str:
     """``nats-server --version`` without the prefix, e.g. ``2.15.1``."""
     out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10)
     return out.stdout.strip().removeprefix("nats-server: ").removeprefix("v") or "unknown"
+
+
+# -- third-party servers ------------------------------------------------------------------
+
+
+def find_server_binary(name: str, binary: str, hint: str | None) -> Path:
+    """A third-party server's executable: ``binary`` when it is a path (an error if it is not
+    one), else that name in the interpreter's bin dir, then on ``PATH``.  Raise listing every
+    place looked at, with ``hint`` (how to install it)."""
+    install = f"\nHint: {hint}" if hint else ""
+    if "/" in binary:
+        path = Path(binary)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise BackendMisconfigured(
+            f"server {name!r}: binary={binary} is missing or not executable; fix the path, or give a "
+            f"bare name to look it up in the venv and on PATH.{install}"
+        )
+    venv = Path(sys.executable).parent / binary
+    if venv.is_file() and os.access(venv, os.X_OK):
+        return venv
+    found = shutil.which(binary)
+    if found:
+        return Path(found)
+    raise BackendUnavailable(
+        f"{binary} (server {name!r}) not found. Looked at:\n  the interpreter's bin dir: {venv} "
+        f"(missing)\n  PATH: no {binary}{install}"
+    )

@@ -62,3 +62,14 @@ def test_env_naming_what_a_handle_does_not_have_is_an_error() -> None:
         render_env({"U": "{orders.spec}"}, {"orders": handle()}, "audit")
     with pytest.raises(ConfigError, match="orders has no http_url"):
         render_env({"U": "{orders.http_url}"}, {"orders": handle()}, "audit")
+
+
+def test_a_third_party_server_is_a_dependency_of_the_first_wave() -> None:
+    apps = specs(api=("redis", "db"), db=(), front=("api",))
+    waves = start_order(["front"], apps, servers={"redis"})
+    assert [sorted(wave) for wave in waves] == [["db", "redis"], ["api"], ["front"]]
+    with pytest.raises(ConfigError, match=r"api's depends_on names 'cache', .*; servers: redis$"):
+        start_order(["api"], specs(api=("cache",)), servers={"redis"})
+    assert parse_apps("api command=x depends_on=redis", "ini", None, servers={"redis"})["api"].depends_on == (
+        "redis",
+    )
