@@ -58,7 +58,7 @@ test-docker: $(VENV)/.installed
 # The example projects users copy (examples/*/README.md): each has its own pytest settings, so each
 # suite runs from its own directory, as a user would run it, with this venv's interpreter. They are
 # small: one process each is faster than -n 2 (EXAMPLES_ARGS="-n 2" works too).
-EXAMPLES := examples/micro_service examples/faststream_app
+EXAMPLES := examples/micro_service examples/faststream_app examples/order_audit
 EXAMPLES_ARGS ?=
 
 # $(call run_examples,EXTRA_ARGS): each example's suite, from its directory.
@@ -80,7 +80,7 @@ examples-docker: $(VENV)/.installed
 PODMAN_SUITE := tests/plugin/integration/test_security_matrix.py tests/plugin/integration/test_postgres.py \
 	tests/service/integration/test_health_and_registration.py tests/plugin/integration/test_app_refusal.py \
 	tests/plugin/integration/test_nats_cluster.py tests/plugin/integration/test_fault_proxy.py \
-	tests/plugin/integration/test_pause.py
+	tests/plugin/integration/test_pause.py tests/plugin/integration/test_third_party.py
 
 ## The PODMAN_SUITE on the docker backend, then the container lifecycle tests, against Podman.
 test-podman: $(VENV)/.installed
