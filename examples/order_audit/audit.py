@@ -21,7 +21,7 @@ import sys
 import nats.errors
 import nats.micro
 import psycopg
-from common import STREAM, SUBJECT_PREFIX, NatsSettings, connect_nats, ensure_stream, required
+from common import STREAM, SUBJECT_PREFIX, NatsSettings, connect_jetstream, required
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.micro.request import Request
@@ -64,13 +64,7 @@ async def main() -> int:
     settings = NatsSettings.from_env("AUDIT")
     database_url = required("AUDIT_DATABASE_URL")
     name = os.environ.get("AUDIT_SERVICE_NAME") or "audit"
-    try:
-        nc = await connect_nats(settings, "audit")
-    except Exception as exc:  # a refusal, an unreachable server: say which, exit non-zero
-        print(f"audit: cannot connect to NATS at {settings.url}: {exc!r}", file=sys.stderr, flush=True)
-        return 1
-    js = nc.jetstream(timeout=2)
-    await ensure_stream(js)
+    nc, js = await connect_jetstream(settings, "audit")
     conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=10)
     counting = await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=10)
 

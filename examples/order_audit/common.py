@@ -75,6 +75,19 @@ async def connect_nats(settings: NatsSettings, name: str) -> Client:
     return nc
 
 
+async def connect_jetstream(settings: NatsSettings, name: str) -> tuple[Client, JetStreamContext]:
+    """Connected, with the stream in place.  A refusal or an unreachable server ends the program
+    here: the reason on stderr, exit code 1."""
+    try:
+        nc = await connect_nats(settings, name)
+    except Exception as exc:
+        print(f"{name}: cannot connect to NATS at {settings.url}: {exc!r}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    js = nc.jetstream(timeout=2)
+    await ensure_stream(js)
+    return nc, js
+
+
 async def ensure_stream(js: JetStreamContext) -> None:
     """The stream of order events, made by whichever service starts first (same config: a no-op
     for the second).  ``duplicate_window``: a relay that publishes an event again (it crashed

@@ -31,7 +31,7 @@ import nats.errors
 import psycopg
 import redis.asyncio
 import uvicorn
-from common import SUBJECT_PREFIX, NatsSettings, connect_nats, ensure_stream, required
+from common import SUBJECT_PREFIX, NatsSettings, connect_jetstream, required
 from fastapi import FastAPI, Header, HTTPException, Response
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
@@ -155,13 +155,7 @@ async def main() -> int:
     database_url = required("ORDERS_DATABASE_URL")
     redis_url = required("ORDERS_REDIS_URL")
     host, _, port = required("ORDERS_HTTP_BIND").rpartition(":")
-    try:
-        nc = await connect_nats(settings, "orders")
-    except Exception as exc:  # a refusal, an unreachable server: say which, exit non-zero
-        print(f"orders: cannot connect to NATS at {settings.url}: {exc!r}", file=sys.stderr, flush=True)
-        return 1
-    js = nc.jetstream(timeout=2)
-    await ensure_stream(js)
+    nc, js = await connect_jetstream(settings, "orders")
     pool = AsyncConnectionPool(database_url, min_size=1, max_size=10, open=False, kwargs={"autocommit": True})
     await pool.open(wait=True, timeout=10)
     cache = redis.asyncio.Redis.from_url(
