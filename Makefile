@@ -139,7 +139,8 @@ bench: $(VENV)/.installed
 # builds their command lines (-n 2, --aegis-backend=docker with --aegis-docker-network=host, CI's
 # environment), so a change to the two recipes above goes there too; REQUIRE and PYTEST_ARGS are
 # passed from here. SOAK_ARGS: more options (python -m bench.soak --help), e.g.
-# SOAK_ARGS="--backends local --no-load --stop-on-failure".
+# SOAK_ARGS="--backends local --no-load --stop-on-failure"; SOAK_ARGS=--resume goes on with the
+# soak in bench-results/soak.json (same commit) after an interruption or in a later session.
 SOAK_RUNS ?= 10
 SOAK_ARGS ?=
 

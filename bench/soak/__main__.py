@@ -36,7 +36,7 @@ from bench.soak.plan import (
     run_env,
 )
 from bench.soak.runner import run_logged, sweep, tail
-from bench.soak.summary import RunResult, summarize
+from bench.soak.summary import RunResult, run_from_json, summarize
 
 DEFAULT_RUNS = 10
 DEFAULT_BURNERS = 2  # CI's machines have two cores: keep both busy
@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds a run may take before it is stopped and counted failed (default {DEFAULT_TIMEOUT_S})",
     )
     parser.add_argument("--stop-on-failure", action="store_true", help="stop after the first failed run")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the soak in --out (same commit, backends and load; e.g. in a later session): "
+        "its runs are kept and runs are added until --runs in all",
+    )
     return parser
 
 
@@ -232,6 +238,30 @@ def _write(out: Path, document: dict[str, Any]) -> None:
     out.write_text(json.dumps(document, indent=2) + "\n")
 
 
+def resumable(out: Path, args: argparse.Namespace) -> tuple[dict[str, Any] | None, str | None]:
+    """The earlier summary at ``out`` if this soak can go on with it, else why not."""
+    try:
+        earlier: dict[str, Any] = json.loads(out.read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"no soak summary to go on with at {out} ({exc}); start one without --resume"
+    commit = _git_commit()
+    burners = 0 if args.no_load else args.burners
+    for what, theirs, ours in (
+        ("commit", earlier.get("commit"), commit),
+        ("backends", earlier.get("backends"), list(args.backends)),
+        ("busy-loop processes", earlier.get("burners"), burners),
+    ):
+        if theirs != ours:
+            return (
+                None,
+                f"the soak at {out} ran with {what} {theirs}, this one would run with {ours}; "
+                "start a new one",
+            )
+    if len(earlier.get("runs", [])) >= args.runs:
+        return None, f"the soak at {out} already has {len(earlier['runs'])} runs; ask for more with --runs"
+    return earlier, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -245,8 +275,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     logs = out.with_suffix("")
     logs.mkdir(parents=True, exist_ok=True)
-    for stale in [*logs.glob("run-*.log"), *logs.glob("run-*.xml")]:
-        stale.unlink()  # a previous soak's: they would pass for this one's
+    earlier: dict[str, Any] | None = None
+    if args.resume:
+        earlier, problem = resumable(out, args)
+        if problem is not None:
+            print(f"python -m bench.soak --resume: {problem}", file=sys.stderr)
+            return 2
+    else:
+        for stale in [*logs.glob("run-*.log"), *logs.glob("run-*.xml")]:
+            stale.unlink()  # a previous soak's: they would pass for this one's
     settings = settings_of(args, sys.executable)
     env = run_env(os.environ)
     metadata: dict[str, Any] = {
@@ -268,10 +305,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     runs: list[RunResult] = []
+    if earlier is not None:
+        metadata |= {"command": earlier["command"], "started": earlier["started"]}
+        metadata["resumed"] = [
+            *earlier.get("resumed", []),
+            {"at": _now(), "after_runs": len(earlier["runs"])},
+        ]
+        runs = [
+            run_from_json(entry, _read_outcomes(Path(entry["log"]).with_suffix(".xml")))
+            for entry in earlier["runs"]
+        ]
     previous = signal.signal(signal.SIGTERM, _interrupt)
     status = 0
     try:
-        for index in range(args.runs):
+        for index in range(len(runs), args.runs):
             run = one_run(index, backend_of(index, args.backends), settings, env, logs, args)
             runs.append(run)
             _write(out, summarize(runs, metadata))

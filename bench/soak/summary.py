@@ -72,6 +72,24 @@ class RunResult:
         return entry
 
 
+def run_from_json(entry: Mapping[str, Any], outcomes: Mapping[str, Outcome] | None) -> RunResult:
+    """A run of an earlier summary (:meth:`RunResult.to_json`), with its report's ``outcomes``
+    read again: how a resumed soak keeps the runs it had."""
+    return RunResult(
+        index=int(entry["index"]),
+        backend=str(entry["backend"]),
+        seed=int(entry["seed"]),
+        command=str(entry["command"]),
+        exit_code=int(entry["exit_code"]),
+        duration_s=float(entry["duration_s"]),
+        outcomes=outcomes,
+        log=str(entry["log"]),
+        timed_out=bool(entry.get("timed_out", False)),
+        strays=bool(entry.get("strays", False)),
+        output_tail=tuple(entry.get("output_tail", ())),
+    )
+
+
 def per_test(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
     """For every test that failed at least once: the runs it was in, its failures and in which runs,
     most failures first.  A pseudo test is "in" every run."""

@@ -3,15 +3,17 @@ runs (backends in turn, command lines, environment) and the option checks.  No p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 import pytest
 
+import bench.soak.__main__ as soak_main
 from bench.soak.__main__ import build_parser, settings_of
 from bench.soak.junit import node_id, outcomes
 from bench.soak.plan import CI_ENV, Settings, backend_of, env_prefix, parse_backends, pytest_command, run_env
-from bench.soak.summary import CRASHED, TIMED_OUT, RunResult, summarize
+from bench.soak.summary import CRASHED, TIMED_OUT, RunResult, run_from_json, summarize
 
 # What pytest -o junit_family=xunit1 writes (abridged): a collection error, a teardown error, a
 # failure, a skip, an xfail, a pass, parametrized methods of a class.
@@ -252,3 +254,37 @@ def test_empty_require_network_and_pytest_args_are_left_out():
     argv = ["--pytest-args=", "--require=", "--docker-network="]
     settings = settings_of(build_parser().parse_args(argv), "py")
     assert settings == Settings(python="py", require=None, docker_network=None, extra=())
+
+
+def test_a_run_read_back_from_its_summary_is_the_same_run():
+    run = RunResult(
+        index=3, backend="docker", seed=7, command="pytest", exit_code=1, duration_s=12.34,
+        outcomes={"t::a": "passed", "t::b": "failed"}, log="soak/run-03-docker.log", timed_out=True,
+        output_tail=("boom",),
+    )  # fmt: skip
+    again = run_from_json(run.to_json(), run.outcomes)
+    assert again == RunResult(**{**run.__dict__, "duration_s": 12.3})
+    assert summarize([again], {}) == summarize([run], {}) | {"runs": [again.to_json()]}
+
+
+def test_resume_goes_on_only_with_the_same_commit_backends_and_load(tmp_path, monkeypatch):
+    out = tmp_path / "soak.json"
+    monkeypatch.setattr(soak_main, "_git_commit", lambda: "abc")
+    earlier = {"commit": "abc", "backends": ["local", "docker"], "burners": 2, "runs": [{}, {}]}
+    out.write_text(json.dumps(earlier))
+    parse = build_parser().parse_args
+    assert soak_main.resumable(out, parse(["--resume", "--runs", "4"])) == (earlier, None)
+    _, problem = soak_main.resumable(out, parse(["--resume", "--no-load"]))
+    assert (
+        problem
+        == f"the soak at {out} ran with busy-loop processes 2, this one would run with 0; start a new one"
+    )
+    _, problem = soak_main.resumable(out, parse(["--resume", "--runs", "2"]))
+    assert problem == f"the soak at {out} already has 2 runs; ask for more with --runs"
+    monkeypatch.setattr(soak_main, "_git_commit", lambda: "def")
+    _, problem = soak_main.resumable(out, parse(["--resume"]))
+    assert problem == f"the soak at {out} ran with commit abc, this one would run with def; start a new one"
+    _, problem = soak_main.resumable(tmp_path / "none.json", parse(["--resume"]))
+    assert problem is not None and problem.startswith(
+        f"no soak summary to go on with at {tmp_path / 'none.json'}"
+    )
