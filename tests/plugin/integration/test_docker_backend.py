@@ -279,3 +279,62 @@ def test_an_image_without_coverage_is_named_at_the_end_of_a_measured_session(inn
     result.stdout.fnmatch_lines(
         [f"aegis: coverage: the service's containers of image {image} wrote no coverage data*"]
     )
+
+
+def test_an_app_that_names_its_own_image_runs_in_it(inner, engine, monkeypatch, tmp_path):
+    """Not the rootdir's Dockerfile nor --aegis-docker-app-image: the image the spec names (a user's
+    second program), with the health contract of that program."""
+    context = tmp_path / "echo-image"
+    context.mkdir()
+    (context / "tcp_app.py").write_text((ROOT / "tests/plugin/integration/programs/tcp_app.py").read_text())
+    (context / "Dockerfile").write_text(
+        'FROM python:3.11-slim\nCOPY tcp_app.py /\nCMD ["python", "/tcp_app.py"]\n'
+    )
+    tag = "pytest-aegis-test-echo:1"
+    engine.client.images.build(path=str(context), tag=tag, rm=True, network_mode="host")
+    for key, value in DOCKER_ENV.items():
+        monkeypatch.setenv(key, value)
+    inner.makepyfile(f"""
+        import socket
+        import docker
+        from pytest_aegis import AppSpec, TcpConnect
+        from pytest_aegis.harness import get_harness
+
+        ECHO = AppSpec(name="echo", image={tag!r}, health=TcpConnect())
+
+        def test_echo(request, aegis_app_factory):
+            echo = aegis_app_factory(spec=ECHO)
+            session = get_harness(request.config).session.dir.name
+            client = docker.from_env()
+            try:
+                labels = [f"pytest-aegis.session={{session}}", "pytest-aegis.role=app"]
+                (container,) = client.containers.list(filters={{"label": labels}})
+                assert container.image.tags == [{tag!r}]
+            finally:
+                client.close()
+            with socket.create_connection(("127.0.0.1", echo.port), timeout=5) as sock:
+                sock.sendall(b"ping\\n")
+                assert sock.makefile("rb").readline() == b"ping\\n"
+    """)
+    run_inner(inner).assert_outcomes(passed=1)
+
+
+def test_a_third_party_server_runs_in_a_labelled_container_removed_at_close(engine, tmp_path):
+    from pytest_aegis.backends.docker.backend import DockerBackend
+    from pytest_aegis.thirdparty.presets import REDIS
+    from pytest_aegis.thirdparty.server import ThirdPartyServer
+
+    session = SessionState(root=tmp_path / "state")
+    backend = DockerBackend(DOCKER, session, engine=engine)
+    try:
+        server = ThirdPartyServer(REDIS, backend.server_runtime, session=session).start()
+        (container,) = containers_of(engine, session.dir.name)
+        assert container.labels["pytest-aegis.role"] == "server"
+        assert "redis:7" in container.image.tags
+        assert container.attrs["State"]["Pid"] == server.pid
+        assert server.health_reply == {"port": server.port}  # it answered PING on its leased port
+    finally:
+        backend.close()
+        name = session.dir.name
+        session.close()
+    assert containers_of(engine, name) == [], "close() must remove the server's container too"
