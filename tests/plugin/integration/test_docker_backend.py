@@ -309,7 +309,7 @@ def test_an_app_that_names_its_own_image_runs_in_it(inner, engine, monkeypatch, 
             try:
                 labels = [f"pytest-aegis.session={{session}}", "pytest-aegis.role=app"]
                 (container,) = client.containers.list(filters={{"label": labels}})
-                assert container.image.tags == [{tag!r}]
+                assert container.image.id == client.images.get({tag!r}).id  # Podman: localhost/...
             finally:
                 client.close()
             with socket.create_connection(("127.0.0.1", echo.port), timeout=5) as sock:
@@ -330,7 +330,7 @@ def test_a_third_party_server_runs_in_a_labelled_container_removed_at_close(engi
         server = ThirdPartyServer(REDIS, backend.server_runtime, session=session).start()
         (container,) = containers_of(engine, session.dir.name)
         assert container.labels["pytest-aegis.role"] == "server"
-        assert "redis:7" in container.image.tags
+        assert container.image.id == engine.client.images.get("redis:7").id  # tags differ on Podman
         assert container.attrs["State"]["Pid"] == server.pid
         assert server.health_reply == {"port": server.port}  # it answered PING on its leased port
     finally:
