@@ -66,7 +66,7 @@ run_examples = @set -e; for dir in $(EXAMPLES); do echo "== $$dir"; (cd $$dir &&
 	--aegis-require=app-refusal $(1) $(EXAMPLES_ARGS) $(PYTEST_ARGS)); done
 
 ## The examples' suites (examples/*/tests), each from its directory; each must prove a refused start.
-examples: $(VENV)/.installed
+examples: $(VENV)/.installed redis-server
 	$(call run_examples,)
 
 ## The examples on the docker backend (NATS and PostgreSQL in containers, the apps as local processes).
